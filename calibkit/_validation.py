@@ -1,0 +1,362 @@
+"""Turning user input into checked float64 arrays.
+
+Every calibrator and metric goes through these helpers, so that errors read the same
+everywhere. This module is the single home of
+
+* array conversion (numpy, lists, torch tensors) with NaN/inf/shape/emptiness checks;
+* the probabilities <-> logits conversion and its clipping constant :data:`PROB_EPS`;
+* label encoding (``classes_``) and soft binary targets;
+* sample weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+
+#: Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` before ``log`` / ``logit``.
+PROB_EPS = float(np.finfo(np.float64).eps)
+
+#: Rows of a probability matrix must sum to 1 within this absolute tolerance.
+SUM_TOL = 1e-3
+
+INPUT_KINDS = ("auto", "logits", "probs", "log_probs")
+
+
+class SaturatedProbabilityWarning(UserWarning):
+    """Probabilities of exactly 0 or 1 were clipped before taking logits."""
+
+
+def to_numpy(x, *, name: str) -> np.ndarray:
+    """Return ``x`` as a numpy array without copying when possible.
+
+    Accepts numpy arrays, array-likes and torch tensors (moved to the CPU). Raises
+    ``TypeError`` for non-numeric input.
+    """
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, imported lazily
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from exc
+    return arr
+
+
+def check_array(x, *, name: str, ndim: tuple[int, ...] = (1, 2), dtype=np.float64) -> np.ndarray:
+    """Convert ``x`` to a finite, non-empty float64 array with ``ndim`` in ``ndim``.
+
+    The result is always a fresh array when a conversion happens; callers never
+    modify it in place unless they made it themselves, so inputs are never mutated.
+    """
+    arr = to_numpy(x, name=name)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real-valued; got complex dtype {arr.dtype}.")
+    if arr.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{name} must be {want}; got an array of shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s); remove or impute them first."
+        )
+    return arr
+
+
+def check_consistent_length(*pairs: tuple[str, np.ndarray]) -> int:
+    """Raise unless all named arrays have the same number of rows; return it."""
+    lengths = {name: len(a) for name, a in pairs if a is not None}
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        raise ValueError(f"Inconsistent numbers of samples: {desc}.")
+    return next(iter(lengths.values()))
+
+
+def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    """Validate ``sample_weight``: shape (n,), finite, non-negative, positive sum."""
+    if sample_weight is None:
+        return None
+    w = check_array(sample_weight, name="sample_weight", ndim=(1,))
+    if len(w) != n:
+        raise ValueError(f"sample_weight has {len(w)} entries but there are {n} samples.")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be non-negative.")
+    if not np.sum(w) > 0:
+        raise ValueError("sample_weight sums to 0; at least one sample needs positive weight.")
+    return w
+
+
+def check_input_kind(input: str) -> str:
+    if input not in INPUT_KINDS:
+        raise ValueError(f"input must be one of {INPUT_KINDS}; got {input!r}.")
+    return input
+
+
+# --------------------------------------------------------------------------------------
+# Scores: logits or probabilities
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Validated scores in float64 together with what they are.
+
+    ``kind`` is ``"logits"`` or ``"probs"``. For 1-D scores a logit is the log-odds of
+    the positive class and a probability is P(positive); for 2-D scores logits are
+    softmax inputs and probabilities are rows summing to 1.
+    """
+
+    values: np.ndarray
+    kind: str
+
+    @property
+    def n_columns(self) -> int:
+        return 1 if self.values.ndim == 1 else self.values.shape[1]
+
+    def logits(self) -> np.ndarray:
+        """Logits in float64. Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]``:
+        1-D ``log(p) - log(1 - p)``, 2-D ``log(p)`` (a valid softmax input)."""
+        if self.kind == "logits":
+            return self.values
+        p = np.clip(self.values, PROB_EPS, 1.0 - PROB_EPS)
+        if p.ndim == 1:
+            return np.log(p) - np.log1p(-p)
+        return np.log(p)
+
+    def probs(self) -> np.ndarray:
+        """Probabilities: ``expit`` for 1-D logits, ``softmax`` over rows for 2-D logits."""
+        if self.kind == "probs":
+            return self.values
+        if self.values.ndim == 1:
+            return expit(self.values)
+        return softmax(self.values, axis=1)
+
+    def log_probs(self) -> np.ndarray:
+        """Row-wise log-probabilities of 2-D scores (``log_softmax`` of the logits)."""
+        return log_softmax(self.logits(), axis=1)
+
+    def positive(self) -> Scores:
+        """The 1-D positive-class score of binary scores of shape (n,) or (n, 2).
+
+        Probabilities give ``p[:, 1]``; logits give ``z[:, 1] - z[:, 0]`` (the log-odds).
+        """
+        v = self.values
+        if v.ndim == 1:
+            return self
+        if v.shape[1] != 2:
+            raise ValueError(f"binary scores need 1 or 2 columns; got {v.shape[1]}.")
+        if self.kind == "probs":
+            return Scores(v[:, 1], "probs")
+        return Scores(v[:, 1] - v[:, 0], "logits")
+
+    def column(self, k: int) -> Scores:
+        """One-vs-rest score of column ``k`` as a 1-D probability."""
+        return Scores(self.probs()[:, k], "probs")
+
+
+def _rows_sum_to_one(p: np.ndarray) -> np.ndarray:
+    return np.abs(p.sum(axis=1) - 1.0) <= SUM_TOL
+
+
+def check_scores(
+    scores, *, input: str = "auto", name: str = "scores", strict: bool = True
+) -> Scores:
+    """Validate ``scores`` of shape (n,) or (n, K) and decide whether they are logits.
+
+    ``input="auto"`` decides from the data: any value outside [0, 1] means logits; 1-D
+    values all in [0, 1], or 2-D rows all in [0, 1] that sum to 1, mean probabilities;
+    2-D values all in [0, 1] whose rows do not all sum to 1 are ambiguous and raise.
+    ``"probs"`` requires values in [0, 1] (and rows summing to 1 within :data:`SUM_TOL`
+    for 2-D input). ``"logits"`` rejects input that is plainly probabilities.
+    ``"log_probs"`` is accepted as logits (softmax is shift-invariant).
+    ``strict=False`` (used at predict time, once the kind is known from fit) skips the
+    "these look like probabilities" check on logits.
+    Probabilities of exactly 0 or 1 give a :class:`SaturatedProbabilityWarning`.
+    """
+    check_input_kind(input)
+    x = check_array(scores, name=name)
+    in_unit = bool(np.all((x >= 0.0) & (x <= 1.0)))
+    looks_like_probs = in_unit and (x.ndim == 1 or bool(np.all(_rows_sum_to_one(x))))
+    if input == "log_probs":
+        if np.any(x > 1e-9):
+            raise ValueError(
+                f"{name} were declared input='log_probs' but contain positive values; "
+                "log-probabilities are <= 0. Pass input='logits' for raw logits."
+            )
+        return Scores(x, "logits")
+    if input == "auto":
+        if not in_unit:
+            return Scores(x, "logits")
+        if looks_like_probs:
+            kind = "probs"
+        else:
+            raise ValueError(
+                f"Cannot tell whether {name} are logits or probabilities: every value lies "
+                "in [0, 1] but some rows do not sum to 1. Pass input='logits' or "
+                "input='probs' explicitly."
+            )
+    elif input == "probs":
+        if not in_unit:
+            raise ValueError(
+                f"{name} were declared input='probs' but contain values outside [0, 1] "
+                f"(min {x.min():.4g}, max {x.max():.4g}); these look like logits. Pass "
+                "input='logits' (or apply softmax/sigmoid first)."
+            )
+        if x.ndim == 2 and not looks_like_probs:
+            bad = int(np.count_nonzero(~_rows_sum_to_one(x)))
+            raise ValueError(
+                f"{name} were declared input='probs' but {bad} row(s) do not sum to 1 "
+                f"(tolerance {SUM_TOL}). Normalise the rows, or pass input='logits'."
+            )
+        kind = "probs"
+    else:  # logits
+        if strict and looks_like_probs and x.shape[0] > 1:
+            what = "every value lies in [0, 1]" + (
+                " and every row sums to 1" if x.ndim == 2 else ""
+            )
+            raise ValueError(
+                f"{name} were declared input='logits' but {what}; these look like "
+                "probabilities. Pass input='probs'."
+            )
+        kind = "logits"
+    if kind == "probs":
+        _warn_saturated(x, name)
+    return Scores(x, kind)
+
+
+def _warn_saturated(p: np.ndarray, name: str) -> None:
+    sat = (p == 0.0) | (p == 1.0) if p.ndim == 1 else np.any(p == 1.0, axis=1)
+    n_sat = int(np.count_nonzero(sat))
+    if n_sat:
+        warnings.warn(
+            f"{n_sat} of {len(p)} rows of {name} are saturated (probability exactly 0 or 1); "
+            f"they are clipped to [{PROB_EPS:.3g}, 1 - {PROB_EPS:.3g}] before taking logits.",
+            SaturatedProbabilityWarning,
+            stacklevel=3,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Encoded targets. ``y`` holds class indices (int) or, for soft binary targets,
+    floats in [0, 1]; ``classes`` are the original labels (``[0, 1]`` when soft)."""
+
+    y: np.ndarray
+    classes: np.ndarray
+    soft: bool
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def check_labels_1d(y, *, name: str = "y") -> np.ndarray:
+    arr = to_numpy(y, name=name)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one label per sample); got shape {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty; at least one sample is needed.")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    if arr.dtype == object:
+        if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in arr):
+            raise ValueError(f"{name} contains missing values (None/NaN).")
+    return arr
+
+
+def _is_soft(y: np.ndarray) -> bool:
+    if y.dtype.kind != "f":
+        return False
+    return bool(np.any((y != 0.0) & (y != 1.0)))
+
+
+def encode_targets(
+    y, n_columns: int, *, allow_soft: bool = False, name: str = "y"
+) -> Targets:
+    """Encode labels of any type against scores with ``n_columns`` columns.
+
+    * 1 column (binary scores of shape (n,)): ``y`` has exactly two distinct labels, the
+      larger one (``classes_[1]``) being the positive class; or soft targets in [0, 1]
+      when ``allow_soft``.
+    * K >= 2 columns: ``classes_`` is ``np.unique(y)`` when it has K labels; integer labels
+      in ``[0, K)`` with some classes absent use ``classes_ = arange(K)`` (columns are
+      class indices).
+    """
+    arr = check_labels_1d(y, name=name)
+    if _is_soft(arr):
+        if not allow_soft or n_columns > 2:
+            raise ValueError(
+                f"{name} contains non-integer values; soft targets in [0, 1] are only "
+                "supported by binary calibrators (scores of shape (n,) or (n, 2))."
+            )
+        if np.any((arr < 0) | (arr > 1)):
+            raise ValueError(f"soft targets {name} must lie in [0, 1].")
+        return Targets(arr.astype(np.float64), np.array([0, 1]), soft=True)
+    classes, codes = np.unique(arr, return_inverse=True)
+    k = max(n_columns, 2)
+    if len(classes) == 1:
+        raise ValueError(
+            f"{name} contains only one class ({classes[0]!r}); calibration needs at least "
+            "two classes."
+        )
+    if len(classes) == k:
+        return Targets(codes.astype(np.intp), classes, soft=False)
+    if (
+        len(classes) < k
+        and arr.dtype.kind in "iu"
+        and classes.min() >= 0
+        and classes.max() < k
+    ):
+        return Targets(arr.astype(np.intp), np.arange(k), soft=False)
+    raise ValueError(
+        f"{name} has {len(classes)} distinct labels but the scores have {n_columns} "
+        f"column(s) ({k} classes). Integer labels must lie in [0, {k}), other labels must "
+        "cover every column."
+    )
+
+
+def transform_labels(y, classes: np.ndarray, *, name: str = "y") -> np.ndarray:
+    """Map labels to indices into ``classes``; raise on labels not seen in fit."""
+    arr = check_labels_1d(y, name=name)
+    idx = np.searchsorted(classes, arr)
+    idx = np.clip(idx, 0, len(classes) - 1)
+    unseen = classes[idx] != arr
+    if np.any(unseen):
+        bad = np.unique(arr[unseen])[:5]
+        raise ValueError(
+            f"{name} contains label(s) {list(bad)} not in classes_ {list(classes)}."
+        )
+    return idx.astype(np.intp)
+
+
+def is_torch_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def like_input(out: np.ndarray, x):
+    """Return ``out`` as the same kind of array as ``x``: a torch tensor on ``x``'s device
+    (floating dtype of ``x`` when it has one) if ``x`` is a tensor, else ``out``."""
+    if not is_torch_tensor(x):
+        return out
+    import torch
+
+    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    if out.dtype.kind not in "fc":
+        dtype = None
+    return torch.as_tensor(out, dtype=dtype, device=x.device)

@@ -1,0 +1,282 @@
+"""The calibrator interface shared by every calibkit calibrator.
+
+* :class:`Calibrator`: the sklearn-style base (``fit`` / ``predict_proba`` / ``transform`` /
+  ``predict``) with JSON/npz persistence (``to_dict`` / ``from_dict`` / ``save`` / ``load``).
+* :class:`BinaryCalibrator`: the base of calibrators that map one score to one probability
+  (Platt, isotonic, histogram, beta, Venn-ABERS). It handles binary scores of shape (n,) or
+  (n, 2), soft targets, and multiclass scores through one-vs-rest with renormalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import ConvergenceWarning  # noqa: F401  (re-exported)
+from sklearn.utils.validation import check_is_fitted
+
+from calibkit._validation import (
+    Scores,
+    Targets,
+    check_consistent_length,
+    check_input_kind,
+    check_sample_weight,
+    check_scores,
+    encode_targets,
+    like_input,
+)
+
+__all__ = ["Calibrator", "BinaryCalibrator", "ConvergenceWarning", "load"]
+
+FORMAT_VERSION = 1
+
+
+class Calibrator(ClassifierMixin, BaseEstimator):
+    """Base class: subclasses implement ``_fit(scores, targets, sample_weight)`` and
+    ``_predict_proba(scores) -> ndarray (n, n_classes)``.
+
+    Fitted attributes common to all calibrators: ``classes_`` (original labels, columns of
+    ``predict_proba``), ``n_features_in_`` (score columns seen in fit; 1 for 1-D scores) and
+    ``input_kind_`` (``"logits"`` or ``"probs"``, decided at fit and reused at predict).
+    """
+
+    #: whether binary soft targets y in [0, 1] are accepted
+    _supports_soft_targets: ClassVar[bool] = False
+    _registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Calibrator._registry[cls.__name__] = cls
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, scores, y, *, sample_weight=None):
+        """Fit on calibration ``scores`` of shape (n,) or (n, K) and labels ``y`` (n,).
+
+        Returns ``self``.
+        """
+        check_input_kind(getattr(self, "input", "auto"))
+        s = check_scores(scores, input=getattr(self, "input", "auto"))
+        t = encode_targets(y, s.n_columns, allow_soft=self._supports_soft_targets)
+        n = check_consistent_length(("scores", s.values), ("y", t.y))
+        w = check_sample_weight(sample_weight, n)
+        self._fit(s, t, w)
+        self.classes_ = t.classes
+        self.n_features_in_ = s.n_columns
+        self.input_kind_ = s.kind
+        return self
+
+    def predict_proba(self, scores):
+        """Calibrated probabilities, shape (n, n_classes), columns following ``classes_``.
+
+        numpy in, numpy out; a torch tensor in gives a tensor on the same device.
+        """
+        s = self._check_predict_scores(scores)
+        return like_input(self._predict_proba(s), scores)
+
+    def transform(self, scores):
+        """Same as :meth:`predict_proba` (for use inside pipelines)."""
+        return self.predict_proba(scores)
+
+    def predict(self, scores):
+        """Labels from ``classes_`` with the highest calibrated probability."""
+        s = self._check_predict_scores(scores)
+        return self.classes_[np.argmax(self._predict_proba(s), axis=1)]
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """JSON-safe dict of the class name, parameters and fitted state."""
+        return _encode(self, arrays=None)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibrator:
+        """Rebuild a calibrator from :meth:`to_dict` output."""
+        obj = _decode(data, arrays=None)
+        if not isinstance(obj, cls):
+            raise TypeError(f"the dict holds a {type(obj).__name__}, not a {cls.__name__}.")
+        return obj
+
+    def save(self, path) -> None:
+        """Save to ``path``: ``.npz`` stores arrays natively, anything else is JSON."""
+        save(self, path)
+
+    @classmethod
+    def load(cls, path) -> Calibrator:
+        """Load a calibrator saved with :meth:`save` (no pickle involved)."""
+        obj = load(path)
+        if not isinstance(obj, cls):
+            raise TypeError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}.")
+        return obj
+
+    # ------------------------------------------------------------------ helpers
+    def _check_predict_scores(self, scores) -> Scores:
+        check_is_fitted(self, "classes_")
+        s = check_scores(scores, input=self.input_kind_, strict=False)
+        if s.n_columns != self.n_features_in_:
+            raise ValueError(
+                f"scores have {s.n_columns} column(s) but the calibrator was fitted on "
+                f"{self.n_features_in_}."
+            )
+        return s
+
+    def _more_tags(self):  # pragma: no cover - old sklearn
+        return {"requires_y": True}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def _fit(self, scores: Scores, targets: Targets, sample_weight):
+        raise NotImplementedError
+
+    def _predict_proba(self, scores: Scores) -> np.ndarray:
+        raise NotImplementedError
+
+
+class BinaryCalibrator(Calibrator):
+    """Base of calibrators of one score: ``_fit_binary(s, y, w)`` with 1-D ``Scores`` and
+    float targets in [0, 1], and ``_predict_binary(s) -> q`` with q = P(positive).
+
+    Binary scores (n,) or (n, 2) are fitted directly (``classes_[1]`` is the positive class;
+    soft targets in [0, 1] are accepted). Multiclass scores (n, K) are calibrated one-vs-rest:
+    one fitted copy per class in ``estimators_``, fitted on ``p_k`` (the softmax probability of
+    class k) against ``1[y == k]``; their outputs ``q_k`` are renormalised to sum to 1
+    (a row where every ``q_k`` is 0 becomes uniform).
+    """
+
+    _supports_soft_targets = True
+
+    def _fit(self, scores, targets, sample_weight):
+        if scores.n_columns <= 2:
+            y = targets.y if targets.soft else targets.y.astype(np.float64)
+            self._fit_binary(scores.positive(), y, sample_weight)
+            return
+        estimators = []
+        for k in range(scores.n_columns):
+            est = clone(self)
+            est._fit_binary(scores.column(k), (targets.y == k).astype(np.float64), sample_weight)
+            est.classes_ = np.array([0, 1])
+            est.n_features_in_ = 1
+            est.input_kind_ = "probs"
+            estimators.append(est)
+        self.estimators_ = estimators
+
+    def _predict_proba(self, scores):
+        if scores.n_columns <= 2:
+            q = self._predict_binary(scores.positive())
+            return np.column_stack([1.0 - q, q])
+        q = np.column_stack(
+            [est._predict_binary(scores.column(k)) for k, est in enumerate(self.estimators_)]
+        )
+        return renormalise(q)
+
+    def _fit_binary(self, s: Scores, y: np.ndarray, w) -> None:
+        raise NotImplementedError
+
+    def _predict_binary(self, s: Scores) -> np.ndarray:
+        raise NotImplementedError
+
+
+def renormalise(q: np.ndarray) -> np.ndarray:
+    """Divide each row by its sum; rows summing to 0 become uniform."""
+    total = q.sum(axis=1, keepdims=True)
+    out = np.full_like(q, 1.0 / q.shape[1])
+    np.divide(q, total, out=out, where=total > 0)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Persistence: a JSON tree whose leaves are scalars, strings and arrays
+# --------------------------------------------------------------------------------------
+
+
+def save(calibrator: Calibrator, path) -> None:
+    path = Path(path)
+    if path.suffix == ".npz":
+        arrays: dict[str, np.ndarray] = {}
+        tree = _encode(calibrator, arrays=arrays)
+        np.savez(path, __tree__=np.array(json.dumps(tree)), **arrays)
+    else:
+        path.write_text(json.dumps(calibrator.to_dict()))
+
+
+def load(path) -> Calibrator:
+    """Load any calibkit calibrator saved as JSON or npz."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files if k != "__tree__"}
+            tree = json.loads(str(f["__tree__"]))
+        return _decode(tree, arrays=arrays)
+    try:
+        tree = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a valid calibrator JSON file: {exc}") from exc
+    return _decode(tree, arrays=None)
+
+
+def _encode(obj: Any, arrays: dict | None) -> Any:
+    if isinstance(obj, Calibrator):
+        fitted = {k: v for k, v in vars(obj).items() if k.endswith("_") and not k.startswith("_")}
+        return {
+            "__calibrator__": type(obj).__name__,
+            "format_version": FORMAT_VERSION,
+            "params": _encode(obj.get_params(deep=False), arrays),
+            "fitted": _encode(fitted, arrays),
+        }
+    if isinstance(obj, np.ndarray):
+        arr = obj.astype(str) if obj.dtype == object else obj
+        if arrays is not None:
+            key = f"a{len(arrays)}"
+            arrays[key] = arr
+            return {"__array__": key}
+        return {"__ndarray__": arr.tolist(), "dtype": arr.dtype.str, "shape": list(arr.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): _encode(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, arrays) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot serialise a {type(obj).__name__} ({obj!r}).")
+
+
+def _import_calibrator(name: str):
+    """Import calibkit's calibrator modules (and ``detection`` if installed) to find ``name``."""
+    import importlib
+
+    import calibkit
+
+    for module in (*calibkit.CALIBRATOR_MODULES, "detection"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        if name in Calibrator._registry:
+            return Calibrator._registry[name]
+    return None
+
+
+def _decode(tree: Any, arrays: dict | None) -> Any:
+    if isinstance(tree, list):
+        return [_decode(v, arrays) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    if "__calibrator__" in tree:
+        name = tree["__calibrator__"]
+        cls = Calibrator._registry.get(name) or _import_calibrator(name)
+        if cls is None:
+            raise ValueError(f"unknown calibrator class {name!r} in saved data.")
+        obj = cls(**_decode(tree["params"], arrays))
+        for k, v in _decode(tree["fitted"], arrays).items():
+            setattr(obj, k, v)
+        return obj
+    if "__array__" in tree:
+        return arrays[tree["__array__"]]
+    if "__ndarray__" in tree:
+        return np.array(tree["__ndarray__"], dtype=np.dtype(tree["dtype"])).reshape(tree["shape"])
+    return {k: _decode(v, arrays) for k, v in tree.items()}

@@ -1,0 +1,1 @@
+"""Calibration metrics (sklearn convention ``f(y_true, y_prob, *, ...)``)."""
