@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 
 #: Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` before ``log`` / ``logit``.
@@ -51,18 +52,34 @@ def check_array(x, *, name: str, ndim: tuple[int, ...] = (1, 2), dtype=np.float6
     The result is always a fresh array when a conversion happens; callers never
     modify it in place unless they made it themselves, so inputs are never mutated.
     """
+    if sp.issparse(x):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required. Use "
+            "'.toarray()' to convert to a dense numpy array."
+        )
     arr = to_numpy(x, name=name)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real-valued; got complex dtype {arr.dtype}.")
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}.")
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} must be numeric; an element could not be converted: {exc}"
+            ) from exc
+    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
     if arr.ndim not in ndim:
         want = " or ".join(f"{d}-D" for d in ndim)
-        raise ValueError(f"{name} must be {want}; got an array of shape {arr.shape}.")
-    if arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(
+            f"{name} must be {want}; got an array of shape {arr.shape}. Reshape your data."
+        )
+    if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
+    if arr.size == 0:
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
     arr = arr.astype(dtype, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
@@ -91,7 +108,10 @@ def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
     if np.any(w < 0):
         raise ValueError("sample_weight must be non-negative.")
     if not np.sum(w) > 0:
-        raise ValueError("sample_weight sums to 0; at least one sample needs positive weight.")
+        raise ValueError(
+            "sample_weight sums to zero (all weights are zero); at least one sample needs "
+            "a positive weight."
+        )
     return w
 
 
@@ -184,6 +204,8 @@ def check_scores(
     """
     check_input_kind(input)
     x = check_array(scores, name=name)
+    if x.ndim == 2 and x.shape[1] == 1:  # a single column is the 1-D binary score
+        x = x[:, 0]
     in_unit = bool(np.all((x >= 0.0) & (x <= 1.0)))
     looks_like_probs = in_unit and (x.ndim == 1 or bool(np.all(_rows_sum_to_one(x))))
     if input == "log_probs":
@@ -265,6 +287,10 @@ class Targets:
 
 
 def check_labels_1d(y, *, name: str = "y") -> np.ndarray:
+    if y is None:
+        raise ValueError(
+            "This calibrator requires y to be passed, but the target y is None."
+        )
     arr = to_numpy(y, name=name)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
@@ -275,8 +301,9 @@ def check_labels_1d(y, *, name: str = "y") -> np.ndarray:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values.")
     if arr.dtype == object:
-        if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in arr):
-            raise ValueError(f"{name} contains missing values (None/NaN).")
+        from sklearn.utils.multiclass import type_of_target
+
+        type_of_target(arr, input_name=name, raise_unknown=True)
     return arr
 
 
@@ -302,11 +329,15 @@ def encode_targets(
     if _is_soft(arr):
         if not allow_soft or n_columns > 2:
             raise ValueError(
-                f"{name} contains non-integer values; soft targets in [0, 1] are only "
-                "supported by binary calibrators (scores of shape (n,) or (n, 2))."
+                f"Unknown label type: {name} is continuous (non-integer values); soft "
+                "targets in [0, 1] are only supported by binary calibrators (scores of "
+                "shape (n,) or (n, 2))."
             )
         if np.any((arr < 0) | (arr > 1)):
-            raise ValueError(f"soft targets {name} must lie in [0, 1].")
+            raise ValueError(
+                f"Unknown label type: {name} is continuous with values outside [0, 1]; "
+                "soft targets must lie in [0, 1]."
+            )
         return Targets(arr.astype(np.float64), np.array([0, 1]), soft=True)
     classes, codes = np.unique(arr, return_inverse=True)
     k = max(n_columns, 2)

@@ -80,6 +80,10 @@ class Calibrator(ClassifierMixin, BaseEstimator):
         """Same as :meth:`predict_proba` (for use inside pipelines)."""
         return self.predict_proba(scores)
 
+    def fit_transform(self, scores, y, *, sample_weight=None):
+        """``fit(scores, y)`` then ``transform(scores)``."""
+        return self.fit(scores, y, sample_weight=sample_weight).transform(scores)
+
     def predict(self, scores):
         """Labels from ``classes_`` with the highest calibrated probability."""
         s = self._check_predict_scores(scores)
@@ -116,17 +120,19 @@ class Calibrator(ClassifierMixin, BaseEstimator):
         s = check_scores(scores, input=self.input_kind_, strict=False)
         if s.n_columns != self.n_features_in_:
             raise ValueError(
-                f"scores have {s.n_columns} column(s) but the calibrator was fitted on "
-                f"{self.n_features_in_}."
+                f"X has {s.n_columns} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input: scores need the same number of "
+                "columns as in fit. Reshape your data."
             )
         return s
 
-    def _more_tags(self):  # pragma: no cover - old sklearn
-        return {"requires_y": True}
-
     def __sklearn_tags__(self):
+        from sklearn.utils import TransformerTags
+
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        # transform is predict_proba: a float64 output whatever the input dtype
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         return tags
 
     def _fit(self, scores: Scores, targets: Targets, sample_weight):

@@ -1,0 +1,38 @@
+"""The ``calibkit`` console script: argument parsing only; the work is done by
+:mod:`calibkit.bench` and :mod:`detection`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import calibkit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from calibkit.bench.cli import add_subparser as add_bench
+    from detection.cli import add_subparser as add_detection
+
+    parser = argparse.ArgumentParser(
+        prog="calibkit",
+        description="Post-hoc calibration for classifiers and object detectors.",
+    )
+    parser.add_argument("--version", action="version", version=f"calibkit {calibkit.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_bench(commands)
+    add_detection(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        parser.exit(2, f"calibkit: error: {exc}\n")
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
