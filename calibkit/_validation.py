@@ -37,6 +37,11 @@ def to_numpy(x, *, name: str) -> np.ndarray:
     Accepts numpy arrays, array-likes and torch tensors (moved to the CPU). Raises
     ``TypeError`` for non-numeric input.
     """
+    if sp.issparse(x):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required. Use "
+            "'.toarray()' to convert to a dense numpy array."
+        )
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, imported lazily
         x = x.detach().cpu().numpy()
     try:
@@ -46,8 +51,13 @@ def to_numpy(x, *, name: str) -> np.ndarray:
     return arr
 
 
-def check_array(x, *, name: str, ndim: tuple[int, ...] = (1, 2), dtype=np.float64) -> np.ndarray:
+def check_array(
+    x, *, name: str, ndim: tuple[int, ...] = (1, 2), dtype=np.float64, check_finite: bool = True
+) -> np.ndarray:
     """Convert ``x`` to a finite, non-empty float64 array with ``ndim`` in ``ndim``.
+
+    ``check_finite=False`` leaves the NaN/inf check to the caller (:func:`check_scores` does
+    it in its own single pass over the data).
 
     The result is always a fresh array when a conversion happens; callers never
     modify it in place unless they made it themselves, so inputs are never mutated.
@@ -81,12 +91,16 @@ def check_array(x, *, name: str, ndim: tuple[int, ...] = (1, 2), dtype=np.float6
             f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
     arr = arr.astype(dtype, copy=False)
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(
-            f"{name} contains {bad} NaN or infinite value(s); remove or impute them first."
-        )
+    if check_finite and not np.all(np.isfinite(arr)):
+        _raise_not_finite(arr, name)
     return arr
+
+
+def _raise_not_finite(arr: np.ndarray, name: str) -> None:
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    raise ValueError(
+        f"{name} contains {bad} NaN or infinite value(s); remove or impute them first."
+    )
 
 
 def check_consistent_length(*pairs: tuple[str, np.ndarray]) -> int:
@@ -187,8 +201,36 @@ def _rows_sum_to_one(p: np.ndarray) -> np.ndarray:
     return np.abs(p.sum(axis=1) - 1.0) <= SUM_TOL
 
 
+#: rows of a large score matrix are scanned in blocks of about this many values (fits in cache)
+_SCAN_BLOCK = 1 << 18
+
+
+def _scan_scores(x: np.ndarray):
+    """``(min, max, every row sums to 1)`` of 1-D or 2-D scores in one pass over memory.
+
+    Large matrices are read in row blocks that stay in cache while the three reductions run,
+    instead of three full passes. NaN propagates to the min/max; +-inf shows in them.
+    """
+    if x.ndim == 1 or x.size <= _SCAN_BLOCK:
+        rows_ok = x.ndim == 1 or bool(np.all(_rows_sum_to_one(x)))
+        return x.min(), x.max(), rows_ok
+    step = max(1, _SCAN_BLOCK // x.shape[1])
+    lo, hi, rows_ok = x[:1].min(), x[:1].max(), True
+    for a in range(0, x.shape[0], step):
+        block = x[a : a + step]
+        lo = np.minimum(lo, block.min())
+        hi = np.maximum(hi, block.max())
+        rows_ok = rows_ok and bool(np.all(_rows_sum_to_one(block)))
+    return lo, hi, rows_ok
+
+
 def check_scores(
-    scores, *, input: str = "auto", name: str = "scores", strict: bool = True
+    scores,
+    *,
+    input: str = "auto",
+    name: str = "scores",
+    strict: bool = True,
+    keep_float32: bool = False,
 ) -> Scores:
     """Validate ``scores`` of shape (n,) or (n, K) and decide whether they are logits.
 
@@ -201,13 +243,21 @@ def check_scores(
     ``strict=False`` (used at predict time, once the kind is known from fit) skips the
     "these look like probabilities" check on logits.
     Probabilities of exactly 0 or 1 give a :class:`SaturatedProbabilityWarning`.
+    ``keep_float32=True`` keeps float32 logits in float32 (no float64 copy of a large
+    matrix); probabilities are always returned in float64.
     """
     check_input_kind(input)
-    x = check_array(scores, name=name)
+    raw = to_numpy(scores, name=name)
+    dtype = np.float32 if keep_float32 and raw.dtype == np.float32 else np.float64
+    x = check_array(raw, name=name, dtype=dtype, check_finite=False)
     if x.ndim == 2 and x.shape[1] == 1:  # a single column is the 1-D binary score
         x = x[:, 0]
-    in_unit = bool(np.all((x >= 0.0) & (x <= 1.0)))
-    looks_like_probs = in_unit and (x.ndim == 1 or bool(np.all(_rows_sum_to_one(x))))
+    # min, max and row sums in one blocked pass: several times cheaper than elementwise masks
+    lo, hi, rows_ok = _scan_scores(x)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        _raise_not_finite(x, name)
+    in_unit = bool(lo >= 0.0 and hi <= 1.0)
+    looks_like_probs = in_unit and rows_ok
     if input == "log_probs":
         if np.any(x > 1e-9):
             raise ValueError(
@@ -251,7 +301,9 @@ def check_scores(
             )
         kind = "logits"
     if kind == "probs":
-        _warn_saturated(x, name)
+        x = x.astype(np.float64, copy=False)
+        if hi >= 1.0 or (x.ndim == 1 and lo <= 0.0):  # else nothing can be saturated
+            _warn_saturated(x, name)
     return Scores(x, kind)
 
 
@@ -286,13 +338,22 @@ class Targets:
         return len(self.classes)
 
 
-def check_labels_1d(y, *, name: str = "y") -> np.ndarray:
+def check_labels_1d(y, *, name: str = "y", warn_column: bool = False) -> np.ndarray:
     if y is None:
         raise ValueError(
             "This calibrator requires y to be passed, but the target y is None."
         )
     arr = to_numpy(y, name=name)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        if warn_column:  # sklearn's estimator convention (check_supervised_y_2d)
+            from sklearn.exceptions import DataConversionWarning
+
+            warnings.warn(
+                f"A column-vector {name} was passed when a 1d array was expected. Please "
+                f"change the shape of {name} to (n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=5,
+            )
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one label per sample); got shape {arr.shape}.")
@@ -325,7 +386,7 @@ def encode_targets(
       in ``[0, K)`` with some classes absent use ``classes_ = arange(K)`` (columns are
       class indices).
     """
-    arr = check_labels_1d(y, name=name)
+    arr = check_labels_1d(y, name=name, warn_column=True)
     if _is_soft(arr):
         if not allow_soft or n_columns > 2:
             raise ValueError(

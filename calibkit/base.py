@@ -45,6 +45,8 @@ class Calibrator(ClassifierMixin, BaseEstimator):
 
     #: whether binary soft targets y in [0, 1] are accepted
     _supports_soft_targets: ClassVar[bool] = False
+    #: whether ``fit`` receives float32 logits as float32 (the subclass then owns precision)
+    _fit_keeps_float32: ClassVar[bool] = False
     _registry: ClassVar[dict[str, type]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -58,7 +60,9 @@ class Calibrator(ClassifierMixin, BaseEstimator):
         Returns ``self``.
         """
         check_input_kind(getattr(self, "input", "auto"))
-        s = check_scores(scores, input=getattr(self, "input", "auto"))
+        s = check_scores(
+            scores, input=getattr(self, "input", "auto"), keep_float32=self._fit_keeps_float32
+        )
         t = encode_targets(y, s.n_columns, allow_soft=self._supports_soft_targets)
         n = check_consistent_length(("scores", s.values), ("y", t.y))
         w = check_sample_weight(sample_weight, n)
@@ -161,9 +165,10 @@ class BinaryCalibrator(Calibrator):
             self._fit_binary(scores.positive(), y, sample_weight)
             return
         estimators = []
+        probs = Scores(scores.probs(), "probs")  # one softmax, not one per class
         for k in range(scores.n_columns):
             est = clone(self)
-            est._fit_binary(scores.column(k), (targets.y == k).astype(np.float64), sample_weight)
+            est._fit_binary(probs.column(k), (targets.y == k).astype(np.float64), sample_weight)
             est.classes_ = np.array([0, 1])
             est.n_features_in_ = 1
             est.input_kind_ = "probs"
@@ -174,8 +179,9 @@ class BinaryCalibrator(Calibrator):
         if scores.n_columns <= 2:
             q = self._predict_binary(scores.positive())
             return np.column_stack([1.0 - q, q])
+        probs = Scores(scores.probs(), "probs")  # one softmax, not one per class
         q = np.column_stack(
-            [est._predict_binary(scores.column(k)) for k, est in enumerate(self.estimators_)]
+            [est._predict_binary(probs.column(k)) for k, est in enumerate(self.estimators_)]
         )
         return renormalise(q)
 

@@ -107,3 +107,89 @@ def bin_sums(
     sum_conf = np.bincount(idx, weights=conf if w is None else conf * w, minlength=n_bins)
     sum_acc = np.bincount(idx, weights=acc if w is None else acc * w, minlength=n_bins)
     return count, sum_conf, sum_acc
+
+
+def quantile_upper_edges(p: np.ndarray, idx: np.ndarray, n_bins: int) -> np.ndarray:
+    """Largest score of each of the ``n_bins`` bins in ``idx`` (from :func:`assign_quantile`).
+
+    With ``u`` these per-bin upper boundaries, :func:`assign_upper_edges` puts every score
+    back into the bin :func:`assign_quantile` gave it (bins hold whole tie groups in
+    increasing order), and assigns new scores consistently.
+    """
+    upper = np.full(n_bins, -np.inf)
+    np.maximum.at(upper, idx, p)
+    return upper
+
+
+def assign_upper_edges(p: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Bin of each score for bins ``(u_{j-1}, u_j]`` given increasing upper boundaries ``u``.
+
+    The first bin also takes every score ``<= u_0``, the last every score ``> u_{m-2}``.
+    """
+    return np.searchsorted(upper[:-1], p, side="left")
+
+
+CLOSURES = ("numpy", "right", "left")
+
+
+def assign_uniform_closure(p: np.ndarray, n_bins: int, closure: str = "numpy") -> np.ndarray:
+    """Equal-width bin index of each score under a chosen edge closure.
+
+    Edges are :func:`uniform_edges`. ``closure``:
+
+    * ``"numpy"``: ``[a, b)`` with the last bin ``[a, 1]`` (as :func:`assign_uniform`);
+    * ``"right"``: bin 0 is ``[0, e_1]``, bin j is ``(e_j, e_{j+1}]`` (the detection
+      calibration toolbox's LaECE_0 / D-ECE bins);
+    * ``"left"``: ``[e_j, e_{j+1})`` for every bin, so a score of exactly 1 is in no bin
+      (SAOD's LaECE).
+
+    A score in no bin (outside [0, 1], or 1 with ``"left"``) gets the index ``n_bins``; give
+    ``bin_sums`` ``n_bins + 1`` bins and drop the last to discard them.
+    """
+    if closure not in CLOSURES:
+        raise ValueError(f"closure must be one of {CLOSURES}; got {closure!r}.")
+    edges = uniform_edges(n_bins)
+    p = np.asarray(p, dtype=np.float64)
+    outside = (p < 0.0) | (p > 1.0)
+    if closure == "numpy":
+        idx = assign_uniform(np.clip(p, 0.0, 1.0), n_bins)
+    elif closure == "right":
+        idx = np.searchsorted(edges[1:-1], p, side="left")
+    else:
+        idx = np.searchsorted(edges[1:], p, side="right")
+    idx = np.where(outside, n_bins, idx)
+    return idx.astype(np.intp)
+
+
+def uniform_bin_sums(
+    p: np.ndarray, n_bins: int, acc: np.ndarray, sample_weight=None, chunk: int = 1 << 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``bin_sums(assign_uniform(p, n_bins), n_bins, p, acc, sample_weight)`` for 1-D ``p``,
+    computed in chunks of ``chunk`` scores.
+
+    Chunks small enough to stay in cache make the several passes of :func:`assign_uniform`
+    cost less than one pass over a large array; unweighted boolean outcomes are packed with
+    the bin index into one key (``2 * bin + outcome``), so two ``bincount`` calls suffice.
+    """
+    n_bins = check_n_bins(n_bins)
+    fast = sample_weight is None and acc.dtype == np.bool_
+    m = 2 * n_bins if fast else n_bins
+    count, sum_conf, sum_acc = np.zeros(m), np.zeros(m), np.zeros(m)
+    for s in range(0, len(p), chunk):
+        pc = p[s:s + chunk]
+        idx = assign_uniform(pc, n_bins)
+        if fast:
+            idx <<= 1
+            idx |= acc[s:s + chunk]
+            count += np.bincount(idx, minlength=m)
+            sum_conf += np.bincount(idx, weights=pc, minlength=m)
+        else:
+            w = None if sample_weight is None else sample_weight[s:s + chunk]
+            c, sc, sa = bin_sums(idx, n_bins, pc, acc[s:s + chunk], w)
+            count += c
+            sum_conf += sc
+            sum_acc += sa
+    if fast:
+        both = count.reshape(n_bins, 2)
+        return both.sum(axis=1), sum_conf.reshape(n_bins, 2).sum(axis=1), both[:, 1].copy()
+    return count, sum_conf, sum_acc

@@ -1,0 +1,280 @@
+"""Histogram binning and beta calibration: maps of one probability to one probability.
+
+* :class:`HistogramBinning`: the mean target of the calibration samples in the bin of the
+  score (Zadrozny & Elkan 2001), with the bins of :mod:`calibkit.metrics._binning`.
+* :class:`BetaCalibration`: ``sigmoid(a ln p - b ln(1 - p) + c)`` with ``a, b >= 0``
+  (Kull, Silva Filho & Flach 2017), fitted by a float64 Newton method.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.special import expit, log_expit
+
+from calibkit._validation import PROB_EPS
+from calibkit.base import BinaryCalibrator, ConvergenceWarning
+from calibkit.metrics._binning import (
+    assign_quantile,
+    assign_uniform,
+    assign_upper_edges,
+    bin_sums,
+    check_n_bins,
+    check_strategy,
+    quantile_upper_edges,
+    uniform_edges,
+)
+
+__all__ = ["HistogramBinning", "BetaCalibration"]
+
+
+class HistogramBinning(BinaryCalibrator):
+    """Histogram binning: each score gets the mean target of its bin.
+
+    Parameters
+    ----------
+    n_bins : int, default=15
+        Number of bins (``"quantile"`` may end up with fewer, see below).
+    strategy : {"uniform", "quantile"}, default="uniform"
+        ``"uniform"``: equal-width bins ``[j/n, (j+1)/n)``, the last one closed.
+        ``"quantile"``: equal-mass bins of the (weighted) calibration scores, whole tie groups
+        per bin (bins that ties leave empty are dropped).
+    input : {"auto", "logits", "probs", "log_probs"}, default="auto"
+        What the scores are. Bins are on the probability of the positive class
+        (``Scores.probs()``; softmax column ``k`` for multiclass one-vs-rest).
+
+    Attributes
+    ----------
+    bin_edges_ : ndarray of shape (n_bins_ + 1,)
+        ``"uniform"``: ``linspace(0, 1, n_bins + 1)``; bin ``j`` is ``[e_j, e_{j+1})``,
+        the last is ``[e_{n-1}, 1]``. ``"quantile"``: ``[0, u_0, ..., u_{m-2}, 1]`` where
+        ``u_j`` is the largest calibration score in bin ``j``; bin ``j`` is
+        ``(e_j, e_{j+1}]`` and the first bin is ``[0, e_1]``. A score equal to a calibration
+        score therefore always lands in that score's bin, at fit and at predict.
+    bin_values_ : ndarray of shape (n_bins_,)
+        Output of each bin: ``sum_i w_i y_i / sum_i w_i`` over the calibration samples in
+        the bin. A bin with no calibration weight (possible with ``"uniform"``) outputs its
+        centre ``(e_j + e_{j+1}) / 2``, i.e. it leaves scores roughly where they are.
+    bin_counts_ : ndarray of shape (n_bins_,)
+        Calibration weight in each bin (the number of samples without ``sample_weight``).
+    estimators_ : list of HistogramBinning
+        Multiclass only: one binary calibrator per class (one-vs-rest).
+
+    Notes
+    -----
+    Bin membership comes from :mod:`calibkit.metrics._binning` at both fit and predict
+    time, so a calibration score is mapped to the mean of exactly the bin it was counted in
+    (netcal's fit/transform edge mismatch cannot happen).
+    """
+
+    def __init__(self, *, n_bins=15, strategy="uniform", input="auto"):
+        self.n_bins = n_bins
+        self.strategy = strategy
+        self.input = input
+
+    def _fit_binary(self, s, y, w):
+        n_bins = check_n_bins(self.n_bins)
+        p = s.probs()
+        if check_strategy(self.strategy) == "uniform":
+            idx, m = assign_uniform(p, n_bins), n_bins
+            edges = uniform_edges(n_bins)
+        else:
+            idx, m = assign_quantile(p, n_bins, w)
+            upper = quantile_upper_edges(p, idx, m)
+            edges = np.concatenate([[0.0], upper[:-1], [1.0]])
+        counts, _, sums = bin_sums(idx, m, p, y, w)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        values = centres.copy()
+        np.divide(sums, counts, out=values, where=counts > 0)
+        self.bin_edges_ = edges
+        self.bin_values_ = np.clip(values, 0.0, 1.0)
+        self.bin_counts_ = counts
+
+    def _predict_binary(self, s):
+        p = s.probs()
+        if self.strategy == "uniform":
+            idx = assign_uniform(p, len(self.bin_values_))
+        else:
+            idx = assign_upper_edges(p, self.bin_edges_[1:])
+        return self.bin_values_[idx]
+
+
+BETA_PARAMETERS = ("abm", "ab", "am")
+
+
+class BetaCalibration(BinaryCalibrator):
+    """Beta calibration (Kull, Silva Filho & Flach, 2017).
+
+    Parameters
+    ----------
+    parameters : {"abm", "ab", "am"}, default="abm"
+        ``"abm"``: the full three-parameter map. ``"ab"``: ``c = (a - b) ln 2`` (the map
+        fixes ``m = 1/2``: ``q(1/2) = 1/2``). ``"am"``: ``a = b``, i.e. logistic
+        calibration of ``logit(p)``.
+    input : {"auto", "logits", "probs", "log_probs"}, default="auto"
+        What the scores are. The map acts on the probability of the positive class.
+    max_iter : int, default=100
+        Maximum number of Newton iterations per logistic fit.
+    tol : float, default=1e-10
+        Stop when every component of the gradient of the weighted mean log loss is below
+        ``tol`` (or when the Newton decrement is below the rounding of the loss).
+
+    Attributes
+    ----------
+    a_, b_, c_ : float
+        The fitted map ``q = sigmoid(a_ ln p - b_ ln(1 - p) + c_)``, ``a_, b_ >= 0``.
+    n_iter_ : int
+        Newton iterations of the final logistic fit (multiclass: the largest over classes).
+    estimators_ : list of BetaCalibration
+        Multiclass only: one binary calibrator per class (one-vs-rest).
+
+    Notes
+    -----
+    ``p`` is clipped to ``[PROB_EPS, 1 - PROB_EPS]`` (for logit input ``z`` the features
+    are ``log_expit(z)`` and ``log_expit(-z)`` clipped to the same range, which avoids the
+    rounding of ``1 - expit(z)``). The parameters minimise the weighted log loss
+    ``sum_i w_i [log(1 + e^{z_i}) - y_i z_i]`` with ``z_i = a ln p_i - b ln(1 - p_i) + c``
+    and ``y_i`` in [0, 1] (hard or soft targets): a logistic regression on the features
+    ``[ln p, -ln(1 - p)]``, solved by Newton's method with the analytic gradient and
+    Hessian and a backtracking line search, in float64. As in the ``betacal`` package,
+    ``a, b >= 0`` is enforced by refitting: if the fitted ``a`` is negative the fit is
+    redone with ``a = 0``; otherwise if ``b`` is negative, with ``b = 0`` (a remaining
+    negative coefficient is also set to 0). Non-convergence (e.g. separable data) raises a
+    :class:`ConvergenceWarning`.
+    """
+
+    def __init__(self, *, parameters="abm", input="auto", max_iter=100, tol=1e-10):
+        self.parameters = parameters
+        self.input = input
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _fit(self, scores, targets, sample_weight):
+        super()._fit(scores, targets, sample_weight)
+        if hasattr(self, "estimators_") and scores.n_columns > 2:
+            self.n_iter_ = max(est.n_iter_ for est in self.estimators_)
+
+    def _fit_binary(self, s, y, w):
+        if self.parameters not in BETA_PARAMETERS:
+            raise ValueError(
+                f"parameters must be one of {BETA_PARAMETERS}; got {self.parameters!r}."
+            )
+        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
+            raise ValueError(f"max_iter must be a positive integer; got {self.max_iter!r}.")
+        log_p, log_1mp = _log_features(s)
+        w = np.ones(len(y)) if w is None else w
+        if self.parameters == "am":
+            features = (log_p - log_1mp)[:, None]
+            intercept = True
+        elif self.parameters == "ab":
+            features = np.column_stack([log_p + np.log(2.0), -(log_1mp + np.log(2.0))])
+            intercept = False
+        else:
+            features = np.column_stack([log_p, -log_1mp])
+            intercept = True
+        coef, c, n_iter = self._fit_nonnegative(features, y, w, intercept)
+        if self.parameters == "am":
+            a = b = coef[0]
+        else:
+            a, b = coef
+            if self.parameters == "ab":
+                c = (a - b) * np.log(2.0)
+        self.a_, self.b_, self.c_ = float(a), float(b), float(c)
+        self.n_iter_ = int(n_iter)
+
+    def _predict_binary(self, s):
+        log_p, log_1mp = _log_features(s)
+        return expit(self.a_ * log_p - self.b_ * log_1mp + self.c_)
+
+    def _fit_nonnegative(self, features, y, w, intercept):
+        """betacal's rule: fit, then refit with the first negative coefficient fixed at 0."""
+        active = list(range(features.shape[1]))
+        while True:
+            theta, n_iter = _newton_logistic(
+                features[:, active], y, w, intercept, self.max_iter, self.tol
+            )
+            coef = theta[: len(active)]
+            negative = [j for j, v in zip(active, coef, strict=True) if v < 0]
+            if not negative:
+                break
+            active.remove(negative[0])
+        full = np.zeros(features.shape[1])
+        full[active] = theta[: len(active)]
+        c = theta[-1] if intercept else 0.0
+        return full, c, n_iter
+
+
+def _log_features(s):
+    """``ln p`` and ``ln(1 - p)``, with ``p`` clipped to ``[PROB_EPS, 1 - PROB_EPS]``."""
+    lo, hi = np.log(PROB_EPS), np.log1p(-PROB_EPS)
+    if s.kind == "logits":
+        z = s.values
+        return np.clip(log_expit(z), lo, hi), np.clip(log_expit(-z), lo, hi)
+    p = np.clip(s.values, PROB_EPS, 1.0 - PROB_EPS)
+    return np.log(p), np.log1p(-p)
+
+
+def _newton_logistic(features, y, w, intercept, max_iter, tol):
+    """Weighted logistic regression (soft targets allowed) by damped Newton, float64.
+
+    Minimises ``J(theta) = sum_i w_i [softplus(z_i) - y_i z_i] / sum_i w_i`` with
+    ``z = X theta`` (``X`` = features plus a column of ones when ``intercept``); gradient
+    ``X^T w (sigma(z) - y) / W``, Hessian ``X^T diag(w sigma (1 - sigma)) X / W``.
+    Returns ``(theta, n_iter)``, the intercept last.
+    """
+    n = len(y)
+    x = np.column_stack([features, np.ones(n)]) if intercept else features
+    if x.shape[1] == 0:
+        return np.zeros(0), 0
+    wn = w / w.sum()
+    theta = np.zeros(x.shape[1])
+    theta[: features.shape[1]] = 1.0  # the identity map sigmoid(ln p - ln(1 - p)) = p
+
+    def loss(t):
+        z = x @ t
+        return float(wn @ (np.logaddexp(0.0, z) - y * z))
+
+    value = loss(theta)
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007  (n_iter is reported)
+        sig = expit(x @ theta)
+        grad = x.T @ (wn * (sig - y))
+        if np.max(np.abs(grad)) < tol:
+            converged = True
+            n_iter -= 1
+            break
+        hess = (x * (wn * sig * (1.0 - sig))[:, None]).T @ x
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        slope = float(grad @ step)
+        if not slope > 0:  # singular Hessian along the gradient: fall back to descent
+            step, slope = grad, float(grad @ grad)
+        elif slope < 1e-18 * max(1.0, value):
+            # the predicted decrease (Newton decrement^2 / 2) is below the rounding of the
+            # loss, so a line search cannot see progress: take the full step and stop
+            theta = theta - step
+            converged = True
+            break
+        t = 1.0
+        while True:
+            candidate = theta - t * step
+            new_value = loss(candidate)
+            if new_value <= value - 1e-4 * t * slope or t < 1e-12:
+                break
+            t *= 0.5
+        if t < 1e-12:
+            # no decrease is representable any more: we are at the optimum to rounding
+            converged = np.max(np.abs(grad)) < np.sqrt(tol)
+            break
+        theta, value = candidate, new_value
+        if value < 1e-10:
+            break  # separable: the optimum is at infinity, more steps only grow theta
+    if not converged:
+        warnings.warn(
+            f"BetaCalibration: Newton's method did not converge in {n_iter} iterations "
+            "(the classes may be separable by the score); the last iterate is used.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    return theta, n_iter

@@ -1,0 +1,560 @@
+"""Binned calibration errors (ECE family), reliability curves and bootstrap intervals.
+
+Every function bins with :mod:`calibkit.metrics._binning` and turns per-bin sums into an
+error with :func:`_ce_from_bin_sums`, which the streaming metrics share.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibkit._validation import (
+    SUM_TOL,
+    SaturatedProbabilityWarning,
+    check_consistent_length,
+    check_labels_1d,
+    check_sample_weight,
+    check_scores,
+    to_numpy,
+    transform_labels,
+)
+from calibkit.metrics._binning import (
+    assign_bins,
+    assign_uniform,
+    bin_sums,
+    check_n_bins,
+    check_strategy,
+    uniform_bin_sums,
+    uniform_edges,
+)
+
+NORMS = ("l1", "l2", "max")
+MODES = ("top_label", "classwise", "binary")
+
+#: normal resamples drawn by the L1 / max debiasing (as verified_calibration)
+N_DEBIAS_RESAMPLES = 1000
+
+
+def expected_calibration_error(
+    y_true,
+    y_prob,
+    *,
+    n_bins=15,
+    strategy="uniform",
+    norm="l1",
+    mode="top_label",
+    debias=False,
+    sample_weight=None,
+    labels=None,
+    random_state=None,
+):
+    """Binned calibration error (ECE, RMSCE, MCE; top-label, class-wise or binary).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels of any type. Columns of ``y_prob`` follow ``labels`` when given; otherwise
+        integer labels in ``[0, K)`` index the columns; otherwise the sorted unique labels
+        must number exactly ``K`` (for 1-D ``y_prob``, ``K = 2`` and the larger label is the
+        positive class).
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities: 1-D is P(positive); 2-D rows sum to 1 (within 1e-3).
+    n_bins : int, default=15
+    strategy : {"uniform", "quantile"}, default="uniform"
+        ``"uniform"``: equal-width edges ``np.linspace(0, 1, n_bins + 1)``; bin ``j`` is
+        ``[e_j, e_{j+1})`` except the last, which is closed ``[e_{n-1}, 1]``. A score exactly
+        on an inner edge belongs to the bin on its right; 0 and 1 fall in the first and last
+        bins. ``"quantile"``: equal-mass bins over the sorted (weighted) scores; tied scores
+        share one bin and no bin is empty or collapsed, so there may be fewer than
+        ``n_bins`` bins (see :func:`calibkit.metrics._binning.assign_quantile`).
+    norm : {"l1", "l2", "max"}, default="l1"
+        With ``w_b = n_b / N`` (weighted counts) and per-bin mean outcome ``acc_b`` and mean
+        confidence ``conf_b``: L1 (ECE) ``sum_b w_b |acc_b - conf_b|``; L2 (RMSCE)
+        ``sqrt(sum_b w_b (acc_b - conf_b)^2)``; max (MCE) ``max_b |acc_b - conf_b|`` over
+        non-empty bins.
+    mode : {"top_label", "classwise", "binary"}, default="top_label"
+        ``"top_label"``: confidence ``max_k p_k``, outcome ``1[argmax_k p_k == y]`` (argmax
+        ties go to the first column; 1-D input is read as ``[1 - p, p]``).
+        ``"binary"``: confidence P(positive) (1-D input, or column 1 of (n, 2)), outcome
+        ``1[y == positive]``. ``"classwise"``: for each class k, bins on ``p_k`` with outcome
+        ``1[y == k]`` giving ``CE_k``; the result is ``mean_k CE_k`` (L1),
+        ``sqrt(mean_k CE_k^2)`` (L2) or ``max_k CE_k`` (max), as the marginal mode of
+        verified_calibration. Class-wise with ``strategy="quantile"`` is Nixon et al.'s ACE.
+    debias : bool, default=False
+        L2: the unbiased estimator of Kumar et al. (2019) (verified_calibration's
+        ``unbiased_l2_ce``): per bin with ``n_b >= 2`` the term
+        ``(acc_b - conf_b)^2 - acc_b (1 - acc_b) / (n_b - 1)``, bins with ``n_b < 2`` give 0,
+        then ``sqrt(max(0, sum_b w_b term_b))``. L1 and max: ``2 * plugin - mean(resampled)``
+        where each of 1000 resamples draws ``acc_b ~ Normal(acc_b, acc_b (1 - acc_b) / n_b)``
+        (verified_calibration's ``normal_debiased_ce``). With sample weights ``n_b`` is the
+        effective count ``(sum w)^2 / sum w^2``.
+    sample_weight : array-like of shape (n_samples,), default=None
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
+    random_state : int, Generator or None, default=None
+        Seeds the normal resamples of the L1 / max debiasing.
+
+    Returns
+    -------
+    float
+    """
+    norm = _check_choice(norm, NORMS, "norm")
+    n_bins = check_n_bins(n_bins)
+    strategy = check_strategy(strategy)
+    problems, w = _problems(y_true, y_prob, mode=mode, labels=labels, sample_weight=sample_weight)
+    rng = np.random.default_rng(random_state) if debias and norm != "l2" else None
+    if strategy == "uniform" and problems.is_full_classwise:
+        count, sum_conf, sum_acc, sum_w2 = _classwise_uniform_sums(problems, n_bins, debias)
+        ces = _ce_from_bin_sums(count, sum_conf, sum_acc, norm, debias=debias, sum_w2=sum_w2,
+                                rng=rng)
+    else:
+        ces = np.array(
+            [
+                _ce_of_problem(conf, acc, w, n_bins, strategy, norm, debias, rng)
+                for conf, acc in problems
+            ]
+        )
+    return float(_combine_classes(ces, norm))
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per-bin statistics of a reliability diagram (non-empty bins only, in score order).
+
+    Attributes
+    ----------
+    bin_lower, bin_upper : ndarray of shape (n_nonempty,)
+        Bin edges (uniform) or the smallest and largest score in the bin (quantile).
+    mean_confidence, accuracy : ndarray of shape (n_nonempty,)
+        (Weighted) mean confidence and observed frequency of the outcome in each bin.
+    count : ndarray of shape (n_nonempty,)
+        (Weighted) number of samples in each bin.
+    ci_lower, ci_upper : ndarray of shape (n_nonempty,)
+        Clopper-Pearson interval of ``accuracy`` at ``confidence_level``.
+    confidence_level : float
+    """
+
+    bin_lower: np.ndarray
+    bin_upper: np.ndarray
+    mean_confidence: np.ndarray
+    accuracy: np.ndarray
+    count: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    confidence_level: float
+
+
+def reliability_curve(
+    y_true,
+    y_prob,
+    *,
+    n_bins=15,
+    strategy="uniform",
+    mode="top_label",
+    pos_label=None,
+    class_index=None,
+    sample_weight=None,
+    labels=None,
+    confidence_level=0.95,
+) -> ReliabilityCurve:
+    """Per-bin confidence, observed frequency, count and binomial intervals.
+
+    Bins, modes and label handling are those of :func:`expected_calibration_error`.
+    ``mode="classwise"`` uses the class given by ``pos_label`` (a label) or ``class_index``
+    (a column); with neither, every (sample, class) pair is pooled (per-bin sums added
+    over classes).
+
+    The interval is Clopper-Pearson, ``[Beta.ppf(a/2; k, n-k+1), Beta.ppf(1-a/2; k+1, n-k)]``
+    with ``a = 1 - confidence_level``, ``n`` the bin count and ``k = n * accuracy``. With
+    sample weights ``n`` is the effective count ``(sum w)^2 / sum w^2`` (Kish), so ``k`` may
+    be fractional.
+
+    Returns
+    -------
+    ReliabilityCurve
+    """
+    from scipy.stats import beta
+
+    n_bins = check_n_bins(n_bins)
+    strategy = check_strategy(strategy)
+    if not 0.0 < confidence_level < 1.0:
+        raise ValueError(f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
+    problems, w = _problems(
+        y_true, y_prob, mode=mode, labels=labels, sample_weight=sample_weight,
+        pos_label=pos_label, class_index=class_index,
+    )
+    if strategy == "quantile" and len(problems) > 1:
+        raise ValueError(
+            "mode='classwise' with strategy='quantile' needs one class: pass pos_label or "
+            "class_index (equal-mass bins differ between classes and cannot be pooled)."
+        )
+    count = sum_conf = sum_acc = sum_w2 = lo = hi = None
+    for conf, acc in problems:
+        idx, nb = assign_bins(conf, n_bins, strategy, w)
+        c, sc, sa = bin_sums(idx, nb, conf, acc, w)
+        w2 = c if w is None else np.bincount(idx, weights=w * w, minlength=nb)
+        if strategy == "uniform":
+            e = uniform_edges(n_bins)
+            blo, bhi = e[:-1], e[1:]
+        else:  # pooling across classes is only offered for uniform bins
+            blo = np.full(nb, np.inf)
+            bhi = np.full(nb, -np.inf)
+            np.minimum.at(blo, idx, conf)
+            np.maximum.at(bhi, idx, conf)
+        if count is None:
+            count, sum_conf, sum_acc, sum_w2, lo, hi = c, sc, sa, w2, blo, bhi
+        else:
+            count, sum_conf, sum_acc, sum_w2 = count + c, sum_conf + sc, sum_acc + sa, sum_w2 + w2
+    keep = count > 0
+    n = count[keep]
+    acc = sum_acc[keep] / n
+    n_eff = n * n / sum_w2[keep]
+    k = np.clip(acc * n_eff, 0.0, n_eff)
+    a = 1.0 - confidence_level
+    with np.errstate(invalid="ignore"):
+        ci_lo = np.where(k > 0, beta.ppf(a / 2, k, n_eff - k + 1), 0.0)
+        ci_hi = np.where(k < n_eff, beta.ppf(1 - a / 2, k + 1, n_eff - k), 1.0)
+    return ReliabilityCurve(
+        bin_lower=lo[keep], bin_upper=hi[keep], mean_confidence=sum_conf[keep] / n,
+        accuracy=acc, count=n, ci_lower=np.nan_to_num(ci_lo, nan=0.0),
+        ci_upper=np.nan_to_num(ci_hi, nan=1.0), confidence_level=float(confidence_level),
+    )
+
+
+def calibration_error_ci(
+    y_true,
+    y_prob,
+    *,
+    n_bootstrap=1000,
+    confidence_level=0.95,
+    random_state=None,
+    **ece_kwargs,
+) -> tuple[float, float, float]:
+    """Calibration error with a percentile bootstrap interval.
+
+    Rows are resampled with replacement ``n_bootstrap`` times; the interval is the
+    ``(1 - c)/2`` and ``(1 + c)/2`` quantiles of the resampled errors, with
+    ``c = confidence_level``. Each resample uses the same estimator as the point estimate
+    (``ece_kwargs`` are those of :func:`expected_calibration_error`, debiasing included).
+    Equal-width bins are fixed per sample, so resamples are summed per bin with one
+    ``bincount`` over (resample, bin) keys in chunks; equal-mass bins are recomputed for
+    each resample.
+
+    Returns
+    -------
+    (estimate, lower, upper) : tuple of float
+    """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or (
+        n_bootstrap < 1
+    ):
+        raise ValueError(f"n_bootstrap must be a positive integer; got {n_bootstrap!r}.")
+    if not 0.0 < confidence_level < 1.0:
+        raise ValueError(f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
+    bad = set(ece_kwargs) - {
+        "n_bins", "strategy", "norm", "mode", "debias", "sample_weight", "labels"
+    }
+    if bad:
+        raise TypeError(f"calibration_error_ci got unexpected keyword argument(s) {sorted(bad)}.")
+    rng = np.random.default_rng(random_state)
+    estimate = expected_calibration_error(y_true, y_prob, random_state=rng, **ece_kwargs)
+    n_bins = check_n_bins(ece_kwargs.get("n_bins", 15))
+    strategy = check_strategy(ece_kwargs.get("strategy", "uniform"))
+    norm = _check_choice(ece_kwargs.get("norm", "l1"), NORMS, "norm")
+    debias = bool(ece_kwargs.get("debias", False))
+    problems, w = _problems(
+        y_true, y_prob, mode=ece_kwargs.get("mode", "top_label"),
+        labels=ece_kwargs.get("labels"), sample_weight=ece_kwargs.get("sample_weight"),
+    )
+    n = problems.n_samples
+    problems = list(problems)
+    reps = np.empty(n_bootstrap)
+    if strategy == "uniform":
+        keys = [assign_uniform(conf, n_bins) for conf, _ in problems]
+        chunk = max(1, min(n_bootstrap, 2**22 // n))
+        for start in range(0, n_bootstrap, chunk):
+            r = min(chunk, n_bootstrap - start)
+            rows = rng.integers(0, n, size=(r, n))
+            offset = (np.arange(r) * n_bins)[:, None]
+            ww = None if w is None else w[rows].ravel()
+            ces = []
+            for key, (conf, acc) in zip(keys, problems, strict=True):
+                k = (key[rows] + offset).ravel()
+                m = r * n_bins
+                cnt = np.bincount(k, weights=ww, minlength=m).reshape(r, n_bins)
+                cw = conf[rows].ravel() if ww is None else conf[rows].ravel() * ww
+                aw = acc[rows].ravel() if ww is None else acc[rows].ravel() * ww
+                sc = np.bincount(k, weights=cw, minlength=m).reshape(r, n_bins)
+                sa = np.bincount(k, weights=aw, minlength=m).reshape(r, n_bins)
+                w2 = cnt if ww is None else np.bincount(
+                    k, weights=ww * ww, minlength=m
+                ).reshape(r, n_bins)
+                ces.append(_ce_from_bin_sums(cnt, sc, sa, norm, debias=debias, sum_w2=w2,
+                                             rng=rng))
+            reps[start:start + r] = _combine_classes(np.array(ces), norm)
+    else:
+        for b in range(n_bootstrap):
+            rows = rng.integers(0, n, size=n)
+            wb = None if w is None else w[rows]
+            if wb is not None and not wb.sum() > 0:
+                reps[b] = np.nan
+                continue
+            ces = [
+                _ce_of_problem(conf[rows], acc[rows], wb, n_bins, strategy, norm, debias, rng)
+                for conf, acc in problems
+            ]
+            reps[b] = _combine_classes(np.array(ces), norm)
+    a = 1.0 - confidence_level
+    lower, upper = np.nanquantile(reps, [a / 2, 1 - a / 2])
+    return float(estimate), float(lower), float(upper)
+
+
+# --------------------------------------------------------------------------------------
+# The formula (shared with calibkit.metrics.streaming)
+# --------------------------------------------------------------------------------------
+
+
+def _ce_from_bin_sums(count, sum_conf, sum_acc, norm, *, debias=False, sum_w2=None, rng=None):
+    """Calibration error from per-bin sums along the last axis (leading axes are batches).
+
+    ``count``, ``sum_conf`` and ``sum_acc`` are the (weighted) count, sum of confidences
+    and sum of outcomes per bin; ``sum_w2`` the sum of squared weights (equal to ``count``
+    without weights), used only for debiasing. See :func:`expected_calibration_error`.
+    """
+    count = np.asarray(count, dtype=np.float64)
+    total = count.sum(axis=-1, keepdims=True)
+    nonempty = count > 0
+    safe = np.where(nonempty, count, 1.0)
+    conf = sum_conf / safe
+    acc = sum_acc / safe
+    frac = count / np.where(total > 0, total, 1.0)
+    gap = np.abs(acc - conf)
+    if norm == "l2" and debias:
+        n_eff = count if sum_w2 is None else count * count / np.where(nonempty, sum_w2, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = gap**2 - acc * (1.0 - acc) / (n_eff - 1.0)
+        term = np.where(n_eff >= 2.0 - 1e-9, term, 0.0)
+        return np.sqrt(np.maximum((frac * term).sum(axis=-1), 0.0))
+    plugin = _norm_of_gaps(gap, frac, nonempty, norm)
+    if not debias:
+        return plugin
+    n_eff = count if sum_w2 is None else count * count / np.where(nonempty, sum_w2, 1.0)
+    scale = np.where(nonempty, np.sqrt(np.clip(acc * (1.0 - acc), 0.0, None) / safe), 0.0)
+    if sum_w2 is not None:
+        scale = np.where(nonempty, np.sqrt(np.clip(acc * (1 - acc), 0, None) / n_eff), 0.0)
+    rng = np.random.default_rng(rng)
+    size = max(1, gap.size)
+    chunk = max(1, 2**22 // size)
+    total_resampled = np.zeros(plugin.shape)
+    for start in range(0, N_DEBIAS_RESAMPLES, chunk):
+        r = min(chunk, N_DEBIAS_RESAMPLES - start)
+        draws = rng.normal(loc=acc, scale=scale, size=(r, *gap.shape))
+        total_resampled = total_resampled + _norm_of_gaps(
+            np.abs(draws - conf), frac, nonempty, norm
+        ).sum(axis=0)
+    return 2.0 * plugin - total_resampled / N_DEBIAS_RESAMPLES
+
+
+def _norm_of_gaps(gap, frac, nonempty, norm):
+    if norm == "l1":
+        return (frac * gap).sum(axis=-1)
+    if norm == "l2":
+        return np.sqrt((frac * gap * gap).sum(axis=-1))
+    return np.where(nonempty, gap, 0.0).max(axis=-1)
+
+
+def _combine_classes(ces: np.ndarray, norm: str):
+    """Class-wise reduction over the first axis (a single problem is returned as is)."""
+    if len(ces) == 1:
+        return ces[0]
+    if norm == "l1":
+        return ces.mean(axis=0)
+    if norm == "l2":
+        return np.sqrt((ces**2).mean(axis=0))
+    return ces.max(axis=0)
+
+
+def _ce_of_problem(conf, acc, w, n_bins, strategy, norm, debias, rng):
+    sum_w2 = None
+    if strategy == "uniform" and not (debias and w is not None):
+        count, sum_conf, sum_acc = uniform_bin_sums(conf, n_bins, acc, w)
+    else:
+        idx, nb = assign_bins(conf, n_bins, strategy, w)
+        count, sum_conf, sum_acc = bin_sums(idx, nb, conf, acc, w)
+        if debias and w is not None:
+            sum_w2 = np.bincount(idx, weights=w * w, minlength=nb)
+    return _ce_from_bin_sums(count, sum_conf, sum_acc, norm, debias=debias, sum_w2=sum_w2,
+                             rng=rng)
+
+
+# --------------------------------------------------------------------------------------
+# Input handling
+# --------------------------------------------------------------------------------------
+
+
+def _check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}.")
+    return value
+
+
+def check_probabilities(y_prob) -> np.ndarray:
+    """``y_prob`` as checked float64 probabilities of shape (n,) or (n, K).
+
+    Valid float64 input is returned as is (a few reductions, no copy); anything else goes
+    through :func:`calibkit._validation.check_scores` with ``input="probs"``.
+    """
+    p = to_numpy(y_prob, name="y_prob")
+    if p.dtype == np.float64 and p.ndim in (1, 2) and p.size > 0:
+        # the acceptance test of check_scores(input="probs") in fewer passes; anything it
+        # would reject goes through it below for the standard error message
+        if p.min() >= 0.0 and p.max() <= 1.0:  # False for NaN as well
+            if p.ndim == 1 or bool(np.all(np.abs(p.sum(axis=1) - 1.0) <= SUM_TOL)):
+                return p
+    if p.ndim == 2 and p.shape[1] == 1:
+        raise ValueError(
+            "y_prob has shape (n, 1); pass P(positive) as a 1-D array or both columns."
+        )
+    with warnings.catch_warnings():
+        # metrics never take logits, so saturated probabilities are legitimate here
+        warnings.simplefilter("ignore", SaturatedProbabilityWarning)
+        return check_scores(y_prob, input="probs", name="y_prob").values
+
+
+def encode_y(y_true, n_classes: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """Column index of each label and the label of each column.
+
+    ``labels`` given: columns follow it. Otherwise integer labels in ``[0, n_classes)``
+    index the columns; otherwise the sorted unique labels must number ``n_classes``.
+    """
+    y = check_labels_1d(y_true, name="y_true")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != n_classes or len(np.unique(labels)) != n_classes:
+            raise ValueError(
+                f"labels must list {n_classes} distinct labels, one per column of y_prob; "
+                f"got {labels!r}."
+            )
+        order = np.argsort(labels, kind="stable")
+        try:
+            return order[transform_labels(y, labels[order], name="y_true")], labels
+        except TypeError as exc:
+            raise ValueError(f"y_true labels cannot be compared with labels: {exc}") from exc
+    if y.dtype.kind == "b":
+        y = y.astype(np.intp)
+    if y.dtype.kind in "iu":
+        if y.min() >= 0 and y.max() < n_classes:
+            return y, np.arange(n_classes)
+    elif y.dtype.kind == "f" and np.all(y == np.round(y)):
+        if y.min() >= 0 and y.max() < n_classes:
+            return y.astype(np.intp), np.arange(n_classes)
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) == n_classes:
+        return codes.astype(np.intp), classes
+    raise ValueError(
+        f"y_true has {len(classes)} distinct label(s) {list(classes[:5])} but y_prob has "
+        f"{n_classes} class column(s). Integer labels must lie in [0, {n_classes}); other "
+        "labels must cover every column, or pass labels= (the label of each column)."
+    )
+
+
+class _Problems:
+    """Validated inputs as ``(confidence, outcome)`` pairs: one pair, or one per class."""
+
+    def __init__(self, p, y, w, mode, ks):
+        self.p, self.y, self.w, self.mode, self.ks = p, y, w, mode, ks
+        self.n_samples = len(y)
+        # all classes of a 2-D matrix: summed per bin in one vectorised pass
+        self.is_full_classwise = mode == "classwise" and p.ndim == 2 and len(ks) == p.shape[1]
+
+    def __len__(self):
+        return len(self.ks)
+
+    def __iter__(self):
+        p, y = self.p, self.y
+        if self.mode == "binary":
+            yield (p if p.ndim == 1 else p[:, 1]), y == 1
+        elif self.mode == "top_label":
+            if p.ndim == 1:
+                yield np.maximum(p, 1.0 - p), (p > 0.5) == (y == 1)
+            else:
+                yield p.max(axis=1), p.argmax(axis=1) == y
+        else:
+            for k in self.ks:
+                col = ((p if k == 1 else 1.0 - p) if p.ndim == 1 else p[:, k])
+                yield col, y == k
+
+
+def _classwise_uniform_sums(problems: _Problems, n_bins: int, need_w2: bool):
+    """Per-(class, bin) sums of shape (K, n_bins) for all columns of a 2-D matrix, in
+    row chunks so that memory stays O(chunk * K) whatever n."""
+    p, y, w = problems.p, problems.y, problems.w
+    n, k = p.shape
+    size = k * n_bins
+    offsets = np.arange(k) * n_bins
+    count = np.zeros(size)
+    sum_conf = np.zeros(size)
+    sum_acc = np.zeros(size)
+    sum_w2 = np.zeros(size) if (need_w2 and w is not None) else None
+    rows = max(1, 2**16 // k)  # chunks that stay in cache
+    for r0 in range(0, n, rows):
+        blk = p[r0:r0 + rows]
+        idx = assign_uniform(blk, n_bins)
+        yb = y[r0:r0 + rows]
+        true_key = yb * n_bins + idx[np.arange(len(blk)), yb]
+        idx += offsets
+        key = idx.ravel()
+        if w is None:
+            count += np.bincount(key, minlength=size)
+            sum_conf += np.bincount(key, weights=blk.ravel(), minlength=size)
+            sum_acc += np.bincount(true_key, minlength=size)
+        else:
+            wb = w[r0:r0 + rows]
+            wk = np.repeat(wb, k)
+            count += np.bincount(key, weights=wk, minlength=size)
+            sum_conf += np.bincount(key, weights=(blk * wb[:, None]).ravel(), minlength=size)
+            sum_acc += np.bincount(true_key, weights=wb, minlength=size)
+            if sum_w2 is not None:
+                sum_w2 += np.bincount(key, weights=wk * wk, minlength=size)
+    shape = (k, n_bins)
+    return (
+        count.reshape(shape), sum_conf.reshape(shape), sum_acc.reshape(shape),
+        None if sum_w2 is None else sum_w2.reshape(shape),
+    )
+
+
+def _problems(
+    y_true, y_prob, *, mode, labels, sample_weight, pos_label=None, class_index=None
+) -> tuple[_Problems, np.ndarray | None]:
+    """Validate the inputs once; the (confidence, outcome) pairs are built lazily."""
+    _check_choice(mode, MODES, "mode")
+    p = check_probabilities(y_prob)
+    n_classes = 2 if p.ndim == 1 else p.shape[1]
+    if p.ndim == 2 and n_classes < 2:
+        raise ValueError("y_prob needs at least 2 columns (or a 1-D P(positive)).")
+    y, classes = encode_y(y_true, n_classes, labels)
+    n = check_consistent_length(("y_true", y), ("y_prob", p))
+    w = check_sample_weight(sample_weight, n)
+    if mode == "binary" and n_classes != 2:
+        raise ValueError(
+            f"mode='binary' needs 1-D y_prob or 2 columns; got {n_classes} columns. "
+            "Use mode='top_label' or mode='classwise'."
+        )
+    ks = [0]
+    if mode == "classwise":
+        ks = list(range(n_classes))
+        if pos_label is not None and class_index is not None:
+            raise ValueError("pass pos_label or class_index, not both.")
+        if pos_label is not None:
+            hit = np.flatnonzero(classes == pos_label)
+            if len(hit) != 1:
+                raise ValueError(f"pos_label {pos_label!r} is not one of {list(classes)}.")
+            ks = [int(hit[0])]
+        elif class_index is not None:
+            k = int(class_index)
+            if not 0 <= k < n_classes:
+                raise ValueError(f"class_index must lie in [0, {n_classes}); got {k}.")
+            ks = [k]
+    return _Problems(p, y, w, mode, ks), w

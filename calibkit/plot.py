@@ -1,0 +1,131 @@
+"""Reliability diagrams. matplotlib is imported only when a display is drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calibkit.metrics.calibration import expected_calibration_error, reliability_curve
+
+
+class ReliabilityDisplay:
+    """Reliability diagram: per-bin accuracy against confidence with Clopper-Pearson bars,
+    the diagonal of perfect calibration and a histogram of the confidences.
+
+    Build it with :meth:`from_predictions` or :meth:`from_calibrator`, which compute the
+    curve with :func:`calibkit.metrics.reliability_curve` and draw it; or construct it from
+    a curve and call :meth:`plot`.
+
+    Parameters
+    ----------
+    curve : ReliabilityCurve
+    ece : float or None, default=None
+        Shown in the legend when given.
+    name : str or None, default=None
+        Legend label.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The reliability axes.
+    ax_hist_ : matplotlib Axes or None
+        The confidence histogram (below ``ax_`` when the display made the figure, an inset
+        when ``ax`` was given).
+    figure_ : matplotlib Figure
+    line_ : matplotlib Line2D
+    """
+
+    def __init__(self, curve, *, ece=None, name=None):
+        self.curve = curve
+        self.ece = ece
+        self.name = name
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_true,
+        y_prob,
+        *,
+        n_bins=15,
+        strategy="uniform",
+        mode="top_label",
+        pos_label=None,
+        class_index=None,
+        sample_weight=None,
+        labels=None,
+        confidence_level=0.95,
+        name=None,
+        ax=None,
+        show_histogram=True,
+        **kwargs,
+    ):
+        """Compute the curve from predicted probabilities and draw it.
+
+        Arguments are those of :func:`calibkit.metrics.reliability_curve`;
+        ``mode="classwise"`` draws one class (``pos_label`` / ``class_index``) or, with
+        neither, all classes pooled. ``kwargs`` go to ``ax.errorbar``.
+        """
+        common = dict(n_bins=n_bins, strategy=strategy, mode=mode, sample_weight=sample_weight,
+                      labels=labels)
+        curve = reliability_curve(
+            y_true, y_prob, pos_label=pos_label, class_index=class_index,
+            confidence_level=confidence_level, **common,
+        )
+        ece = None
+        if pos_label is None and class_index is None:
+            ece = expected_calibration_error(y_true, y_prob, **common)
+        disp = cls(curve, ece=ece, name=name)
+        return disp.plot(ax=ax, show_histogram=show_histogram, **kwargs)
+
+    @classmethod
+    def from_calibrator(cls, calibrator, scores, y, **kwargs):
+        """Draw the reliability of ``calibrator.predict_proba(scores)`` against ``y``.
+
+        ``labels`` default to ``calibrator.classes_``; other arguments as
+        :meth:`from_predictions`.
+        """
+        proba = np.asarray(calibrator.predict_proba(scores))
+        if getattr(calibrator, "classes_", None) is not None:
+            kwargs.setdefault("labels", calibrator.classes_)
+        kwargs.setdefault("name", type(calibrator).__name__)
+        return cls.from_predictions(y, proba, **kwargs)
+
+    def plot(self, *, ax=None, show_histogram=True, name=None, **kwargs):
+        """Draw on ``ax`` (a new figure when None) and return ``self``."""
+        import matplotlib.pyplot as plt
+
+        c = self.curve
+        name = name if name is not None else self.name
+        if ax is None and show_histogram:
+            fig, (ax, ax_hist) = plt.subplots(
+                2, 1, figsize=(5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+            )
+        elif ax is None:
+            fig, ax = plt.subplots(figsize=(5, 5))
+            ax_hist = None
+        else:
+            fig = ax.figure
+            ax_hist = ax.inset_axes([0.06, 0.62, 0.38, 0.32]) if show_histogram else None
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+        label = name or "model"
+        if self.ece is not None:
+            label = f"{label} (ECE = {self.ece:.4f})"
+        yerr = np.vstack([c.accuracy - c.ci_lower, c.ci_upper - c.accuracy])
+        kwargs = {"marker": "o", "capsize": 3, "label": label, **kwargs}
+        container = ax.errorbar(c.mean_confidence, c.accuracy, yerr=np.clip(yerr, 0, None),
+                                **kwargs)
+        self.line_ = container.lines[0]
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("observed frequency")
+        ax.legend(loc="lower right")
+        if ax_hist is not None:
+            width = c.bin_upper - c.bin_lower
+            ax_hist.bar(c.bin_lower, c.count / c.count.sum(), width=width, align="edge",
+                        edgecolor="black", color="tab:blue", alpha=0.6)
+            ax_hist.set_xlim(0, 1)
+            ax_hist.set_ylabel("fraction")
+            ax_hist.set_xlabel("confidence")
+        else:
+            ax.set_xlabel("confidence")
+        self.ax_, self.ax_hist_, self.figure_ = ax, ax_hist, fig
+        return self

@@ -1,0 +1,708 @@
+"""Parametric scaling calibrators: temperature, Platt (logistic) and vector scaling.
+
+* :class:`TemperatureScaling`: one parameter, ``softmax(z / T)`` (multiclass) or
+  ``sigmoid(z / T)`` (binary), fitted by a safeguarded Newton-Halley iteration on ``log T``.
+* :class:`PlattScaling`: ``sigmoid(a * z + b)`` on one score, fitted by a 2-D Newton method;
+  multiclass scores are calibrated one-vs-rest by :class:`~calibkit.base.BinaryCalibrator`.
+* :class:`VectorScaling`: ``softmax(w * z + b)`` with one weight and one bias per class,
+  fitted by L-BFGS.
+
+Every fit minimises the (weighted) negative log-likelihood in float64 with analytic
+derivatives, reports ``n_iter_`` and ``converged_``, and warns with
+:class:`~calibkit.base.ConvergenceWarning` when it did not converge.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit, logsumexp, softmax
+from threadpoolctl import threadpool_limits
+
+from calibkit._validation import Scores, is_torch_tensor
+from calibkit.base import BinaryCalibrator, Calibrator, ConvergenceWarning
+
+__all__ = ["TemperatureScaling", "PlattScaling", "VectorScaling"]
+
+#: log T is kept in [-LOG_T_BOUND, LOG_T_BOUND]; reaching a bound means the NLL has no
+#: minimiser (separable scores: T -> 0; scores unrelated to the labels: T -> inf).
+LOG_T_BOUND = 30.0
+#: largest change of log T in one iteration (a factor e**2 on T)
+MAX_LOG_T_STEP = 2.0
+_SEPARABLE = (
+    "the NLL has no minimiser (T -> 0): every sample's label already has the largest score "
+    "(or ties for it), so the NLL does not increase as T decreases"
+)
+
+
+class TemperatureScaling(Calibrator):
+    """Temperature scaling: divide the logits by one fitted temperature ``T``.
+
+    Multiclass scores (n, K), K >= 3: ``q = softmax(z / T)``. Binary scores of shape (n,)
+    (log-odds) or (n, 2): ``q = sigmoid(z / T)`` with ``z`` the positive-class log-odds
+    (``z[:, 1] - z[:, 0]`` for two columns); soft targets in [0, 1] are accepted.
+    Probabilities (``input="probs"``) are first turned into logits ``log p`` (multiclass) or
+    ``log(p / (1 - p))`` (binary).
+
+    Parameters
+    ----------
+    input : {"auto", "logits", "probs", "log_probs"}, default="auto"
+        What the scores are; see :func:`calibkit._validation.check_scores`.
+    device : {None, "cpu", "cuda"} or torch.device, default=None
+        ``None`` fits with numpy (or with torch on the tensor's device when the scores are
+        a torch tensor on a GPU). A device fits the multiclass NLL with torch, in float64,
+        on that device; torch is imported only then.
+    max_iter : int, default=100
+        Largest number of passes over the data (each pass gives the NLL and its first three
+        derivatives in ``log T``).
+    tol : float, default=1e-12
+        Convergence tolerance on ``log T`` (equivalently on the relative error of ``T``).
+        The iteration stops once the last step, or the step predicted from the observed
+        (cubic) rate of convergence, is below ``tol``; the last step is applied. For
+        float32 logits a step below the float32 resolution of ``1 / T`` (1.2e-7) also stops.
+
+    Attributes
+    ----------
+    temperature_ : float
+        The fitted temperature ``T > 0``; the logits are divided by it.
+    n_iter_ : int
+        Passes over the full calibration set.
+    converged_ : bool
+        Whether the stopping rule was met within ``max_iter`` passes.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, the columns of :meth:`predict_proba`.
+
+    Notes
+    -----
+    The fit minimises ``L(T) = sum_i w_i [logsumexp(z_i / T) - z_{i, y_i} / T]`` (binary:
+    the binary cross-entropy of ``sigmoid(z_i / T)`` against ``y_i`` in [0, 1]) over
+    ``theta = log T``. ``L`` is convex in ``beta = 1 / T``, so ``dL/dbeta`` is monotone in
+    ``theta`` and has at most one root; Halley's method on it (falling back to Newton,
+    and to bisection when a step leaves the bracket) converges cubically. One pass gives
+    ``L`` and ``dL/dbeta = sum w (E[z] - z_y)``, ``d2L/dbeta2 = sum w Var[z]`` and the third
+    cumulant, with ``E``, ``Var`` under ``softmax(z / T)``. For large inputs the first
+    iterations run on a strided subsample of rows; the full data then needs two or three
+    passes. float32 logits are kept in float32 for the exponentials (the sums are
+    accumulated in float64): the fitted ``T`` then agrees with a float64 fit to about 1e-8.
+    """
+
+    _supports_soft_targets = True
+    _fit_keeps_float32 = True
+
+    def __init__(self, *, input="auto", device=None, max_iter=100, tol=1e-12):
+        self.input = input
+        self.device = device
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, scores, y, *, sample_weight=None):
+        """Fit ``temperature_`` on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``.
+
+        ``sample_weight`` of shape (n,) weights each sample's NLL. Returns ``self``.
+        """
+        _check_positive_int(self.max_iter, "max_iter")
+        _check_positive_float(self.tol, "tol")
+        self._torch_scores = scores if is_torch_tensor(scores) else None
+        try:
+            return super().fit(scores, y, sample_weight=sample_weight)
+        finally:
+            del self._torch_scores
+
+    def _fit(self, scores: Scores, targets, w):
+        if scores.n_columns <= 2:
+            x = scores.positive().logits().astype(np.float64, copy=False)
+            t = targets.y.astype(np.float64, copy=False)
+            derivs = _BinaryNLL(x, t, w)
+            if derivs.slope_at_zero_temperature() <= 0.0:
+                n_iter, converged, theta, status = 0, False, -LOG_T_BOUND, _SEPARABLE
+            else:
+                n_iter, converged, theta, status = _solve_log_temperature(
+                    derivs, 0.0, self.max_iter, self.tol
+                )
+        else:
+            z = scores.logits()
+            device = _torch_device(self.device, self._torch_scores)
+            if device is not None:
+                derivs = _TorchSoftmaxNLL(z, targets.y, w, device, self._torch_scores)
+            else:
+                derivs = _SoftmaxNLL(z, targets.y, w)
+            try:
+                if derivs.slope_at_zero_temperature() <= 0.0:
+                    n_iter, converged, theta, status = 0, False, -LOG_T_BOUND, _SEPARABLE
+                else:
+                    theta0 = self._warm_start(derivs)
+                    n_iter, converged, theta, status = _solve_log_temperature(
+                        derivs, theta0, self.max_iter, self.tol
+                    )
+            finally:
+                derivs.close()
+        self.temperature_ = float(math.exp(theta))
+        self.n_iter_ = int(n_iter)
+        self.converged_ = bool(converged)
+        if not converged:
+            warnings.warn(
+                f"TemperatureScaling did not converge ({status}); temperature_ = "
+                f"{self.temperature_:.6g} after {n_iter} iterations.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _warm_start(self, derivs) -> float:
+        """log T fitted on a strided subsample of rows: the full data then needs 2-3 passes."""
+        sub = derivs.subsample()
+        if sub is None:
+            return 0.0
+        try:
+            _, _, theta, _ = _solve_log_temperature(sub, 0.0, self.max_iter, 1e-6)
+        finally:
+            sub.close()
+        return theta
+
+    def _predict_proba(self, scores: Scores) -> np.ndarray:
+        if scores.n_columns <= 2:
+            q = expit(scores.positive().logits() / self.temperature_)
+            return np.column_stack([1.0 - q, q])
+        return softmax(scores.logits() / self.temperature_, axis=1)
+
+
+class PlattScaling(BinaryCalibrator):
+    """Platt scaling: logistic regression on one score, ``q = sigmoid(a * z + b)``.
+
+    ``z`` is the positive-class log-odds: the 1-D logit, ``z[:, 1] - z[:, 0]`` for (n, 2)
+    logits, or ``log(p / (1 - p))`` for probabilities. Multiclass scores are calibrated
+    one-vs-rest on ``logit(p_k)`` and renormalised (see
+    :class:`~calibkit.base.BinaryCalibrator`). Soft targets in [0, 1] are accepted.
+
+    Parameters
+    ----------
+    input : {"auto", "logits", "probs", "log_probs"}, default="auto"
+        What the scores are.
+    target_smoothing : bool, default=False
+        Replace the targets by Platt's (1999) regularised targets
+        ``t+ = (N+ + 1) / (N+ + 2)`` for positives and ``t- = 1 / (N- + 2)`` for negatives,
+        ``N+``, ``N-`` being the (weighted) numbers of positives and negatives; a soft
+        target ``y`` becomes ``y * t+ + (1 - y) * t-``. This is what scikit-learn's
+        ``CalibratedClassifierCV(method="sigmoid")`` does; it keeps ``a`` finite on
+        separable scores.
+    max_iter : int, default=100
+        Largest number of Newton iterations.
+    tol : float, default=1e-10
+        Stop when the Newton step is below ``tol * max(1, |a|, |b|)`` (max-norm).
+
+    Attributes
+    ----------
+    a_ : float
+        Slope (binary case; one-vs-rest copies are in ``estimators_``).
+    b_ : float
+        Intercept.
+    n_iter_ : int
+        Newton iterations (the largest over the one-vs-rest copies).
+    converged_ : bool
+        Whether every fit converged.
+    estimators_ : list of PlattScaling
+        Multiclass only: one fitted binary calibrator per class.
+
+    Notes
+    -----
+    Minimises ``sum_i w_i [log(1 + exp(eta_i)) - t_i * eta_i]`` with ``eta = a z + b`` by
+    Newton's method with the exact gradient and Hessian in float64, started at
+    ``a = 0, b = logit(mean t)``, with a backtracking line search on the loss.
+    scikit-learn writes the same model as ``1 / (1 + exp(A f + B))``: ``A = -a``,
+    ``B = -b``.
+    """
+
+    def __init__(self, *, input="auto", target_smoothing=False, max_iter=100, tol=1e-10):
+        self.input = input
+        self.target_smoothing = target_smoothing
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _fit(self, scores, targets, sample_weight):
+        _check_positive_int(self.max_iter, "max_iter")
+        _check_positive_float(self.tol, "tol")
+        super()._fit(scores, targets, sample_weight)
+        if hasattr(self, "estimators_") and scores.n_columns > 2:
+            self.n_iter_ = max(est.n_iter_ for est in self.estimators_)
+            self.converged_ = all(est.converged_ for est in self.estimators_)
+
+    def _fit_binary(self, s: Scores, y: np.ndarray, w) -> None:
+        x = s.logits().astype(np.float64, copy=False)
+        t = y.astype(np.float64, copy=False)
+        if self.target_smoothing:
+            t = _platt_targets(t, w)
+        (a, b), n_iter, converged = _fit_logistic_newton(x, t, w, self.max_iter, self.tol)
+        self.a_, self.b_ = float(a), float(b)
+        self.n_iter_ = int(n_iter)
+        self.converged_ = bool(converged)
+        if not converged:
+            warnings.warn(
+                f"PlattScaling did not converge in {n_iter} Newton iterations (a_ = {a:.6g}, "
+                f"b_ = {b:.6g}). Separable scores drive a_ to infinity; use "
+                "target_smoothing=True or more data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _predict_binary(self, s: Scores) -> np.ndarray:
+        return expit(self.a_ * s.logits() + self.b_)
+
+
+class VectorScaling(Calibrator):
+    """Vector scaling: ``q = softmax(w * z + b)`` with one weight and one bias per class.
+
+    Needs scores with one column per class, shape (n, K) with K >= 2; 1-D binary scores
+    are rejected (use :class:`PlattScaling`, which is the same model for one score).
+    Probabilities are turned into logits ``log p`` first.
+
+    Parameters
+    ----------
+    input : {"auto", "logits", "probs", "log_probs"}, default="auto"
+        What the scores are.
+    max_iter : int, default=1000
+        Largest number of L-BFGS iterations.
+    tol : float, default=1e-10
+        L-BFGS stops when every component of the gradient of the mean NLL is below ``tol``.
+
+    Attributes
+    ----------
+    w_ : ndarray of shape (n_classes,)
+        Per-class weights (1 = unchanged).
+    b_ : ndarray of shape (n_classes,)
+        Per-class biases, centred to sum to 0 (a common shift does not change softmax).
+    n_iter_ : int
+        L-BFGS iterations.
+    converged_ : bool
+        Whether L-BFGS met its tolerance.
+
+    Notes
+    -----
+    Minimises the mean weighted NLL ``sum_i w_i [logsumexp(w * z_i + b) - w_y z_{i,y} - b_y]
+    / sum_i w_i`` in float64 with ``scipy.optimize.minimize(method="L-BFGS-B")`` and the
+    analytic gradient ``d/dw_k = sum_i w_i (q_ik - 1[y_i = k]) z_ik``,
+    ``d/db_k = sum_i w_i (q_ik - 1[y_i = k])``, starting from ``w = 1``, ``b = 0``.
+    """
+
+    def __init__(self, *, input="auto", max_iter=1000, tol=1e-10):
+        self.input = input
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _fit(self, scores: Scores, targets, sample_weight):
+        _check_positive_int(self.max_iter, "max_iter")
+        _check_positive_float(self.tol, "tol")
+        if scores.values.ndim == 1:
+            raise ValueError(
+                "VectorScaling needs scores with one column per class, shape (n, K) with "
+                "K >= 2; got 1-D binary scores (n_features = 1). Use PlattScaling for one "
+                "score per sample, or pass two columns."
+            )
+        z = scores.logits().astype(np.float64, copy=False)
+        n, k = z.shape
+        y = targets.y
+        sw = np.ones(n) if sample_weight is None else sample_weight
+        sw = sw / sw.sum()
+        rows = np.arange(n)
+
+        def loss_grad(params):
+            a = z * params[:k] + params[k:]
+            lse = logsumexp(a, axis=1)
+            loss = _dot(sw, lse - a[rows, y])
+            r = np.exp(a - lse[:, None])
+            r[rows, y] -= 1.0
+            r *= sw[:, None]
+            return loss, np.concatenate([np.einsum("ij,ij->j", r, z), r.sum(axis=0)])
+
+        x0 = np.concatenate([np.ones(k), np.zeros(k)])
+        # L-BFGS-B's BLAS calls work on vectors of length 2K: threads only add overhead
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = minimize(
+                loss_grad,
+                x0,
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    "ftol": 64 * np.finfo(float).eps,
+                },
+            )
+        grad_max = float(np.max(np.abs(loss_grad(res.x)[1])))
+        # L-BFGS-B also stops on a relative loss change at machine precision; accept that
+        # when the gradient is small.
+        converged = bool(res.success) or grad_max <= max(self.tol, 1e-6)
+        self.w_ = res.x[:k].copy()
+        self.b_ = res.x[k:] - res.x[k:].mean()
+        self.n_iter_ = int(res.nit)
+        self.converged_ = converged
+        if not converged:
+            warnings.warn(
+                f"VectorScaling did not converge in {res.nit} L-BFGS iterations "
+                f"(max |gradient| {grad_max:.3g}; {res.message}).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _predict_proba(self, scores: Scores) -> np.ndarray:
+        return softmax(scores.logits() * self.w_ + self.b_, axis=1)
+
+
+# --------------------------------------------------------------------------------------
+# Temperature: one-dimensional root finding on dL/dbeta in theta = log T
+# --------------------------------------------------------------------------------------
+
+
+def _solve_log_temperature(derivs, theta0: float, max_iter: int, tol: float):
+    """Safeguarded Halley iteration on ``h(theta) = dL/dbeta`` with ``beta = exp(-theta)``.
+
+    ``derivs(beta)`` returns ``(beta_used, L1, L2, L3)``: the first three derivatives of
+    the NLL in ``beta`` at ``beta_used`` (which may be ``beta`` rounded to float32).
+    ``h`` is decreasing in ``theta`` (``dh/dtheta = -beta L2 <= 0``), so the root is
+    bracketed by every evaluation. A step below ``derivs.resolution`` (float32: 2**-23) also
+    stops: re-evaluating would round to the same ``beta``. Returns
+    ``(n_iter, converged, theta, status)``.
+    """
+    theta = float(np.clip(theta0, -LOG_T_BOUND, LOG_T_BOUND))
+    # float32 evaluations round beta to float32: a smaller step cannot be evaluated
+    resolution = getattr(derivs, "resolution", 0.0)
+    lo, hi = -LOG_T_BOUND, LOG_T_BOUND  # h > 0 left of the root, h < 0 right of it
+    prev_step = None
+    status = "max_iter reached"
+    for it in range(1, max_iter + 1):
+        beta_used, l1, l2, l3 = derivs(math.exp(-theta))
+        theta = -math.log(beta_used)
+        if l1 == 0.0:
+            return it, True, theta, "zero gradient"
+        if l1 > 0:
+            lo = theta
+        else:
+            hi = theta
+        if not l2 > 0.0:
+            return it, False, theta, "the NLL does not depend on T (constant logits per row)"
+        dh = -beta_used * l2
+        d2h = beta_used * l2 + beta_used**2 * l3
+        newton = -l1 / dh
+        denom = 1.0 - l1 * d2h / (2.0 * dh * dh)
+        halley = 0.5 <= denom <= 2.0
+        step = newton / denom if halley else newton
+        step = float(np.clip(step, -MAX_LOG_T_STEP, MAX_LOG_T_STEP))
+        new = theta + step
+        if not lo < new < hi:
+            at_bound = abs(theta) >= LOG_T_BOUND - 1e-6  # float32 may round beta
+            if at_bound and (l1 > 0) == (theta > 0):
+                why = "T -> infinity" if l1 > 0 else "T -> 0: the scores separate the classes"
+                return it, False, theta, f"the NLL has no minimiser ({why})"
+            if new >= hi == LOG_T_BOUND or new <= lo == -LOG_T_BOUND:
+                new = float(np.clip(new, -LOG_T_BOUND, LOG_T_BOUND))  # try the bound itself
+            else:
+                new = 0.5 * (lo + hi)  # bisection inside a bracket that Newton left
+            step = new - theta
+            halley = False
+        size = abs(step)
+        if size <= max(tol, resolution):
+            return it, True, new, "step below tol"
+        if prev_step is not None and size <= 1e-3 and size < prev_step:
+            # error left after this step, from the observed rate (cubic for Halley)
+            predicted = size**4 / prev_step**3 if halley else size**3 / prev_step**2
+            if predicted <= tol:
+                return it, True, new, "predicted error below tol"
+        prev_step = size
+        theta = new
+    return max_iter, False, theta, status
+
+
+class _BinaryNLL:
+    """Derivatives in beta of ``sum w [log(1 + exp(beta x)) - t beta x]`` (float64)."""
+
+    def __init__(self, x, t, w):
+        self.x, self.t = x, t
+        self.w = np.ones_like(x) if w is None else w
+
+    def slope_at_zero_temperature(self):
+        """``lim dL/dbeta`` as ``beta -> inf``; <= 0 means the NLL decreases as T -> 0."""
+        step = np.sign(self.x) * 0.5 + 0.5
+        return _dot(self.w * self.x, step - self.t)
+
+    def __call__(self, beta):
+        s = expit(beta * self.x)
+        v = s * (1.0 - s)
+        wx = self.w * self.x
+        return (
+            beta,
+            _dot(wx, s - self.t),
+            _dot(wx * self.x, v),
+            _dot(wx * self.x * self.x, v * (1.0 - 2.0 * s)),
+        )
+
+
+class _SoftmaxNLL:
+    """Derivatives in beta of ``sum_i w_i [logsumexp(beta z_i) - beta z_{i,y_i}]``.
+
+    One pass over row chunks that stay in cache: ``e = exp(beta (z - max_j z))`` in the
+    dtype of ``z`` (float32 logits stay float32), the row sums of ``e``, ``e z`` in float64
+    and of ``e z**2``, ``e z**3`` in the input dtype, then per-row cumulants in float64.
+    Large inputs are split over threads (numpy releases the GIL).
+    """
+
+    #: elements per chunk (a few hundred kB per buffer)
+    chunk_elements = 1 << 17
+
+    def __init__(self, z, y, w, *, n_threads=None):
+        self.z = z
+        n, k = z.shape
+        self.resolution = float(np.finfo(z.dtype).eps) if z.dtype == np.float32 else 0.0
+        self.m = z.max(axis=1)
+        self.zy = z[np.arange(n), y].astype(np.float64) - self.m
+        self.w = w
+        self.rows = max(1, self.chunk_elements // k)
+        if n_threads is None:
+            n_threads = min(os.cpu_count() or 1, 4) if z.size >= (1 << 20) else 1
+        self.n_threads = max(1, min(n_threads, n // self.rows or 1))
+        self._pool = ThreadPoolExecutor(self.n_threads) if self.n_threads > 1 else None
+        self._y = y
+
+    def slope_at_zero_temperature(self):
+        """``lim dL/dbeta = sum w (max_j z - z_y)`` as ``beta -> inf``."""
+        return float(-self.zy.sum()) if self.w is None else -_dot(self.w, self.zy)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def subsample(self):
+        """The same problem on every ``step``-th row (about 1/16 of the data), or None."""
+        n = self.z.shape[0]
+        step = 16
+        if n < 8 * 1024:
+            return None
+        idx = np.arange(0, n, step)
+        w = None if self.w is None else self.w[idx]
+        return _SoftmaxNLL(self.z[idx], self._y[idx], w)
+
+    def __call__(self, beta):
+        dtype = self.z.dtype
+        b = dtype.type(beta)
+        beta_used = float(b)
+        n = self.z.shape[0]
+        bounds = np.linspace(0, n, self.n_threads + 1).astype(int)
+        if self._pool is None:
+            parts = [self._block(b, beta_used, 0, n)]
+        else:
+            futures = [
+                self._pool.submit(self._block, b, beta_used, lo, hi)
+                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+            parts = [f.result() for f in futures]
+        l1, l2, l3 = np.sum(parts, axis=0)
+        return beta_used, float(l1), float(l2), float(l3)
+
+    def _block(self, b, beta_used, lo, hi):
+        z, m, zy, w = self.z, self.m, self.zy, self.w
+        k = z.shape[1]
+        rows = self.rows
+        zc_buf = np.empty((rows, k), z.dtype)
+        e_buf = np.empty((rows, k), z.dtype)
+        u_buf = np.empty((rows, k), z.dtype)
+        acc = np.zeros(3)
+        for s in range(lo, hi, rows):
+            t = min(s + rows, hi)
+            r = t - s
+            zc, e, u = zc_buf[:r], e_buf[:r], u_buf[:r]
+            np.subtract(z[s:t], m[s:t, None], out=zc)
+            np.multiply(zc, b, out=e)
+            np.exp(e, out=e)
+            s0 = e.sum(axis=1).astype(np.float64)
+            np.multiply(e, zc, out=u)
+            m1 = u.sum(axis=1).astype(np.float64) / s0
+            m2 = np.einsum("ij,ij->i", u, zc).astype(np.float64) / s0
+            np.multiply(u, zc, out=u)
+            m3 = np.einsum("ij,ij->i", u, zc).astype(np.float64) / s0
+            var = m2 - m1 * m1
+            k3 = m3 - 3.0 * m1 * m2 + 2.0 * m1**3
+            g = m1 - zy[s:t]
+            if w is None:
+                acc += (g.sum(), var.sum(), k3.sum())
+            else:
+                ws = w[s:t]
+                acc += (_dot(ws, g), _dot(ws, var), _dot(ws, k3))
+        return acc
+
+
+class _TorchSoftmaxNLL:
+    """:class:`_SoftmaxNLL` in torch, float64 throughout, on ``device``.
+
+    Rows are processed in chunks: cache-sized on the CPU, large on a GPU (bounded memory).
+    """
+
+    def __init__(self, z, y, w, device, source=None):
+        import torch
+
+        self.torch = torch
+        same = source is not None and source.device.type == device.type
+        if same and device.index is not None:
+            same = source.device.index == device.index
+        if same and source.ndim == 2:
+            zt = source.detach()
+        else:
+            zt = torch.as_tensor(z, device=device)
+        self.z = zt
+        self.y = torch.as_tensor(y, device=zt.device, dtype=torch.long)
+        self.w = None if w is None else torch.as_tensor(w, device=zt.device, dtype=torch.float64)
+        # few large operations: torch's CPU thread pool synchronises once per operation
+        chunk = (1 << 24) if zt.device.type != "cpu" else (1 << 22)
+        self.rows = max(1, chunk // zt.shape[1])
+
+    def slope_at_zero_temperature(self):
+        torch = self.torch
+        total = torch.zeros((), dtype=torch.float64, device=self.z.device)
+        for s in range(0, self.z.shape[0], self.rows):
+            zc = self.z[s : s + self.rows]
+            gap = (zc.amax(dim=1) - zc.gather(1, self.y[s : s + self.rows, None])[:, 0]).double()
+            total += gap.sum() if self.w is None else self.w[s : s + self.rows] @ gap
+        return float(total)
+
+    def close(self):
+        pass
+
+    def subsample(self):
+        n = self.z.shape[0]
+        if n < 8 * 1024:
+            return None
+        w = None if self.w is None else self.w[::16]
+        return _TorchSoftmaxNLL(None, self.y[::16], w, self.z.device, source=self.z[::16])
+
+    def __call__(self, beta):
+        torch = self.torch
+        acc = torch.zeros(3, dtype=torch.float64, device=self.z.device)
+        with torch.no_grad():
+            for s in range(0, self.z.shape[0], self.rows):
+                zc = self.z[s : s + self.rows].to(torch.float64)
+                zc = zc - zc.amax(dim=1, keepdim=True)
+                zy = zc.gather(1, self.y[s : s + self.rows, None])[:, 0]
+                u = torch.exp(beta * zc)
+                s0 = u.sum(dim=1)
+                u.mul_(zc)
+                m1 = u.sum(dim=1) / s0
+                u.mul_(zc)
+                m2 = u.sum(dim=1) / s0
+                u.mul_(zc)
+                m3 = u.sum(dim=1) / s0
+                rowvals = torch.stack(
+                    [m1 - zy, m2 - m1 * m1, m3 - 3.0 * m1 * m2 + 2.0 * m1**3], dim=1
+                )
+                if self.w is None:
+                    acc += rowvals.sum(dim=0)
+                else:
+                    acc += self.w[s : s + self.rows] @ rowvals
+        l1, l2, l3 = acc.tolist()
+        return beta, l1, l2, l3
+
+
+def _torch_device(device, source):
+    """The torch device to fit on, or None for numpy."""
+    if device is None:
+        if source is not None and source.device.type != "cpu":
+            return source.device
+        return None
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is installed in the test env
+        raise ImportError(
+            f"device={device!r} needs torch; install it (pip install torch) or use device=None."
+        ) from exc
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be None, 'cpu', 'cuda' or a torch.device; got {device!r}."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device=None.")
+    return dev
+
+
+# --------------------------------------------------------------------------------------
+# Platt: two-parameter logistic regression by Newton's method
+# --------------------------------------------------------------------------------------
+
+
+def _platt_targets(t, w):
+    """Platt's regularised targets: positives -> (N+ + 1)/(N+ + 2), negatives -> 1/(N- + 2)."""
+    ww = np.ones_like(t) if w is None else w
+    n_pos = _dot(ww, t)
+    n_neg = _dot(ww, 1.0 - t)
+    return t * ((n_pos + 1.0) / (n_pos + 2.0)) + (1.0 - t) * (1.0 / (n_neg + 2.0))
+
+
+def _fit_logistic_newton(x, t, w, max_iter, tol):
+    """Minimise ``sum w [log(1 + exp(a x + b)) - t (a x + b)]``; returns (params, n_iter, ok)."""
+    ww = np.ones_like(x) if w is None else w
+    total = ww.sum()
+    mean_t = float(np.clip(_dot(ww, t) / total, 1e-12, 1 - 1e-12))
+    params = np.array([0.0, math.log(mean_t / (1.0 - mean_t))])
+
+    w_neg = ww * (1.0 - t)
+
+    def loss(p):
+        # log(1 + exp(eta)) - t eta = -log(sigmoid(eta)) + (1 - t) eta, stable for any eta
+        eta = p[0] * x + p[1]
+        log_q = log_expit(eta)
+        return _dot(w_neg, eta) - _dot(ww, log_q), log_q
+
+    current, log_q = loss(params)
+    for it in range(1, max_iter + 1):
+        q = np.exp(log_q)
+        r = ww * (q - t)
+        v = ww * q * (1.0 - q)
+        grad = np.array([_dot(r, x), r.sum()])
+        vx = v * x
+        hess = np.array([[_dot(vx, x), vx.sum()], [vx.sum(), v.sum()]])
+        try:
+            step = -np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = -np.linalg.pinv(hess) @ grad
+        if not np.all(np.isfinite(step)):
+            step = -np.linalg.pinv(hess) @ grad
+        # backtracking: Newton is exact for a quadratic, the logistic loss needs damping
+        # only far from the optimum (e.g. after a poor start on badly scaled scores)
+        alpha = 1.0
+        for _ in range(60):
+            trial = params + alpha * step
+            new, trial_log_q = loss(trial)
+            if new <= current + 1e-4 * alpha * float(grad @ step) or alpha * np.max(
+                np.abs(step)
+            ) <= tol * max(1.0, np.max(np.abs(params))):
+                break
+            alpha *= 0.5
+        params, current, log_q = trial, new, trial_log_q
+        if alpha * np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(params))):
+            return params, it, True
+    return params, max_iter, False
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def _dot(a, b) -> float:
+    """Dot product of two 1-D arrays without BLAS: a threaded ``ddot`` is much slower
+    than this single pass when the cores are busy."""
+    return float(np.einsum("i,i->", a, b))
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def _check_positive_float(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a positive number; got {value!r}.")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
