@@ -1,0 +1,88 @@
+"""Metrics of conformal prediction sets: coverage and size.
+
+Every function takes ``y_true`` (n,) and ``y_sets``, a boolean mask of shape (n, K) as
+returned by :meth:`SplitConformalClassifier.predict_set`. ``y_true`` holds column indices in
+``[0, K)``, or any labels when ``classes=`` (the predictor's ``classes_``) is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calibkit._validation import check_consistent_length, to_numpy, transform_labels
+
+__all__ = [
+    "empirical_coverage",
+    "mean_set_size",
+    "size_stratified_coverage",
+    "class_conditional_coverage",
+]
+
+
+def empirical_coverage(y_true, y_sets, *, classes=None) -> float:
+    """Fraction of samples whose true label is in its set: ``mean_i 1[y_i in C(x_i)]``."""
+    return float(np.mean(_covered(y_true, y_sets, classes)[0]))
+
+
+def mean_set_size(y_sets) -> float:
+    """Mean number of labels per set (empty sets count 0)."""
+    return float(np.mean(_check_sets(y_sets).sum(axis=1)))
+
+
+def size_stratified_coverage(y_true, y_sets, *, classes=None):
+    """Coverage among the samples whose set has each size (Angelopoulos et al., 2021).
+
+    Returns
+    -------
+    sizes : ndarray of shape (m,)
+        The set sizes that occur, ascending (0 for empty sets).
+    coverage : ndarray of shape (m,)
+        Empirical coverage among samples with that set size.
+    counts : ndarray of shape (m,)
+        Number of samples with that set size.
+    """
+    hit, sets, _ = _covered(y_true, y_sets, classes)
+    size = sets.sum(axis=1)
+    sizes, inv, counts = np.unique(size, return_inverse=True, return_counts=True)
+    coverage = np.bincount(inv, weights=hit, minlength=len(sizes)) / counts
+    return sizes, coverage, counts
+
+
+def class_conditional_coverage(y_true, y_sets, *, classes=None) -> np.ndarray:
+    """Coverage among the samples of each true class, shape (K,); NaN for absent classes."""
+    hit, sets, y = _covered(y_true, y_sets, classes)
+    K = sets.shape[1]
+    counts = np.bincount(y, minlength=K).astype(np.float64)
+    covered = np.bincount(y, weights=hit, minlength=K)
+    out = np.full(K, np.nan)
+    np.divide(covered, counts, out=out, where=counts > 0)
+    return out
+
+
+def _check_sets(y_sets) -> np.ndarray:
+    sets = to_numpy(y_sets, name="y_sets")
+    if sets.ndim != 2:
+        raise ValueError(f"y_sets must be a 2-D (n, K) mask; got shape {sets.shape}.")
+    if sets.shape[0] == 0:
+        raise ValueError("y_sets is empty; at least one sample is needed.")
+    if sets.dtype != bool:
+        if not np.all((sets == 0) | (sets == 1)):
+            raise ValueError("y_sets must be a boolean (or 0/1) mask.")
+        sets = sets.astype(bool)
+    return sets
+
+
+def _covered(y_true, y_sets, classes):
+    sets = _check_sets(y_sets)
+    K = sets.shape[1]
+    if classes is not None:
+        y = transform_labels(y_true, np.asarray(classes), name="y_true")
+    else:
+        y = to_numpy(y_true, name="y_true").ravel()
+        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
+            raise ValueError("y_true must hold column indices in [0, K); pass classes= for labels.")
+        y = y.astype(np.intp)
+        if np.any((y < 0) | (y >= K)):
+            raise ValueError(f"y_true holds values outside [0, {K}); pass classes= for labels.")
+    check_consistent_length(("y_true", y), ("y_sets", sets))
+    return sets[np.arange(len(y)), y].astype(np.float64), sets, y

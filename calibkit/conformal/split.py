@@ -1,0 +1,409 @@
+"""Split (inductive) conformal classification from scores, with Mondrian strata."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from calibkit._validation import (
+    check_consistent_length,
+    check_input_kind,
+    check_labels_1d,
+    check_scores,
+    encode_targets,
+    like_input,
+)
+from calibkit.conformal.scores import (
+    SCORES,
+    aps_score,
+    include_last_label_sets,
+    label_ranks,
+    lac_score,
+    prefix_sets,
+    raps_score,
+    topk_score,
+    true_label_score,
+)
+
+__all__ = ["SplitConformalClassifier", "conformal_quantile", "TrivialSetWarning"]
+
+#: the lambda grid searched when ``lam=None`` (the grid of MAPIE's RAPS)
+RAPS_LAMBDAS = (0.001, 0.01, 0.1, 0.2, 0.5)
+
+
+class TrivialSetWarning(UserWarning):
+    """The calibration set (or a stratum of it) is too small for the requested ``alpha``:
+    the quantile is +inf and every prediction set holds every label."""
+
+
+class SplitConformalClassifier(BaseEstimator):
+    """Split conformal prediction sets and p-values from classifier scores.
+
+    Parameters
+    ----------
+    score : {"lac", "aps", "raps", "topk"}, default="lac"
+        Non-conformity score (see :mod:`calibkit.conformal.scores`). LAC gives the smallest
+        average sets; APS and RAPS adapt the set size to the difficulty of each sample
+        (better conditional coverage); top-k gives sets of one fixed size.
+    alpha : float in (0, 1) or None, default=None
+        Miscoverage: sets contain the true label with probability at least ``1 - alpha``.
+        Give ``alpha`` or ``confidence_level`` (= 1 - alpha, MAPIE's name), not both;
+        neither means ``alpha=0.1``.
+    confidence_level : float in (0, 1) or None, default=None
+    class_conditional : bool, default=False
+        Mondrian by true label: label k of a test sample is judged against the calibration
+        samples of class k only, so coverage holds for every class separately.
+    randomized : bool, default=False
+        APS/RAPS only. ``True``: the scores use a uniform ``u`` (one per calibration sample,
+        one per test row) and the set is ``{k : E(x, k) <= q}``, which can be empty; coverage
+        is ``1 - alpha`` up to ``1 / (n + 1)``. ``False``: ``u = 1`` (cumulative mass up to
+        and including k).
+    include_last_label : bool, default=False
+        Non-randomised APS/RAPS only. ``False``: exactly ``{k : E(x, k) <= q}`` (may be
+        empty). ``True``: also include the label whose cumulative score first reaches the
+        threshold (and labels tied with it in probability), so sets are never empty; this is
+        the set rule of MAPIE's default ``include_last_label=True``, and it over-covers
+        (sets are a superset of the ``False`` ones). Both have coverage >= 1 - alpha.
+    k_reg, lam : int and float, or None, default=None
+        RAPS only: rank from which the penalty starts and its weight. Either ``None`` tunes
+        it on a held-out part (``raps_size``) of the calibration data: ``k_reg`` is the
+        conformal ``1 - alpha`` quantile of the rank of the true label, ``lam`` the value of
+        ``RAPS_LAMBDAS`` giving the smallest mean set size on that part; the rest calibrates.
+    raps_size : float in (0, 1), default=0.2
+    input : {"auto", "logits", "probs", "log_probs"}, default="auto"
+        What the scores are; logits are turned into softmax probabilities.
+    random_state : int, RandomState or None, default=None
+        Seeds the randomised scores and the RAPS hold-out split. Predictions reseed from it
+        at every call, so the same input gives the same output.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (K,)
+    alpha_ : float
+    quantiles_ : ndarray of shape (n_strata,)
+        The threshold ``q`` of each stratum: the ``ceil((n_s + 1)(1 - alpha))``-th smallest
+        calibration score of the stratum's ``n_s`` samples; ``+inf`` when that rank exceeds
+        ``n_s`` (``alpha < 1 / (n_s + 1)``, warned with :class:`TrivialSetWarning`).
+    strata_ : ndarray
+        Stratum keys: ``[0]`` (marginal), the group labels, class indices, or (group, class)
+        pairs (shape (n_strata, 2)).
+    cal_scores_ : list of ndarray
+        Sorted calibration scores of each stratum (used by :meth:`predict_pvalues`).
+    k_reg_, lam_ : RAPS parameters used.
+
+    Notes
+    -----
+    With ``n`` exchangeable calibration samples the set contains the true label with
+    probability in ``[1 - alpha, 1 - alpha + 1 / (n + 1))`` (upper bound for continuous,
+    randomised scores). When ``alpha < 1 / (n + 1)`` no finite threshold is valid: the
+    sets are every label (a trivial but valid answer) and a warning says so.
+    """
+
+    def __init__(
+        self,
+        score="lac",
+        *,
+        alpha=None,
+        confidence_level=None,
+        class_conditional=False,
+        randomized=False,
+        include_last_label=False,
+        k_reg=None,
+        lam=None,
+        raps_size=0.2,
+        input="auto",
+        random_state=None,
+    ):
+        self.score = score
+        self.alpha = alpha
+        self.confidence_level = confidence_level
+        self.class_conditional = class_conditional
+        self.randomized = randomized
+        self.include_last_label = include_last_label
+        self.k_reg = k_reg
+        self.lam = lam
+        self.raps_size = raps_size
+        self.input = input
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, scores, y, *, groups=None):
+        """Calibrate on held-out ``scores`` (n, K) or binary (n,) and labels ``y``.
+
+        ``groups`` (n,), optional: Mondrian categories (any hashable labels); the threshold
+        is computed per group (per group and class with ``class_conditional=True``) and
+        :meth:`predict_set` then needs the groups of the test samples.
+        """
+        self.alpha_ = _check_alpha(self.alpha, self.confidence_level)
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}; got {self.score!r}.")
+        check_input_kind(self.input)
+        s = check_scores(scores, input=self.input)
+        t = encode_targets(y, s.n_columns)
+        n = check_consistent_length(("scores", s.values), ("y", t.y))
+        probs = _as_probs(s)
+        self.classes_ = t.classes
+        self.n_features_in_ = s.n_columns
+        self.input_kind_ = s.kind
+        g = None
+        if groups is not None:
+            g = check_labels_1d(groups, name="groups")
+            check_consistent_length(("scores", s.values), ("groups", g))
+        rng = check_random_state(self.random_state)
+        y_idx = t.y
+        self.k_reg_, self.lam_ = None, None
+        if self.score == "raps":
+            keep = self._tune_raps(probs, y_idx, rng)
+            probs, y_idx = probs[keep], y_idx[keep]
+            g = None if g is None else g[keep]
+            n = len(y_idx)
+        u = rng.uniform(size=(n, 1)) if self._randomized() else None
+        cal = true_label_score(
+            probs, y_idx, self.score, u=u, k_reg=self.k_reg_, lam=self.lam_
+        )
+        strata_cal, self.strata_ = self._strata_fit(g, y_idx)
+        order = np.lexsort((cal, strata_cal))
+        counts = np.bincount(strata_cal, minlength=len(self.strata_))
+        bounds = np.r_[0, np.cumsum(counts)]
+        self.cal_scores_ = [cal[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.quantiles_ = np.array([conformal_quantile(c, self.alpha_) for c in self.cal_scores_])
+        trivial = ~np.isfinite(self.quantiles_)
+        if np.any(trivial):
+            warnings.warn(
+                f"{int(trivial.sum())} of {len(trivial)} calibration strata hold fewer than "
+                f"{math.ceil(1 / self.alpha_) - 1} samples, too few for alpha={self.alpha_:g} "
+                "(need alpha >= 1 / (n + 1)); their prediction sets contain every label.",
+                TrivialSetWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def predict_set(self, scores, *, groups=None):
+        """Boolean mask of shape (n, K): ``[i, k]`` is True when label ``classes_[k]`` is in
+        the prediction set of sample i."""
+        probs, row_group = self._check_predict(scores, groups)
+        thr = self.quantiles_[self._stratum_index(row_group, probs.shape[1])]
+        if self.score == "lac":
+            return like_input(_lac_sets(probs, thr), scores)
+        u = self._test_u(len(probs))
+        if thr.shape[1] == 1:  # one threshold per row: the sets are prefixes by rank
+            out = prefix_sets(
+                probs, thr, self.score, u=u, k_reg=self.k_reg_, lam=self.lam_,
+                include_last_label=self._include_last_label(),
+            )
+            return like_input(out, scores)
+        ranks = label_ranks(probs)
+        e = self._scores(probs, u, ranks)
+        if self._include_last_label():
+            out = include_last_label_sets(probs, e, np.broadcast_to(thr, e.shape), ranks)
+        else:
+            out = e <= thr
+        return like_input(out, scores)
+
+    def transform(self, scores, *, groups=None):
+        """Same as :meth:`predict_set`."""
+        return self.predict_set(scores, groups=groups)
+
+    def predict_pvalues(self, scores, *, groups=None, smoothed=False, random_state=None):
+        """Conformal p-values of every label, shape (n, K).
+
+        ``p(x, k) = (#{i : E_i >= E(x, k)} + 1) / (n_s + 1)`` over the calibration scores
+        ``E_i`` of the stratum of (x, k); smoothed:
+        ``(#{E_i > E} + theta * (#{E_i = E} + 1)) / (n_s + 1)`` with ``theta ~ U(0, 1)``
+        drawn as ``RandomState(random_state).random_sample((n, K))`` (the stream crepes uses
+        for the same seed). ``{k : p(x, k) > alpha}`` is the non-randomised prediction set
+        ``{k : E(x, k) <= q}``. Cost O((n K + n_cal) log n_cal): sort once, binary search.
+        """
+        probs, row_group = self._check_predict(scores, groups)
+        e = self._scores(probs, self._test_u(len(probs)))
+        strata = self._stratum_index(row_group, probs.shape[1])
+        flat_e, flat_s = e.ravel(), np.broadcast_to(strata, e.shape).ravel()
+        n_ge = np.empty(flat_e.shape)
+        n_gt = np.empty(flat_e.shape) if smoothed else None
+        sizes = np.array([len(c) for c in self.cal_scores_], dtype=np.float64)
+        if len(self.cal_scores_) == 1:
+            slices = [(0, np.arange(flat_e.size))]
+        else:
+            order = np.argsort(flat_s, kind="stable")
+            b = np.searchsorted(flat_s[order], np.arange(len(self.cal_scores_) + 1))
+            slices = [(k, order[b[k] : b[k + 1]]) for k in range(len(self.cal_scores_))]
+        for k, idx in slices:
+            c = self.cal_scores_[k]
+            n_ge[idx] = len(c) - np.searchsorted(c, flat_e[idx], side="left")
+            if smoothed:
+                n_gt[idx] = len(c) - np.searchsorted(c, flat_e[idx], side="right")
+        denom = sizes[flat_s] + 1.0
+        if smoothed:
+            theta = check_random_state(random_state).random_sample(e.shape).ravel()
+            p = (n_gt + theta * (n_ge - n_gt + 1.0)) / denom
+        else:
+            p = (n_ge + 1.0) / denom
+        return like_input(p.reshape(e.shape), scores)
+
+    # ------------------------------------------------------------------ helpers
+    def _randomized(self) -> bool:
+        return bool(self.randomized) and self.score in ("aps", "raps")
+
+    def _include_last_label(self) -> bool:
+        return bool(self.include_last_label) and self.score in ("aps", "raps") and not (
+            self._randomized()
+        )
+
+    def _scores(self, probs, u, ranks=None):
+        if self.score == "lac":
+            return lac_score(probs)
+        if self.score == "aps":
+            return aps_score(probs, u=u, ranks=ranks)
+        if self.score == "raps":
+            return raps_score(probs, k_reg=self.k_reg_, lam=self.lam_, u=u, ranks=ranks)
+        return topk_score(probs, ranks=ranks)
+
+    def _test_u(self, n):
+        if not self._randomized():
+            return None
+        # a fresh stream from random_state, offset from the calibration draws
+        rng = check_random_state(self.random_state)
+        rng.uniform(size=1)
+        return rng.uniform(size=(n, 1))
+
+    def _tune_raps(self, probs, y_idx, rng):
+        """Fix ``k_reg_`` and ``lam_``; return the indices that calibrate."""
+        if self.k_reg is not None and self.lam is not None:
+            if self.k_reg < 0 or self.lam < 0:
+                raise ValueError("k_reg and lam must be non-negative.")
+            self.k_reg_, self.lam_ = int(self.k_reg), float(self.lam)
+            return np.arange(len(y_idx))
+        if not 0.0 < self.raps_size < 1.0:
+            raise ValueError(f"raps_size must lie in (0, 1); got {self.raps_size!r}.")
+        n = len(y_idx)
+        n_tune = int(round(self.raps_size * n))
+        if n_tune < 1 or n - n_tune < 1:
+            raise ValueError(
+                f"RAPS tuning needs a hold-out of raps_size={self.raps_size} of {n} samples "
+                "with samples left to calibrate; pass k_reg and lam, or more data."
+            )
+        perm = rng.permutation(n)
+        tune, keep = perm[:n_tune], np.sort(perm[n_tune:])
+        pt, yt = probs[tune], y_idx[tune]
+        ranks = label_ranks(pt)
+        true_rank = ranks[1][np.arange(len(yt)), yt] + 1.0
+        k_star = conformal_quantile(np.sort(true_rank), self.alpha_)
+        self.k_reg_ = int(self.k_reg) if self.k_reg is not None else int(
+            min(k_star, pt.shape[1]) if np.isfinite(k_star) else pt.shape[1]
+        )
+        if self.lam is not None:
+            self.lam_ = float(self.lam)
+            return keep
+        best = None
+        for lam in RAPS_LAMBDAS:
+            e = raps_score(pt, k_reg=self.k_reg_, lam=lam, ranks=ranks)
+            q = conformal_quantile(np.sort(e[np.arange(len(yt)), yt]), self.alpha_)
+            size = include_last_label_sets(pt, e, np.full(e.shape, q), ranks).sum(1).mean()
+            if best is None or size < best[0]:
+                best = (size, lam)
+        self.lam_ = float(best[1])
+        return keep
+
+    def _strata_fit(self, g, y_idx):
+        if g is None:
+            if self.class_conditional:
+                return y_idx, np.arange(len(self.classes_))
+            return np.zeros(len(y_idx), dtype=np.intp), np.array([0])
+        self.groups_ = np.unique(g)
+        g_idx = np.searchsorted(self.groups_, g)
+        if not self.class_conditional:
+            return g_idx, self.groups_
+        K = len(self.classes_)
+        strata = g_idx * K + y_idx
+        keys = np.array(
+            [(gv, k) for gv in range(len(self.groups_)) for k in range(K)], dtype=np.intp
+        )
+        return strata, keys
+
+    def _check_predict(self, scores, groups):
+        check_is_fitted(self, "quantiles_")
+        s = check_scores(scores, input=self.input_kind_, strict=False)
+        if s.n_columns != self.n_features_in_:
+            raise ValueError(
+                f"scores have {s.n_columns} column(s) but the predictor was fitted on "
+                f"{self.n_features_in_}."
+            )
+        probs = _as_probs(s)
+        fitted_groups = getattr(self, "groups_", None)
+        if fitted_groups is None:
+            if groups is not None:
+                raise ValueError("groups were given to predict but not to fit.")
+            return probs, None
+        if groups is None:
+            raise ValueError("the predictor was fitted with groups=; pass groups= here too.")
+        g = check_labels_1d(groups, name="groups")
+        check_consistent_length(("scores", probs), ("groups", g))
+        idx = np.clip(np.searchsorted(fitted_groups, g), 0, len(fitted_groups) - 1)
+        unseen = fitted_groups[idx] != g
+        if np.any(unseen):
+            bad = list(np.unique(g[unseen])[:5])
+            raise ValueError(
+                f"groups contains {bad}, not seen in fit (fitted groups: "
+                f"{list(fitted_groups)[:10]}); a Mondrian predictor has no threshold for them."
+            )
+        return probs, idx
+
+    def _stratum_index(self, row_group, K):
+        """Stratum of every (sample, label), as an int array broadcastable to (n, K)."""
+        if row_group is None:
+            if self.class_conditional:
+                return np.arange(K)[None, :]
+            return np.zeros((1, 1), dtype=np.intp)
+        if self.class_conditional:
+            return row_group[:, None] * K + np.arange(K)[None, :]
+        return row_group[:, None]
+
+
+def conformal_quantile(sorted_scores: np.ndarray, alpha: float) -> float:
+    """The ``ceil((n + 1)(1 - alpha))``-th smallest of ``n`` sorted scores; ``+inf`` when that
+    rank exceeds ``n`` (or ``n == 0``)."""
+    n = len(sorted_scores)
+    # the small slack keeps (n + 1) * (1 - alpha) = 9.000000000000002 from rounding up to 10
+    rank = math.ceil((n + 1) * (1.0 - alpha) - 1e-9)
+    if rank > n or n == 0:
+        return math.inf
+    return float(sorted_scores[max(rank, 1) - 1])
+
+
+def _check_alpha(alpha, confidence_level) -> float:
+    if alpha is not None and confidence_level is not None:
+        raise ValueError(
+            "give alpha (miscoverage) or confidence_level (= 1 - alpha), not both; got "
+            f"alpha={alpha!r} and confidence_level={confidence_level!r}."
+        )
+    if confidence_level is not None:
+        name, value = "confidence_level", confidence_level
+    else:
+        name, value = "alpha", 0.1 if alpha is None else alpha
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a float in (0, 1); got {value!r}.")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1; got {value!r}.")
+    return float(value) if name == "alpha" else 1.0 - float(value)
+
+
+def _lac_sets(probs, thr, block=256):
+    """``1 - p <= q`` in row blocks: the temporary ``1 - p`` stays in cache."""
+    out = np.empty(probs.shape, dtype=bool)
+    thr = np.broadcast_to(thr, (len(probs), thr.shape[1]))
+    for a in range(0, len(probs), block):
+        np.less_equal(lac_score(probs[a : a + block]), thr[a : a + block], out=out[a : a + block])
+    return out
+
+
+def _as_probs(s) -> np.ndarray:
+    p = s.probs()
+    if p.ndim == 1:
+        return np.column_stack([1.0 - p, p])
+    return p
