@@ -29,12 +29,51 @@ from calibkit._validation import (
     like_input,
 )
 
-__all__ = ["Calibrator", "BinaryCalibrator", "ConvergenceWarning", "load"]
+__all__ = ["Persistable", "Calibrator", "BinaryCalibrator", "ConvergenceWarning", "load", "save"]
 
 FORMAT_VERSION = 1
 
 
-class Calibrator(ClassifierMixin, BaseEstimator):
+class Persistable:
+    """Mixin: JSON/npz persistence of an estimator's parameters and fitted state.
+
+    ``to_dict`` / ``from_dict`` / ``save`` / ``load`` store the class name, ``get_params()``
+    and every public attribute ending in ``_``; loading looks the class up in a registry of
+    calibkit classes (never pickle, never arbitrary imports).
+    """
+
+    _registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Persistable._registry[cls.__name__] = cls
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict of the class name, parameters and fitted state."""
+        return _encode(self, arrays=None)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Rebuild an estimator from :meth:`to_dict` output."""
+        return _expect(cls, _decode(data, arrays=None), "the dict")
+
+    def save(self, path) -> None:
+        """Save to ``path``: ``.npz`` stores arrays natively, anything else is JSON."""
+        save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator saved with :meth:`save` (no pickle involved)."""
+        return _expect(cls, load(path), str(path))
+
+
+def _expect(cls, obj, where: str):
+    if not isinstance(obj, cls):
+        raise TypeError(f"{where} holds a {type(obj).__name__}, not a {cls.__name__}.")
+    return obj
+
+
+class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
     """Base class: subclasses implement ``_fit(scores, targets, sample_weight)`` and
     ``_predict_proba(scores) -> ndarray (n, n_classes)``.
 
@@ -47,11 +86,6 @@ class Calibrator(ClassifierMixin, BaseEstimator):
     _supports_soft_targets: ClassVar[bool] = False
     #: whether ``fit`` receives float32 logits as float32 (the subclass then owns precision)
     _fit_keeps_float32: ClassVar[bool] = False
-    _registry: ClassVar[dict[str, type]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Calibrator._registry[cls.__name__] = cls
 
     # ------------------------------------------------------------------ public API
     def fit(self, scores, y, *, sample_weight=None):
@@ -92,31 +126,6 @@ class Calibrator(ClassifierMixin, BaseEstimator):
         """Labels from ``classes_`` with the highest calibrated probability."""
         s = self._check_predict_scores(scores)
         return self.classes_[np.argmax(self._predict_proba(s), axis=1)]
-
-    # ------------------------------------------------------------------ persistence
-    def to_dict(self) -> dict:
-        """JSON-safe dict of the class name, parameters and fitted state."""
-        return _encode(self, arrays=None)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Calibrator:
-        """Rebuild a calibrator from :meth:`to_dict` output."""
-        obj = _decode(data, arrays=None)
-        if not isinstance(obj, cls):
-            raise TypeError(f"the dict holds a {type(obj).__name__}, not a {cls.__name__}.")
-        return obj
-
-    def save(self, path) -> None:
-        """Save to ``path``: ``.npz`` stores arrays natively, anything else is JSON."""
-        save(self, path)
-
-    @classmethod
-    def load(cls, path) -> Calibrator:
-        """Load a calibrator saved with :meth:`save` (no pickle involved)."""
-        obj = load(path)
-        if not isinstance(obj, cls):
-            raise TypeError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}.")
-        return obj
 
     # ------------------------------------------------------------------ helpers
     def _check_predict_scores(self, scores) -> Scores:
@@ -205,18 +214,19 @@ def renormalise(q: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def save(calibrator: Calibrator, path) -> None:
+def save(estimator: Persistable, path) -> None:
+    """Save a calibkit estimator: ``.npz`` stores arrays natively, anything else is JSON."""
     path = Path(path)
     if path.suffix == ".npz":
         arrays: dict[str, np.ndarray] = {}
-        tree = _encode(calibrator, arrays=arrays)
+        tree = _encode(estimator, arrays=arrays)
         np.savez(path, __tree__=np.array(json.dumps(tree)), **arrays)
     else:
-        path.write_text(json.dumps(calibrator.to_dict()))
+        path.write_text(json.dumps(estimator.to_dict()))
 
 
-def load(path) -> Calibrator:
-    """Load any calibkit calibrator saved as JSON or npz."""
+def load(path) -> Persistable:
+    """Load any calibkit calibrator or conformal predictor saved as JSON or npz."""
     path = Path(path)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
@@ -231,7 +241,7 @@ def load(path) -> Calibrator:
 
 
 def _encode(obj: Any, arrays: dict | None) -> Any:
-    if isinstance(obj, Calibrator):
+    if isinstance(obj, Persistable):
         fitted = {k: v for k, v in vars(obj).items() if k.endswith("_") and not k.startswith("_")}
         return {
             "__calibrator__": type(obj).__name__,
@@ -268,8 +278,8 @@ def _import_calibrator(name: str):
             importlib.import_module(module)
         except ImportError:
             continue
-        if name in Calibrator._registry:
-            return Calibrator._registry[name]
+        if name in Persistable._registry:
+            return Persistable._registry[name]
     return None
 
 
@@ -280,7 +290,7 @@ def _decode(tree: Any, arrays: dict | None) -> Any:
         return tree
     if "__calibrator__" in tree:
         name = tree["__calibrator__"]
-        cls = Calibrator._registry.get(name) or _import_calibrator(name)
+        cls = Persistable._registry.get(name) or _import_calibrator(name)
         if cls is None:
             raise ValueError(f"unknown calibrator class {name!r} in saved data.")
         obj = cls(**_decode(tree["params"], arrays))

@@ -75,9 +75,7 @@ def test_lac_sets_match_definition_exactly():
         np.testing.assert_array_equal(
             model.predict_set(p[400:]), lac_sets_by_definition(p[:400], y[:400], p[400:], alpha)
         )
-        assert model.quantiles_[0] == quantile_by_definition(
-            1 - p[np.arange(400), y[:400]], alpha
-        )
+        assert model.quantiles_[0] == quantile_by_definition(1 - p[np.arange(400), y[:400]], alpha)
 
 
 @pytest.mark.parametrize("score", ["lac", "aps", "topk"])
@@ -140,17 +138,14 @@ def test_sort_based_sets_match_score_definition_with_ties(params):
         e = model._scores(p[400:], model._test_u(400), ranks)
         q = np.full(e.shape, model.quantiles_[0])
         expected = (
-            include_last_label_sets(p[400:], e, q, ranks) if model._include_last_label()
-            else e <= q
+            include_last_label_sets(p[400:], e, q, ranks) if model._include_last_label() else e <= q
         )
         np.testing.assert_array_equal(model.predict_set(p[400:]), expected)
         # calibration scores equal the definition's column of the true label
         # fit draws one uniform per calibration sample from RandomState(random_state)
         u_cal = np.random.RandomState(1).uniform(size=(400, 1)) if model._randomized() else None
         e_cal = model._scores(p[:400], u_cal, label_ranks(p[:400]))
-        np.testing.assert_array_equal(
-            np.sort(e_cal[np.arange(400), y[:400]]), model.cal_scores_[0]
-        )
+        np.testing.assert_array_equal(np.sort(e_cal[np.arange(400), y[:400]]), model.cal_scores_[0])
 
 
 def test_include_last_label_never_empty_and_superset():
@@ -275,8 +270,10 @@ def test_binary_scores_give_two_column_sets():
     assert sets.shape == (400, 2)
     full = np.c_[1 - s, s]
     np.testing.assert_array_equal(
-        sets, SplitConformalClassifier("lac", alpha=0.2, class_conditional=True)
-        .fit(full[:600], y[:600]).predict_set(full[600:]),
+        sets,
+        SplitConformalClassifier("lac", alpha=0.2, class_conditional=True)
+        .fit(full[:600], y[:600])
+        .predict_set(full[600:]),
     )
     labels = np.array(["neg", "pos"])[y]
     m = SplitConformalClassifier(alpha=0.2).fit(s[:600], labels[:600])
@@ -496,9 +493,35 @@ def test_parity_crepes_pvalues(shared_data, smoothed):
     )
     # class-conditional = crepes' Mondrian bins on the true label
     peer_cc = crepes.ConformalClassifier().fit(alphas_cal, bins=y[cal])
-    theirs_cc = np.column_stack([
-        peer_cc.predict_p((1 - p[test])[:, k], bins=np.full(400, k), smoothing=False)
-        for k in range(10)
-    ])
+    theirs_cc = np.column_stack(
+        [
+            peer_cc.predict_p((1 - p[test])[:, k], bins=np.full(400, k), smoothing=False)
+            for k in range(10)
+        ]
+    )
     ours_cc = SplitConformalClassifier("lac", class_conditional=True).fit(p[cal], y[cal])
     np.testing.assert_array_equal(ours_cc.predict_pvalues(p[test]), theirs_cc)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+@pytest.mark.parametrize("score", ["lac", "aps", "raps", "topk"])
+def test_persistence_round_trip(tmp_path, suffix, score):
+    from calibkit.base import load
+
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(5), size=400)
+    y = rng.integers(0, 5, size=400)
+    groups = rng.integers(0, 2, size=400)
+    cp = SplitConformalClassifier(score, alpha=0.2, random_state=0).fit(probs, y, groups=groups)
+    path = tmp_path / f"cp{suffix}"
+    cp.save(path)
+    back = load(path)
+    test = rng.dirichlet(np.ones(5), size=50)
+    g_test = rng.integers(0, 2, size=50)
+    np.testing.assert_array_equal(
+        back.predict_set(test, groups=g_test), cp.predict_set(test, groups=g_test)
+    )
+    np.testing.assert_array_equal(
+        SplitConformalClassifier.from_dict(cp.to_dict()).predict_pvalues(test, groups=g_test),
+        cp.predict_pvalues(test, groups=g_test),
+    )

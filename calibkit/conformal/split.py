@@ -18,6 +18,7 @@ from calibkit._validation import (
     encode_targets,
     like_input,
 )
+from calibkit.base import Persistable
 from calibkit.conformal.scores import (
     SCORES,
     aps_score,
@@ -41,7 +42,7 @@ class TrivialSetWarning(UserWarning):
     the quantile is +inf and every prediction set holds every label."""
 
 
-class SplitConformalClassifier(BaseEstimator):
+class SplitConformalClassifier(Persistable, BaseEstimator):
     """Split conformal prediction sets and p-values from classifier scores.
 
     Parameters
