@@ -1,2 +1,55 @@
-"""COCO adapters for calibkit: matching, detection calibration metrics, LRP-optimal
-thresholds and class-wise detector calibration."""
+"""Detection calibration on top of calibkit: COCO inputs, COCO greedy matching, the
+detection calibration metrics (LaECE, LaACE, LRP, D-ECE, AP), LRP-optimal thresholds and
+class-wise detector calibration (:class:`DetectionCalibrator`).
+
+``detection`` imports calibkit; calibkit never imports ``detection``.
+"""
+
+from detection.calibrate import DetectionCalibrator
+from detection.calibrators import LinearCalibration
+from detection.io import (
+    Detections,
+    GroundTruth,
+    from_torchvision,
+    load_dets,
+    load_gt,
+    netcal_npz_to_coco,
+)
+from detection.matching import Matches, box_iou, match, match_many, match_netcal
+from detection.metrics import (
+    average_precision,
+    box_features,
+    dece_netcal,
+    dece_pooled,
+    evaluate,
+    laace,
+    laece,
+    lrp,
+)
+from detection.thresholds import apply_thresholds, lrp_optimal_thresholds
+
+__all__ = [
+    "DetectionCalibrator",
+    "Detections",
+    "GroundTruth",
+    "LinearCalibration",
+    "Matches",
+    "apply_thresholds",
+    "average_precision",
+    "box_features",
+    "box_iou",
+    "dece_netcal",
+    "dece_pooled",
+    "evaluate",
+    "from_torchvision",
+    "laace",
+    "laece",
+    "load_dets",
+    "load_gt",
+    "lrp",
+    "lrp_optimal_thresholds",
+    "match",
+    "match_many",
+    "match_netcal",
+    "netcal_npz_to_coco",
+]

@@ -1,0 +1,319 @@
+"""The COCO protocols: class-wise and class-agnostic detector calibration on image halves.
+
+For each detector, seed, method and scope (``classwise`` / ``class-agnostic``), the images
+are split in two random halves (``numpy.random.default_rng(seed)``; the first half is the
+calibration set, as the minival / minitest split of Kuzucu et al., ECCV 2024) and a
+:class:`detection.DetectionCalibrator` is fitted on the first half and applied to the second.
+
+* ``laece`` protocol (Kuzucu et al.): IoU targets, tau = 0, LRP-optimal per-class thresholds
+  before and after calibration; metrics LaECE_0 (25 bins), LaACE_0 and LRP with its
+  localisation / FP / FN components, all on the same thresholded test detections.
+* ``dece`` protocol (the train-time papers, as reproduced by Kuzucu et al.): binary targets
+  (TP at IoU >= 0.5), a fixed score threshold of 0.3 before and after calibration; metric
+  D-ECE (10 bins, pooled over classes).
+* In both, ``ap``: COCO AP@[.50:.95] of the top-100 test detections per (image, class) with
+  the calibrated scores and no threshold (the ranking effect of the calibrator).
+
+Methods: ``identity`` (thresholds only), ``temperature``, ``platt``, ``isotonic``, ``linear``
+and ``venn-abers`` (binary targets only, so only in the ``dece`` protocol).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calibkit.bench._parallel import run_tasks
+from calibkit.bench.methods import check_methods
+from calibkit.bench.report import (
+    environment,
+    fmt,
+    markdown_table,
+    plotting_available,
+    summarise,
+    text_table,
+    write_csv,
+    write_json,
+)
+
+__all__ = ["CocoConfig", "COCO_METHODS", "run_coco", "split_images", "evaluate_detector",
+           "write_coco", "coco_text"]
+
+#: method name -> DetectionCalibrator's ``calibrator`` argument (None: a VennAbers instance)
+COCO_METHODS = {
+    "identity": "identity",
+    "temperature": "temperature",
+    "platt": "platt",
+    "isotonic": "isotonic",
+    "linear": "linear",
+    "venn-abers": None,
+}
+SCOPES = ("classwise", "class-agnostic")
+PROTOCOLS = ("laece", "dece")
+PROTOCOL_METRICS = {
+    "laece": ("laece", "laace", "lrp", "lrp_loc", "lrp_fp", "lrp_fn", "ap"),
+    "dece": ("dece", "ap"),
+}
+
+
+@dataclass(frozen=True)
+class CocoConfig:
+    """Settings of the COCO protocols (the defaults are the published run)."""
+
+    methods: tuple = tuple(COCO_METHODS)
+    seeds: int = 3
+    scopes: tuple = SCOPES
+    protocols: tuple = PROTOCOLS
+    dece_threshold: float = 0.3
+
+
+def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
+             backend: str | None = None, progress: bool = True) -> dict:
+    """Run both protocols over the detectors of ``data`` (a
+    :class:`calibkit.datasets.DetectionOutputs`).
+
+    Returns
+    -------
+    dict
+        ``{"config", "rows", "summary", "skipped"}``: one row per (detector, method, scope,
+        protocol, seed).
+    """
+    import detection
+
+    config = config or CocoConfig()
+    methods = check_methods(config.methods, COCO_METHODS, "--methods")
+    if config.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1; got {config.seeds}.")
+    gt = detection.load_gt(data.ground_truth)
+    dets = {name: detection.load_dets(d) for name, d in data.detections.items()}
+    tasks, skipped = [], []
+    for name in dets:
+        for protocol in config.protocols:
+            for method in methods:
+                if method == "venn-abers" and protocol == "laece":
+                    skipped.append({"detector": name, "method": method, "protocol": protocol,
+                                    "reason": "Venn-ABERS needs binary targets; LaECE_0 "
+                                              "calibrates to IoU targets"})
+                    continue
+                for scope in config.scopes:
+                    for seed in range(config.seeds):
+                        tasks.append((gt, dets[name], name, method, scope, protocol, seed,
+                                      config))
+    rows = run_tasks(_task, tasks, jobs=jobs, backend=backend, progress=progress, desc="coco")
+    info = {k: {kk: v.get(kk) for kk in ("architecture", "params", "file", "dataset")}
+            for k, v in data.info.items()}
+    return {"config": {"methods": methods, "seeds": config.seeds, "scopes": list(config.scopes),
+                       "protocols": list(config.protocols),
+                       "dece_threshold": config.dece_threshold,
+                       "split": "random image halves, numpy.random.default_rng(seed)"},
+            "detectors": info, "rows": rows, "skipped": skipped,
+            "summary": summarise(rows, ("detector", "protocol", "scope", "method"))}
+
+
+def split_images(image_ids, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random halves (calibration, test) of the sorted unique ``image_ids``:
+    ``numpy.random.default_rng(seed).permutation``, the first ``n // 2`` for calibration."""
+    ids = np.unique(np.asarray(image_ids))
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    half = len(ids) // 2
+    return np.sort(ids[perm[:half]]), np.sort(ids[perm[half:]])
+
+
+def evaluate_detector(gt, dets, method: str, scope: str, protocol: str, seed: int,
+                      config: CocoConfig | None = None) -> dict:
+    """One cell of the grid (see the module docstring); ``gt`` and ``dets`` as accepted by
+    :func:`detection.load_gt` / :func:`detection.load_dets`."""
+    import detection
+
+    config = config or CocoConfig()
+    return _task(detection.load_gt(gt), detection.load_dets(dets), "detector", method, scope,
+                 protocol, seed, config)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _task(gt, dets, name, method, scope, protocol, seed, config) -> dict:
+    try:
+        return _run_cell(gt, dets, name, method, scope, protocol, seed, config)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"detector {name!r}, method {method!r}, {scope}, {protocol} "
+                        f"protocol, seed {seed}: {exc}") from exc
+
+
+def _run_cell(gt, dets, name, method, scope, protocol, seed, config) -> dict:
+    import detection
+
+    cal_ids, test_ids = split_images(gt.image_ids, seed)
+    gt_cal, gt_test = _gt_subset(gt, cal_ids), _gt_subset(gt, test_ids)
+    d_cal = dets.subset(np.isin(dets.image_id, cal_ids))
+    d_test = dets.subset(np.isin(dets.image_id, test_ids))
+    if protocol == "laece":
+        kw = {"target": "iou", "thresholds": "lrp", "tau": 0.0}
+    else:
+        kw = {"target": "binary", "thresholds": config.dece_threshold, "tau": 0.5}
+        keep = ~(d_cal.score < config.dece_threshold)
+        d_cal = d_cal.subset(keep)
+        d_test = d_test.subset(~(d_test.score < config.dece_threshold))
+    calibrator = COCO_METHODS[method]
+    if calibrator is None:
+        from calibkit.venn_abers import VennAbers
+
+        calibrator = VennAbers(input="probs")
+    est = detection.DetectionCalibrator(calibrator, classwise=(scope == "classwise"), **kw)
+    row = {"detector": name, "protocol": protocol, "scope": scope, "method": method,
+           "seed": seed, "n_images_calib": int(len(cal_ids)),
+           "n_images_test": int(len(test_ids))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        est.fit(gt_cal, d_cal)
+        t1 = time.perf_counter()
+        out = est.transform(d_test)
+        t2 = time.perf_counter()
+        if protocol == "laece":
+            m = detection.evaluate(gt_test, out, tau=0.0)
+            row.update({k: m[k] for k in PROTOCOL_METRICS["laece"] if k in m})
+        else:
+            m = detection.evaluate(gt_test, out, tau=0.5, dece_tau=0.5, dece_bins=10)
+            row["dece"] = m["dece"]
+        rescored = d_test.with_scores(est.predict_scores(d_test.category_id, d_test.score))
+        row["ap"] = detection.average_precision(gt_test, rescored)
+    row["n_dets_test"] = int(len(out))
+    row["fit_time_s"] = t1 - t0
+    row["predict_time_s"] = t2 - t1
+    return {k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in row.items()}
+
+
+def _gt_subset(gt, image_ids):
+    import detection
+
+    keep = np.isin(gt.ann_image_id, image_ids)
+    return detection.GroundTruth.from_arrays(
+        gt.ann_image_id[keep], gt.ann_category_id[keep], gt.ann_box[keep],
+        iscrowd=gt.ann_crowd[keep], images=image_ids, categories=gt.category_ids,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------
+
+COCO_LABELS = {
+    "laece": "LaECE_0 (25 bins, tau 0, LRP-optimal thresholds)",
+    "laace": "LaACE_0",
+    "lrp": "LRP (tau 0)",
+    "dece": "D-ECE (10 bins, pooled, TP at IoU 0.5, score >= 0.3)",
+    "ap": "AP@[.50:.95], top-100, calibrated scores, no threshold",
+}
+
+
+def write_coco(result: dict, out: Path, *, command: str, plots: bool = True) -> list:
+    """Write results.json, results.csv, summary.csv, report.md (and a PNG) under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", {"protocol": "coco", "command": command,
+                                      "environment": environment(), **result})
+    write_csv(out / "results.csv", result["rows"])
+    write_csv(out / "summary.csv", result["summary"])
+    written = [out / "results.json", out / "results.csv", out / "summary.csv"]
+    images = []
+    if plots and plotting_available():
+        from calibkit.bench.plots import plot_coco
+
+        images = plot_coco(result, out / "plots")
+        written += images
+    (out / "report.md").write_text(coco_markdown(result, command=command, images=images,
+                                                 root=out))
+    written.append(out / "report.md")
+    return written
+
+
+def coco_markdown(result: dict, *, command: str, images=(), root=None) -> str:
+    cfg = result["config"]
+    parts = [
+        "# calibkit bench: COCO detectors",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Protocols (see docs/benchmarks.md): {cfg['split']}, {cfg['seeds']} seed(s); "
+        "calibrators fitted on the first half and evaluated on the second. Values are "
+        "mean ± standard deviation over seeds.",
+        "",
+        "Detectors: " + ", ".join(
+            f"`{k}` ({v.get('architecture') or v.get('file')})"
+            for k, v in result["detectors"].items()) + ".",
+        "",
+    ]
+    summary = result["summary"]
+    for protocol in cfg["protocols"]:
+        for metric in PROTOCOL_METRICS[protocol]:
+            if metric not in COCO_LABELS:
+                continue
+            rows = [r for r in summary if r["protocol"] == protocol and f"{metric}_mean" in r]
+            if not rows:
+                continue
+            parts += [f"## `{protocol}` protocol: {COCO_LABELS[metric]}", ""]
+            methods = list(dict.fromkeys(r["method"] for r in rows))
+            table = []
+            for det in dict.fromkeys(r["detector"] for r in rows):
+                for scope in cfg["scopes"]:
+                    line = [det, scope]
+                    for meth in methods:
+                        r = _find(rows, detector=det, scope=scope, method=meth)
+                        line.append(fmt(r.get(f"{metric}_mean"), _std(r, metric))
+                                    if r else "—")
+                    table.append(line)
+            parts += [markdown_table(["detector", "scope"] + methods, table), ""]
+    parts += ["## Wall time per fit / predict (seconds, mean)", ""]
+    table = []
+    for meth in dict.fromkeys(r["method"] for r in summary):
+        rs = [r for r in summary if r["method"] == meth]
+        table.append([meth, f"{np.mean([r['fit_time_s_mean'] for r in rs]):.3f}",
+                      f"{np.mean([r['predict_time_s_mean'] for r in rs]):.3f}"])
+    parts += [markdown_table(["method", "fit", "transform"], table), ""]
+    if result.get("skipped"):
+        parts += ["## Skipped", ""]
+        seen = {}
+        for s in result["skipped"]:
+            seen.setdefault((s["method"], s["protocol"], s["reason"]), []).append(s["detector"])
+        parts += [f"- `{m}` in the `{p}` protocol: {why}" for (m, p, why) in seen]
+        parts.append("")
+    if images:
+        parts += ["## Plots", ""]
+        parts += [f"![{Path(p).stem}]({Path(p).relative_to(root).as_posix()})" for p in images]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def coco_text(result: dict) -> str:
+    """Terminal tables: LaECE_0 and D-ECE by detector, scope and method."""
+    out = []
+    for protocol, metric in (("laece", "laece"), ("laece", "lrp"), ("dece", "dece")):
+        rows = [r for r in result["summary"] if r["protocol"] == protocol]
+        if not rows:
+            continue
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        table = []
+        for det in dict.fromkeys(r["detector"] for r in rows):
+            for scope in result["config"]["scopes"]:
+                line = [det, scope]
+                for meth in methods:
+                    r = _find(rows, detector=det, scope=scope, method=meth)
+                    line.append(fmt(r.get(f"{metric}_mean")) if r else "—")
+                table.append(line)
+        out += [f"\n{COCO_LABELS[metric]}", text_table(["detector", "scope"] + methods, table)]
+    return "\n".join(out)
+
+
+def _std(row, metric):
+    """The spread over seeds, or None with a single seed (a spread of 0 would mislead)."""
+    return row.get(f"{metric}_std") if row.get("n_seeds", 1) > 1 else None
+
+
+def _find(rows, **kw):
+    return next((r for r in rows if all(r.get(k) == v for k, v in kw.items())), None)

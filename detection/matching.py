@@ -1,0 +1,360 @@
+"""COCO greedy matching of detections to ground truth, vectorised.
+
+The rule is pycocotools' ``COCOeval.evaluateImg`` (area range "all"), per (image, class):
+
+1. ground truth: regular boxes first, then crowd boxes (``iscrowd``), file order otherwise;
+2. detections: stable sort by descending score (ties in file order), keep the first
+   ``max_dets`` (the cap is per (image, class), as in pycocotools);
+3. IoU as pycocotools' C code computes it: ``w = min(dx+dw, gx+gw) - max(dx, gx)`` (0 if
+   ``w <= 0``), the same for ``h``, ``inter = w*h``; union ``da + ga - inter``, or ``da``
+   (the detection's area) for a crowd box;
+4. greedily, in score order, each detection takes the still unmatched regular box of largest
+   IoU among those eligible (``IoU >= min(tau, 1 - 1e-10)`` for ``iou_op="ge"``,
+   ``IoU > tau`` for ``"gt"``), the later box on equal IoU; it is then a TP with that IoU.
+   Without such a box it is *ignored* if some crowd box is eligible (crowd boxes absorb any
+   number of detections), and an FP otherwise.
+
+The greedy loop is sequential only within an (image, class) group, so all groups advance
+together: step ``r`` handles the ``r``-th detection of every group at once (at most
+``max_dets`` numpy steps over the candidate pairs, no Python loop over detections).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detection.io import Detections, GroundTruth, load_dets, load_gt
+
+__all__ = ["Matches", "match", "match_many", "match_netcal", "box_iou"]
+
+IOU_OPS = ("ge", "gt")
+
+
+@dataclass(frozen=True, eq=False)
+class Matches:
+    """Detections matched to ground truth at one IoU threshold.
+
+    Attributes
+    ----------
+    gt : GroundTruth
+    dets : Detections
+    tau : float
+        IoU threshold of a true positive.
+    iou_op : {"ge", "gt"}
+    max_dets : int
+        Cap on detections per (image, class).
+    class_index : ndarray of shape (n,)
+        Index of each detection's category in ``gt.category_ids``.
+    evaluated : ndarray of shape (n,), bool
+        Within the first ``max_dets`` of its (image, class); the others take no part.
+    tp, ignored : ndarray of shape (n,), bool
+        True positive; matched to a crowd region (neither TP nor FP).
+    iou : ndarray of shape (n,)
+        IoU of the matched box for a TP, 0 otherwise.
+    npig : ndarray of shape (n_categories,)
+        Number of regular (non-crowd) ground-truth boxes of each category.
+    order : ndarray
+        The evaluated detections in per-class order: by class, descending score, ascending
+        image id, then file order (the toolbox's tie order).
+    """
+
+    gt: GroundTruth
+    dets: Detections
+    tau: float
+    iou_op: str
+    max_dets: int
+    class_index: np.ndarray
+    evaluated: np.ndarray
+    tp: np.ndarray
+    ignored: np.ndarray
+    iou: np.ndarray
+    npig: np.ndarray
+    order: np.ndarray
+
+    @property
+    def fp(self) -> np.ndarray:
+        """Evaluated detections that are neither TP nor ignored."""
+        return self.evaluated & ~self.tp & ~self.ignored
+
+    @property
+    def valid(self) -> np.ndarray:
+        """TP or FP (evaluated and not ignored)."""
+        return self.evaluated & ~self.ignored
+
+    @property
+    def n_categories(self) -> int:
+        return self.gt.n_categories
+
+
+def match(gt, dets, *, tau: float = 0.0, iou_op: str = "ge", max_dets: int = 100) -> Matches:
+    """Match detections to ground truth with COCO's greedy rule (see the module docstring).
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+    dets : path, COCO results list, Detections or torchvision outputs (see ``load_dets``)
+    tau : float in [0, 1), default 0.0
+        IoU threshold of a TP. At ``tau=0`` with ``iou_op="ge"`` (the toolbox's default) a
+        detection with no overlap can take a regular box ("theft").
+    iou_op : {"ge", "gt"}, default "ge"
+        ``"ge"``: eligible iff ``IoU >= min(tau, 1 - 1e-10)`` (pycocotools); ``"gt"``:
+        ``IoU > tau``.
+    max_dets : int, default 100
+        Detections kept per (image, class), highest scores first.
+
+    Returns
+    -------
+    Matches
+    """
+    return match_many(gt, dets, [tau], iou_op=iou_op, max_dets=max_dets)[0]
+
+
+def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int = 100) -> list[Matches]:
+    """:func:`match` at several thresholds, sharing the candidate pairs and their IoUs."""
+    gt = load_gt(gt)
+    dets = load_dets(dets)
+    taus = [_check_tau(t) for t in taus]
+    _check_iou_op(iou_op)
+    max_dets = _check_max_dets(max_dets)
+    prep = _prepare(gt, dets, max_dets)
+    tp, ignored, iou = _greedy(prep, np.array(taus), iou_op)
+    n = len(dets)
+    evaluated = np.zeros(n, bool)
+    evaluated[prep.det] = True
+    order = _class_order(dets, prep)
+    out = []
+    for t, tau in enumerate(taus):
+        out_tp = np.zeros(n, bool)
+        out_ig = np.zeros(n, bool)
+        out_iou = np.zeros(n)
+        out_tp[prep.det] = tp[t]
+        out_ig[prep.det] = ignored[t]
+        out_iou[prep.det] = np.where(tp[t], iou[t], 0.0)
+        out.append(Matches(gt, dets, tau, iou_op, max_dets, prep.cls_all, evaluated, out_tp,
+                           out_ig, out_iou, prep.npig, order))
+    return out
+
+
+def box_iou(det_boxes, gt_boxes, crowd=None) -> np.ndarray:
+    """IoU matrix of shape (n_dets, n_gt) of ``[x, y, w, h]`` boxes, pycocotools' formula
+    (intersection over the detection's area for crowd boxes)."""
+    d = np.asarray(det_boxes, np.float64).reshape(-1, 4)
+    g = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    c = np.zeros(len(g), bool) if crowd is None else np.asarray(crowd, bool)
+    return _iou(d[:, None, :], g[None, :, :], c[None, :])
+
+
+def match_netcal(gt, dets, *, iou_threshold: float = 0.5) -> np.ndarray:
+    """netcal's example matching: a detection is matched iff the ground-truth box of largest
+    IoU among *all* boxes of its image (any class, crowd boxes as regular ones, no
+    exclusivity) has IoU >= ``iou_threshold`` and the detection's category. Returns a bool
+    array of shape (n_dets,). On equal IoU the first box in file order wins (``argmax``)."""
+    gt = load_gt(gt)
+    dets = load_dets(dets)
+    n = len(dets)
+    if n == 0:
+        return np.zeros(0, bool)
+    img_d = _index_in(dets.image_id, gt.image_ids, "image_id")
+    img_g = np.searchsorted(gt.image_ids, gt.ann_image_id)
+    g_order = np.argsort(img_g, kind="stable")
+    g_img = img_g[g_order]
+    lo = np.searchsorted(g_img, img_d, "left")
+    hi = np.searchsorted(g_img, img_d, "right")
+    det_rep, gt_rep = _expand(np.arange(n), lo, hi)
+    gi = g_order[gt_rep]
+    iou = _iou(dets.box[det_rep], gt.ann_box[gi], np.zeros(len(gi), bool))
+    best_iou = np.full(n, -1.0)
+    np.maximum.at(best_iou, det_rep, iou)
+    is_best = iou == best_iou[det_rep]
+    first = np.full(n, -1, np.int64)
+    # pairs are in det order, then file order of the boxes: the first best pair per det
+    pos = np.flatnonzero(is_best)
+    dpos = det_rep[pos]
+    keep = np.ones(len(pos), bool)
+    keep[1:] = dpos[1:] != dpos[:-1]
+    first[dpos[keep]] = gi[pos[keep]]
+    has = first >= 0
+    out = np.zeros(n, bool)
+    out[has] = (best_iou[has] >= iou_threshold) & (
+        gt.ann_category_id[first[has]] == dets.category_id[has]
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# internals
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Prep:
+    det: np.ndarray  # evaluated detections (indices), sorted by group then rank
+    rank: np.ndarray  # rank within the (image, class) group
+    key: np.ndarray  # group key of each evaluated detection
+    img: np.ndarray  # image index of each evaluated detection
+    cls_all: np.ndarray  # class index of every detection
+    reg_box: np.ndarray  # regular gt boxes sorted by (group, file order)
+    reg_key: np.ndarray
+    crowd_box: np.ndarray
+    crowd_key: np.ndarray
+    npig: np.ndarray
+    box: np.ndarray  # boxes of the evaluated detections
+
+
+def _prepare(gt: GroundTruth, dets: Detections, max_dets: int) -> _Prep:
+    n_cls = gt.n_categories
+    img_d = _index_in(dets.image_id, gt.image_ids, "image_id")
+    cls_d = _index_in(dets.category_id, gt.category_ids, "category_id")
+    key_d = img_d * n_cls + cls_d
+    order = np.lexsort((-dets.score, key_d))  # stable: ties keep file order
+    ks = key_d[order]
+    start = np.ones(len(ks), bool)
+    start[1:] = ks[1:] != ks[:-1]
+    group_first = np.maximum.accumulate(np.where(start, np.arange(len(ks)), 0))
+    rank = np.arange(len(ks)) - group_first
+    keep = rank < max_dets
+    det = order[keep]
+    img_g = np.searchsorted(gt.image_ids, gt.ann_image_id)
+    cls_g = np.searchsorted(gt.category_ids, gt.ann_category_id)
+    key_g = img_g * n_cls + cls_g
+    crowd = gt.ann_crowd
+    reg = np.flatnonzero(~crowd)
+    reg = reg[np.argsort(key_g[reg], kind="stable")]
+    cr = np.flatnonzero(crowd)
+    cr = cr[np.argsort(key_g[cr], kind="stable")]
+    npig = np.bincount(cls_g[~crowd], minlength=n_cls)
+    return _Prep(det, rank[keep], ks[keep], img_d[det], cls_d, gt.ann_box[reg], key_g[reg],
+                 gt.ann_box[cr], key_g[cr], npig, dets.box[det])
+
+
+def _greedy(prep: _Prep, taus: np.ndarray, iou_op: str):
+    """Greedy matching at every threshold in ``taus``; arrays of shape (n_taus, n_eval)."""
+    n_t, n = len(taus), len(prep.det)
+    tp = np.zeros((n_t, n), bool)
+    best_iou = np.zeros((n_t, n))
+    # ---- regular boxes: sequential within a group, parallel across groups
+    lo = np.searchsorted(prep.reg_key, prep.key, "left")
+    hi = np.searchsorted(prep.reg_key, prep.key, "right")
+    pd, pg = _expand(np.arange(n), lo, hi)
+    if len(pd):
+        iou = _iou(prep.box[pd], prep.reg_box[pg], np.zeros(len(pd), bool))
+        elig = _eligible(iou[None, :], taus[:, None], iou_op)
+        # order pairs by rank, keeping (group, box order) within a rank
+        rank_pd = prep.rank[pd]
+        if prep.rank.max() < 2**15:  # small ints take numpy's O(n) radix sort
+            rank_pd = rank_pd.astype(np.int16)
+        by_rank = np.argsort(rank_pd, kind="stable")
+        pd, pg, iou, elig = pd[by_rank], pg[by_rank], iou[by_rank], elig[:, by_rank]
+        bounds = np.searchsorted(prep.rank[pd], np.arange(prep.rank.max() + 2), "left")
+        matched = np.zeros((n_t, len(prep.reg_key)), bool)
+        for r in range(len(bounds) - 1):
+            a, b = bounds[r], bounds[r + 1]
+            if a == b:
+                continue
+            d_s, g_s, iou_s = pd[a:b], pg[a:b], iou[a:b]
+            ok = elig[:, a:b] & ~matched[:, g_s]
+            seg = np.ones(b - a, bool)
+            seg[1:] = d_s[1:] != d_s[:-1]
+            starts = np.flatnonzero(seg)
+            seg_id = np.cumsum(seg) - 1
+            vals = np.where(ok, iou_s, -1.0)
+            seg_max = np.maximum.reduceat(vals, starts, axis=1)
+            cand = ok & (vals == seg_max[:, seg_id])
+            pos = np.where(cand, np.arange(b - a), -1)
+            last = np.maximum.reduceat(pos, starts, axis=1)  # later box wins on equal IoU
+            t_idx, s_idx = np.nonzero(last >= 0)
+            chosen = last[t_idx, s_idx]
+            matched[t_idx, g_s[chosen]] = True
+            tp[t_idx, d_s[chosen]] = True
+            best_iou[t_idx, d_s[chosen]] = iou_s[chosen]
+    # ---- crowd boxes: a detection without a regular match is ignored if any crowd
+    # box is eligible; this does not depend on the order, so it is one vectorised pass.
+    ignored = np.zeros((n_t, n), bool)
+    lo = np.searchsorted(prep.crowd_key, prep.key, "left")
+    hi = np.searchsorted(prep.crowd_key, prep.key, "right")
+    cd, cg = _expand(np.arange(n), lo, hi)
+    if len(cd):
+        ciou = _iou(prep.box[cd], prep.crowd_box[cg], np.ones(len(cd), bool))
+        elig = _eligible(ciou[None, :], taus[:, None], iou_op)
+        t_idx, p_idx = np.nonzero(elig)
+        ignored[t_idx, cd[p_idx]] = True
+        ignored &= ~tp
+    return tp, ignored, best_iou
+
+
+def _eligible(iou, taus, iou_op):
+    if iou_op == "ge":
+        return iou >= np.minimum(taus, 1 - 1e-10)
+    return iou > taus
+
+
+def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """pycocotools' ``bbIou``, operation by operation, broadcast over the leading axes."""
+    dx, dy, dw, dh = d[..., 0], d[..., 1], d[..., 2], d[..., 3]
+    gx, gy, gw, gh = g[..., 0], g[..., 1], g[..., 2], g[..., 3]
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    da = dw * dh
+    union = np.where(crowd, da, da + gw * gh - inter)
+    ok = (w > 0) & (h > 0)
+    out = np.zeros(np.broadcast_shapes(w.shape, union.shape))
+    np.divide(inter, union, out=out, where=ok & (union != 0))
+    return out
+
+
+def _expand(items: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Ragged expansion: (items[i], j) for every j in [lo[i], hi[i])."""
+    counts = hi - lo
+    total = int(counts.sum())
+    rep = np.repeat(items, counts)
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    return rep, np.repeat(lo, counts) + (np.arange(total) - offsets)
+
+
+def _class_order(dets: Detections, prep: _Prep) -> np.ndarray:
+    # prep.det is sorted by (image, class, -score, file order); a stable sort on
+    # (class, -score) keeps (image, file order) among equal keys
+    det = prep.det
+    by_score = np.argsort(-dets.score[det], kind="stable")
+    cls = prep.cls_all[det][by_score]
+    if len(prep.npig) < 2**15:  # small ints take numpy's O(n) radix sort
+        cls = cls.astype(np.int16)
+    return det[by_score[np.argsort(cls, kind="stable")]]
+
+
+def _index_in(values: np.ndarray, universe: np.ndarray, name: str) -> np.ndarray:
+    idx = np.searchsorted(universe, values)
+    idx = np.clip(idx, 0, max(len(universe) - 1, 0))
+    if len(universe) == 0:
+        bad = np.unique(values)[:5]
+    else:
+        bad = np.unique(values[universe[idx] != values])[:5]
+    if len(bad) and len(values):
+        where = "images" if name == "image_id" else "categories"
+        raise ValueError(
+            f"detections use {name}(s) {bad.tolist()} that are not among the ground truth's "
+            f"{where}; add them to the ground-truth json or drop those detections."
+        )
+    return idx.astype(np.int64)
+
+
+def _check_tau(tau) -> float:
+    tau = float(tau)
+    if not 0.0 <= tau < 1.0:
+        raise ValueError(f"tau must lie in [0, 1); got {tau}.")
+    return tau
+
+
+def _check_iou_op(iou_op) -> str:
+    if iou_op not in IOU_OPS:
+        raise ValueError(f"iou_op must be one of {IOU_OPS}; got {iou_op!r}.")
+    return iou_op
+
+
+def _check_max_dets(max_dets) -> int:
+    if isinstance(max_dets, bool) or not isinstance(max_dets, (int, np.integer)) or max_dets < 1:
+        raise ValueError(f"max_dets must be a positive integer; got {max_dets!r}.")
+    return int(max_dets)

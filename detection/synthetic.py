@@ -1,0 +1,100 @@
+"""Synthetic COCO-like ground truth and detections (for examples, tests and benchmarks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["make_coco_like"]
+
+
+def make_coco_like(
+    n_images: int = 200,
+    *,
+    dets_per_image: int = 100,
+    n_classes: int = 80,
+    gt_per_image: float = 7.0,
+    crowd_fraction: float = 0.01,
+    score_decimals: int | None = 3,
+    overconfidence: float = 0.3,
+    seed: int = 0,
+) -> tuple[dict, list[dict]]:
+    """A COCO ground-truth dict and a COCO results list with realistic structure.
+
+    Each 640 x 480 image has Poisson(``gt_per_image``) boxes from a few classes (a share
+    ``crowd_fraction`` of them crowd regions). Detections are jittered copies of the boxes
+    (several per box, same class) plus background boxes; a detection's score rises with its
+    IoU but is pushed up by ``overconfidence`` (so calibration has something to fix), and is
+    rounded to ``score_decimals`` decimals (ties, as in real files).
+
+    Returns
+    -------
+    gt : dict
+        ``images`` (with width and height), ``annotations``, ``categories``.
+    dets : list of dict
+        ``{image_id, category_id, bbox, score}``, ``dets_per_image`` per image, sorted by
+        descending score within each image.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = 640.0, 480.0
+    n_gt = rng.poisson(gt_per_image, n_images)
+    img_of_gt = np.repeat(np.arange(n_images), n_gt)
+    m = len(img_of_gt)
+    # a few classes per image, with a skewed class frequency (like "person" in COCO)
+    class_p = 1.0 / np.arange(1, n_classes + 1) ** 0.8
+    class_p /= class_p.sum()
+    img_classes = rng.choice(n_classes, size=(n_images, 4), p=class_p)
+    gt_cls = img_classes[img_of_gt, rng.integers(0, 4, m)]
+    gw = rng.uniform(10, 300, m)
+    gh = rng.uniform(10, 300, m)
+    gx = rng.uniform(0, width - gw)
+    gy = rng.uniform(0, height - gh)
+    crowd = rng.random(m) < crowd_fraction
+    # detections: about 60% near a box, the rest background
+    n_det = n_images * dets_per_image
+    img_of_det = np.repeat(np.arange(n_images), dets_per_image)
+    near = rng.random(n_det) < 0.6
+    first = np.concatenate([[0], np.cumsum(n_gt)[:-1]])
+    has_gt = n_gt[img_of_det] > 0
+    near &= has_gt
+    pick = first[img_of_det] + (rng.random(n_det) * np.maximum(n_gt[img_of_det], 1)).astype(int)
+    pick = np.where(near, pick, 0)
+    jitter = rng.lognormal(-2.3, 0.8, n_det)
+    bw = np.where(near, gw[pick] * (1 + rng.normal(0, jitter)), rng.uniform(10, 200, n_det))
+    bh = np.where(near, gh[pick] * (1 + rng.normal(0, jitter)), rng.uniform(10, 200, n_det))
+    bw, bh = np.abs(bw) + 1.0, np.abs(bh) + 1.0
+    bx = np.where(near, gx[pick] + rng.normal(0, jitter) * gw[pick], rng.uniform(0, width, n_det))
+    by = np.where(near, gy[pick] + rng.normal(0, jitter) * gh[pick], rng.uniform(0, height, n_det))
+    wrong = rng.random(n_det) < 0.1
+    cls = np.where(
+        near & ~wrong,
+        gt_cls[pick],
+        img_classes[img_of_det, rng.integers(0, 4, n_det)],
+    )
+    quality = np.where(near, np.exp(-3.0 * jitter), 0.0)
+    logit = 4.0 * quality - 2.0 + overconfidence * 4.0 + rng.normal(0, 1.0, n_det)
+    score = 1.0 / (1.0 + np.exp(-logit))
+    if score_decimals is not None:
+        score = np.round(score, score_decimals)
+    score = np.clip(score, 0.0, 1.0)
+    order = np.lexsort((-score, img_of_det))
+    image_ids = np.arange(1, n_images + 1)
+    cat_ids = np.arange(1, n_classes + 1)
+    gt = {
+        "images": [{"id": int(i), "width": width, "height": height} for i in image_ids],
+        "categories": [{"id": int(c), "name": f"class_{c}"} for c in cat_ids],
+        "annotations": [
+            {"id": k + 1, "image_id": int(image_ids[i]), "category_id": int(cat_ids[c]),
+             "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(z)}
+            for k, (i, c, x, y, w, h, z) in enumerate(zip(
+                img_of_gt.tolist(), gt_cls.tolist(), gx.tolist(), gy.tolist(), gw.tolist(),
+                gh.tolist(), crowd.tolist(), strict=False))
+        ],
+    }
+    dets = [
+        {"image_id": i, "category_id": c, "bbox": [x, y, w, h], "score": s}
+        for i, c, x, y, w, h, s in zip(
+            image_ids[img_of_det[order]].tolist(), cat_ids[cls[order]].tolist(),
+            bx[order].tolist(), by[order].tolist(), bw[order].tolist(), bh[order].tolist(),
+            score[order].tolist(), strict=False)
+    ]
+    return gt, dets

@@ -1,0 +1,126 @@
+"""Tests of detection.io: every input form gives the same internal table, and bad input
+gives a clear error naming the problem (never a crash deep inside). The reference is the
+COCO json itself, read field by field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import detection
+from detection.io import Detections
+
+FIXTURE = Path(__file__).parent / "data" / "coco_fixture"
+GT_PATH = FIXTURE / "instances_val2014_100.json"
+DETS_PATH = FIXTURE / "instances_val2014_fakebbox100_results.json"
+
+
+def test_load_paths_dicts_and_pycocotools_objects_agree():
+    from pycocotools.coco import COCO
+
+    raw_gt = json.loads(GT_PATH.read_text())
+    raw = json.loads(DETS_PATH.read_text())
+    g1, g2 = detection.load_gt(GT_PATH), detection.load_gt(raw_gt)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(GT_PATH))
+        res = coco.loadRes(str(DETS_PATH))
+    g3 = detection.load_gt(coco)
+    for g in (g2, g3):
+        np.testing.assert_array_equal(g1.ann_box, g.ann_box)
+        np.testing.assert_array_equal(g1.category_ids, g.category_ids)
+    assert g1.ann_crowd.sum() == sum(a["iscrowd"] for a in raw_gt["annotations"]) == 9
+    d1, d2, d3 = (detection.load_dets(x) for x in (DETS_PATH, raw, res))
+    for d in (d2, d3):
+        np.testing.assert_array_equal(d1.box, d.box)
+        np.testing.assert_array_equal(d1.score, d.score)
+    np.testing.assert_array_equal(d1.score, [r["score"] for r in raw])
+    assert d1.to_coco()[0] == {k: raw[0][k] for k in ("image_id", "category_id", "bbox", "score")}
+    assert detection.evaluate(GT_PATH, DETS_PATH) == detection.evaluate(coco, res)
+
+
+def test_torchvision_and_arrays():
+    outputs = [
+        {"boxes": np.array([[0.0, 0, 10, 20]]), "labels": np.array([3]),
+         "scores": np.array([0.5])},
+        {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, int), "scores": np.zeros(0)},
+    ]
+    d = detection.from_torchvision(outputs, [7, 8])
+    np.testing.assert_array_equal(d.box, [[0, 0, 10, 20]])  # xyxy -> xywh
+    assert d.image_id.tolist() == [7] and d.category_id.tolist() == [3]
+    same = Detections.from_arrays([7], [3], [0.5], [[0, 0, 10, 20]], box_format="xyxy")
+    np.testing.assert_array_equal(same.box, d.box)
+    with pytest.raises(ValueError, match="image_ids"):
+        detection.load_dets(outputs)
+
+
+def test_netcal_converter(tmp_path):
+    dets = {"image_ids": np.array([10, 20]), "det_image_index": np.array([0, 1], np.int32),
+            "det_boxes_yxyx_norm": np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]]),
+            "det_scores": np.array([0.9, 0.4]), "det_category_ids": np.array([1, 2], np.int16)}
+    gts = {"image_ids": np.array([10, 20]), "gt_image_index": np.array([0], np.int32),
+           "gt_boxes_yxyx_norm": np.array([[0.1, 0.2, 0.5, 0.6]]),
+           "gt_category_ids": np.array([1], np.int16)}
+    np.savez(tmp_path / "d.npz", **dets)
+    np.savez(tmp_path / "g.npz", **gts)
+    gt, res = detection.netcal_npz_to_coco(tmp_path / "d.npz", tmp_path / "g.npz")
+    assert gt["images"] == [{"id": 10, "width": 1.0, "height": 1.0},
+                            {"id": 20, "width": 1.0, "height": 1.0}]
+    np.testing.assert_allclose(gt["annotations"][0]["bbox"], [0.2, 0.1, 0.4, 0.4])
+    np.testing.assert_allclose(res[0]["bbox"], [0.2, 0.1, 0.4, 0.4])
+    assert res[1]["image_id"] == 20 and res[1]["category_id"] == 2
+    m = detection.match(gt, res, tau=0.5)
+    assert m.tp.tolist() == [True, False]
+
+
+GT = {"images": [{"id": 1}], "categories": [{"id": 1}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}]}
+
+
+@pytest.mark.parametrize("det,match", [
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, -5, 5], "score": 0.5}, "negative width"),
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 1.5}, r"\[0, 1\]"),
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": float("nan")}, "NaN"),
+    ({"image_id": 1, "category_id": 1, "bbox": [0, 0, 5], "score": 0.5}, "4 numbers"),
+    ({"image_id": 1, "category_id": 1, "score": 0.5}, "COCO results"),
+    ({"image_id": 2, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}, "image_id"),
+    ({"image_id": 1, "category_id": 9, "bbox": [0, 0, 5, 5], "score": 0.5}, "category_id"),
+])
+def test_bad_detections(det, match):
+    with pytest.raises(ValueError, match=match):
+        detection.evaluate(GT, [det])
+
+
+def test_bad_ground_truth_and_files(tmp_path):
+    with pytest.raises(ValueError, match="annotations"):
+        detection.load_gt({"images": [], "categories": []})
+    bad_box = json.loads(json.dumps(GT))
+    bad_box["annotations"][0]["bbox"] = [0, 0, 5, -1]
+    with pytest.raises(ValueError, match="negative"):
+        detection.load_gt(bad_box)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid json"):
+        detection.load_gt(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError):
+        detection.load_dets(tmp_path / "missing.json")
+    with pytest.raises(TypeError, match="gt must be"):
+        detection.load_gt(42)
+    with pytest.raises(TypeError, match="dets must be"):
+        detection.load_dets(3.0)
+
+
+def test_empty_detections_and_category_without_gt():
+    gt = {**GT, "categories": [{"id": 1}, {"id": 2}]}
+    out = detection.evaluate(gt, [])
+    assert out["lrp"] == 1.0 and np.isnan(out["laece"])
+    d = detection.load_dets([])
+    assert len(d) == 0 and d.box.shape == (0, 4)
+    det = {"image_id": 1, "category_id": 2, "bbox": [0, 0, 5, 5], "score": 0.9}
+    m = detection.match(gt, [det])
+    assert m.npig.tolist() == [1, 0] and not m.tp[0]
+    np.testing.assert_equal(detection.evaluate(gt, [det]), out)  # its FP costs nothing
