@@ -151,6 +151,7 @@ class Scores:
 
     values: np.ndarray
     kind: str
+    name: str = "scores"
 
     @property
     def n_columns(self) -> int:
@@ -161,6 +162,7 @@ class Scores:
         1-D ``log(p) - log(1 - p)``, 2-D ``log(p)`` (a valid softmax input)."""
         if self.kind == "logits":
             return self.values
+        _warn_saturated(self.values, self.name)
         p = np.clip(self.values, PROB_EPS, 1.0 - PROB_EPS)
         if p.ndim == 1:
             return np.log(p) - np.log1p(-p)
@@ -189,12 +191,12 @@ class Scores:
         if v.shape[1] != 2:
             raise ValueError(f"binary scores need 1 or 2 columns; got {v.shape[1]}.")
         if self.kind == "probs":
-            return Scores(v[:, 1], "probs")
-        return Scores(v[:, 1] - v[:, 0], "logits")
+            return Scores(v[:, 1], "probs", self.name)
+        return Scores(v[:, 1] - v[:, 0], "logits", self.name)
 
     def column(self, k: int) -> Scores:
         """One-vs-rest score of column ``k`` as a 1-D probability."""
-        return Scores(self.probs()[:, k], "probs")
+        return Scores(self.probs()[:, k], "probs", self.name)
 
 
 def _rows_sum_to_one(p: np.ndarray) -> np.ndarray:
@@ -242,7 +244,8 @@ def check_scores(
     ``"log_probs"`` is accepted as logits (softmax is shift-invariant).
     ``strict=False`` (used at predict time, once the kind is known from fit) skips the
     "these look like probabilities" check on logits.
-    Probabilities of exactly 0 or 1 give a :class:`SaturatedProbabilityWarning`.
+    Taking logits of probabilities of exactly 0 or 1 (:meth:`Scores.logits`) gives a
+    :class:`SaturatedProbabilityWarning`; calibrators that work on probabilities do not warn.
     ``keep_float32=True`` keeps float32 logits in float32 (no float64 copy of a large
     matrix); probabilities are always returned in float64.
     """
@@ -302,12 +305,12 @@ def check_scores(
         kind = "logits"
     if kind == "probs":
         x = x.astype(np.float64, copy=False)
-        if hi >= 1.0 or (x.ndim == 1 and lo <= 0.0):  # else nothing can be saturated
-            _warn_saturated(x, name)
-    return Scores(x, kind)
+    return Scores(x, kind, name)
 
 
 def _warn_saturated(p: np.ndarray, name: str) -> None:
+    if not (p.max() >= 1.0 or (p.ndim == 1 and p.min() <= 0.0)):
+        return  # nothing can be saturated
     sat = (p == 0.0) | (p == 1.0) if p.ndim == 1 else np.any(p == 1.0, axis=1)
     n_sat = int(np.count_nonzero(sat))
     if n_sat:
@@ -315,7 +318,7 @@ def _warn_saturated(p: np.ndarray, name: str) -> None:
             f"{n_sat} of {len(p)} rows of {name} are saturated (probability exactly 0 or 1); "
             f"they are clipped to [{PROB_EPS:.3g}, 1 - {PROB_EPS:.3g}] before taking logits.",
             SaturatedProbabilityWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

@@ -483,3 +483,13 @@ def test_chunked_uniform_bin_sums_equal_one_pass(weighted):
         got = uniform_bin_sums(p, 49, acc, w, chunk=chunk)
         for g, h in zip(got, want, strict=True):
             assert np.allclose(g, h, rtol=1e-12, atol=1e-12)
+
+
+def test_torch_tensor_in_gives_tensor_on_its_device():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(4), size=300)
+    y = rng.integers(0, 4, size=300)
+    out = expected_calibration_error(torch.as_tensor(y), torch.as_tensor(p))
+    assert isinstance(out, torch.Tensor) and out.device == torch.device("cpu") and out.ndim == 0
+    assert float(out) == pytest.approx(expected_calibration_error(y, p), rel=1e-12)

@@ -2,6 +2,8 @@
 
 * :class:`SplitConformalClassifier`: split conformal sets (LAC, APS, RAPS, top-k), Mondrian
   (class-conditional or any ``groups=``) and p-values.
+* :class:`ConformalClassifier`: the same around a scikit-learn classifier (fit, then
+  conformalize on a held-out part).
 * scores: :mod:`calibkit.conformal.scores`; metrics: :mod:`calibkit.conformal.metrics`.
 """
 
@@ -13,9 +15,11 @@ from calibkit.conformal.metrics import (
 )
 from calibkit.conformal.scores import aps_score, lac_score, raps_score, topk_score
 from calibkit.conformal.split import SplitConformalClassifier, TrivialSetWarning, conformal_quantile
+from calibkit.sklearn import ConformalClassifier  # the same sets around any sklearn classifier
 
 __all__ = [
     "SplitConformalClassifier",
+    "ConformalClassifier",
     "TrivialSetWarning",
     "conformal_quantile",
     "lac_score",

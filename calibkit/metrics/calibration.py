@@ -6,18 +6,18 @@ error with :func:`_ce_from_bin_sums`, which the streaming metrics share.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from calibkit._validation import (
     SUM_TOL,
-    SaturatedProbabilityWarning,
     check_consistent_length,
     check_labels_1d,
     check_sample_weight,
     check_scores,
+    is_torch_tensor,
+    like_input,
     to_numpy,
     transform_labels,
 )
@@ -100,6 +100,7 @@ def expected_calibration_error(
     Returns
     -------
     float
+        A 0-d tensor on ``y_prob``'s device when ``y_prob`` is a torch tensor.
     """
     norm = _check_choice(norm, NORMS, "norm")
     n_bins = check_n_bins(n_bins)
@@ -117,7 +118,10 @@ def expected_calibration_error(
                 for conf, acc in problems
             ]
         )
-    return float(_combine_classes(ces, norm))
+    value = float(_combine_classes(ces, norm))
+    if is_torch_tensor(y_prob):  # a 0-d tensor on y_prob's device, as torch users expect
+        return like_input(np.asarray(value), y_prob)
+    return value
 
 
 @dataclass(frozen=True)
@@ -417,10 +421,7 @@ def check_probabilities(y_prob) -> np.ndarray:
         raise ValueError(
             "y_prob has shape (n, 1); pass P(positive) as a 1-D array or both columns."
         )
-    with warnings.catch_warnings():
-        # metrics never take logits, so saturated probabilities are legitimate here
-        warnings.simplefilter("ignore", SaturatedProbabilityWarning)
-        return check_scores(y_prob, input="probs", name="y_prob").values
+    return check_scores(y_prob, input="probs", name="y_prob").values
 
 
 def encode_y(y_true, n_classes: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
