@@ -16,22 +16,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 import warnings
 
 import numpy as np
+from _timing import best_of
 from scipy.special import softmax
 
 from calibkit.conformal import SplitConformalClassifier
-
-
-def best_of(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def lac_floor(p_cal, y_cal, p_test, alpha):

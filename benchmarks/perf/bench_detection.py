@@ -30,19 +30,10 @@ import resource
 import time
 
 import numpy as np
+from _timing import best_time
 
 import detection
 from detection.synthetic import make_coco_like
-
-
-def _time(fn, repeat=1):
-    best = np.inf
-    out = None
-    for _ in range(repeat):
-        t = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - t)
-    return best, out
 
 
 def _cocoeval(module, gt, dets, one_threshold: bool):
@@ -84,8 +75,10 @@ def main(argv=None):
     n = len(dets)
     rows = []
 
-    t_eval, _ = _time(lambda: detection.evaluate(gt, dets), repeat=3)
-    t_ap, ap_ours = _time(lambda: detection.average_precision(gt, dets))
+    t_eval, _ = best_time(lambda: detection.evaluate(gt, dets), 3, clock=time.process_time)
+    t_ap, ap_ours = best_time(
+        lambda: detection.average_precision(gt, dets), clock=time.process_time
+    )
     peers = {}
     for name, module in (("pycocotools", "pycocotools"), ("faster-coco-eval", "faster_coco_eval")):
         if args.skip_peers or (name == "pycocotools" and args.skip_pycocotools):
@@ -115,7 +108,7 @@ def main(argv=None):
         out = cal.transform(dets_test)
         return detection.evaluate(gt_test, out)
 
-    t_pipe, _ = _time(pipeline)
+    t_pipe, _ = best_time(pipeline, clock=time.process_time)
     wall = time.perf_counter()
     pipeline()
     wall = time.perf_counter() - wall

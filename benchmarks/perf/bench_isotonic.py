@@ -15,21 +15,12 @@ sklearn is skipped if it is not installed.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
+from _timing import best_of
 
 from calibkit.isotonic import IsotonicCalibration
-
-
-def best_of(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def cases(n, rng):

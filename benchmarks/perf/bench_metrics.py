@@ -12,24 +12,15 @@ machines. Peers that are not installed are skipped.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_of
 
 from calibkit.metrics import (
     StreamingCalibrationError,
     calibration_error_ci,
     expected_calibration_error,
 )
-
-
-def best_of(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def best_of_pair(fn_a, fn_b, repeat):

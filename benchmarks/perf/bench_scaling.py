@@ -18,24 +18,14 @@ are skipped.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
-import time
 
 import numpy as np
+from _timing import best_time
 from scipy.special import expit
 
 from calibkit.scaling import PlattScaling, TemperatureScaling
-
-
-def best_time(fn, repeat):
-    best, out = math.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def imagenet_like_logits(n, k, seed=0):

@@ -30,18 +30,10 @@ import time
 import warnings
 
 import numpy as np
+from _timing import best_of
 
 from calibkit import VennAbers
 from calibkit.venn_abers import _hull_kernel, _upper_slopes_py, ivap_fit, ivap_predict
-
-
-def best_of(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def make(kind, n, rng):
