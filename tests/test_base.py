@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
+from sklearn_checks import assert_passes_check_estimator
 
 import calibkit
 from calibkit._validation import SaturatedProbabilityWarning
@@ -299,24 +300,6 @@ def test_saturated_probabilities_warn_only_where_logits_are_taken(name):
 
 # ------------------------------------------------------------------ scikit-learn checks
 
-#: checks that cannot apply to a calibrator of scores, with the reason
-CLASS_COUNT = (
-    "the check fits labels with a number of classes different from the number of score "
-    "columns; a calibrator's score columns are the classes"
-)
-EXPECTED_FAILED_CHECKS = {
-    "check_estimators_overwrite_params": CLASS_COUNT,
-    "check_estimators_fit_returns_self": CLASS_COUNT,
-    "check_readonly_memmap_input": CLASS_COUNT,
-    "check_classifiers_classes": CLASS_COUNT,
-    "check_estimators_nan_inf": CLASS_COUNT + " (binary float labels with 3 columns)",
-    "check_classifiers_train": (
-        "fits 3-class labels on 2 blob features and asserts accuracy > 0.83 on the binary "
-        "part: blob features are not the logits of the classes, so a monotone map of them "
-        "cannot classify well (and 3 classes need 3 score columns)"
-    ),
-}
-
 #: checks that cannot apply to one calibrator only
 EXPECTED_FAILED_BY_CALIBRATOR = {
     "VectorScaling": {
@@ -329,24 +312,11 @@ EXPECTED_FAILED_BY_CALIBRATOR = {
 
 @names
 def test_sklearn_check_estimator(name):
-    from sklearn.utils.estimator_checks import check_estimator
-
     # check_estimator feeds random features in [0, 1) whose rows do not sum to 1: in
     # input="auto" that is rightly an ambiguity error, so declare them logits
-    est = make(name, input="logits")
-    expected = {**EXPECTED_FAILED_CHECKS, **EXPECTED_FAILED_BY_CALIBRATOR.get(name, {})}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = check_estimator(est, expected_failed_checks=expected, on_fail=None)
-    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
-              if r["status"] == "failed"]
-    assert not failed, failed
-    status = {}
-    for r in results:
-        status.setdefault(r["check_name"], set()).add(r["status"])
-    # every check listed as impossible really fails (the list stays honest)
-    for check in expected:
-        assert "xfail" in status.get(check, set()), check
+    assert_passes_check_estimator(
+        make(name, input="logits"), EXPECTED_FAILED_BY_CALIBRATOR.get(name)
+    )
 
 
 def test_every_listed_calibrator_is_a_registered_calibrator():

@@ -464,48 +464,4 @@ def test_bad_device():
         TemperatureScaling(device="tpu").fit(z, y)
 
 
-# --------------------------------------------------------------------------------------
-# scikit-learn estimator checks
-# --------------------------------------------------------------------------------------
-
-#: Checks that cannot apply to a calibrator of scores, with the reason.
-_SCORE_SHAPE = (
-    "scores need one column per class (or one column for binary); the check feeds an "
-    "arbitrary number of features"
-)
-EXPECTED_FAILED = {
-    "check_estimators_overwrite_params": _SCORE_SHAPE,
-    "check_estimators_fit_returns_self": _SCORE_SHAPE,
-    "check_readonly_memmap_input": _SCORE_SHAPE,
-    "check_estimators_nan_inf": _SCORE_SHAPE,
-    "check_classifiers_classes": _SCORE_SHAPE,
-    "check_classifiers_train": (
-        "a calibrator does not learn features: training accuracy on the check's raw "
-        "features is not meaningful"
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "est",
-    [
-        TemperatureScaling(input="logits"),
-        PlattScaling(input="logits"),
-        # the checks' data are separable: L-BFGS would run to max_iter; 100 keeps this fast
-        VectorScaling(input="logits", max_iter=100),
-    ],
-    ids=lambda e: type(e).__name__,
-)
-def test_check_estimator(est):
-    # input="logits": the checks' random features in [0, 1] are ambiguous under "auto"
-    from sklearn.utils.estimator_checks import check_estimator
-
-    expected = dict(EXPECTED_FAILED)
-    if isinstance(est, VectorScaling):
-        expected["check_sample_weight_equivalence_on_dense_data"] = (
-            "unregularised vector scaling has no finite optimum on the check's separable "
-            "data, so two fits agree only to the optimiser's tolerance"
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check_estimator(est, expected_failed_checks=expected)
+# scikit-learn's check_estimator runs for every calibrator in tests/test_base.py
