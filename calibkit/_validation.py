@@ -407,8 +407,8 @@ def encode_targets(
     k = max(n_columns, 2)
     if len(classes) == 1:
         raise ValueError(
-            f"{name} contains only one class ({classes[0]!r}); calibration needs at least "
-            "two classes."
+            f"{name} contains only one class ({classes.tolist()[0]!r}); calibration needs "
+            "at least two classes."
         )
     if len(classes) == k:
         return Targets(codes.astype(np.intp), classes, soft=False)
