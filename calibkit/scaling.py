@@ -131,16 +131,9 @@ class TemperatureScaling(Calibrator):
                 derivs = _TorchSoftmaxNLL(z, targets.y, w, device, self._torch_scores)
             else:
                 derivs = _SoftmaxNLL(z, targets.y, w)
-            try:
-                if derivs.slope_at_zero_temperature() <= 0.0:
-                    n_iter, converged, theta, status = 0, False, -LOG_T_BOUND, _SEPARABLE
-                else:
-                    theta0 = self._warm_start(derivs)
-                    n_iter, converged, theta, status = _solve_log_temperature(
-                        derivs, theta0, self.max_iter, self.tol
-                    )
-            finally:
-                derivs.close()
+            n_iter, converged, theta, status = fit_softmax_log_temperature(
+                derivs, self.max_iter, self.tol
+            )
         self.temperature_ = float(math.exp(theta))
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
@@ -151,17 +144,6 @@ class TemperatureScaling(Calibrator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-
-    def _warm_start(self, derivs) -> float:
-        """log T fitted on a strided subsample of rows: the full data then needs 2-3 passes."""
-        sub = derivs.subsample()
-        if sub is None:
-            return 0.0
-        try:
-            _, _, theta, _ = _solve_log_temperature(sub, 0.0, self.max_iter, 1e-6)
-        finally:
-            sub.close()
-        return theta
 
     def _predict_proba(self, scores: Scores) -> np.ndarray:
         if scores.n_columns <= 2:
@@ -356,6 +338,29 @@ class VectorScaling(Calibrator):
 # --------------------------------------------------------------------------------------
 
 
+def fit_softmax_log_temperature(derivs, max_iter: int, tol: float):
+    """log T minimising a multiclass NLL given by ``derivs`` (numpy or torch evaluator).
+
+    Separable scores (every label already the arg-max) have no minimiser and return at
+    once; large inputs start from log T fitted on a strided subsample of rows, so that the
+    full data then need 2-3 passes. Closes ``derivs``. Returns
+    ``(n_iter, converged, theta, status)`` as :func:`_solve_log_temperature`.
+    """
+    try:
+        if derivs.slope_at_zero_temperature() <= 0.0:
+            return 0, False, -LOG_T_BOUND, _SEPARABLE
+        theta0 = 0.0
+        sub = derivs.subsample()
+        if sub is not None:
+            try:
+                theta0 = _solve_log_temperature(sub, 0.0, max_iter, 1e-6)[2]
+            finally:
+                sub.close()
+        return _solve_log_temperature(derivs, theta0, max_iter, tol)
+    finally:
+        derivs.close()
+
+
 def _solve_log_temperature(derivs, theta0: float, max_iter: int, tol: float):
     """Safeguarded Halley iteration on ``h(theta) = dL/dbeta`` with ``beta = exp(-theta)``.
 
@@ -539,7 +544,7 @@ class _TorchSoftmaxNLL:
     Rows are processed in chunks: cache-sized on the CPU, large on a GPU (bounded memory).
     """
 
-    def __init__(self, z, y, w, device, source=None):
+    def __init__(self, z, y, w, device, source=None, rows=None):
         import torch
 
         self.torch = torch
@@ -555,7 +560,7 @@ class _TorchSoftmaxNLL:
         self.w = None if w is None else torch.as_tensor(w, device=zt.device, dtype=torch.float64)
         # few large operations: torch's CPU thread pool synchronises once per operation
         chunk = (1 << 24) if zt.device.type != "cpu" else (1 << 22)
-        self.rows = max(1, chunk // zt.shape[1])
+        self.rows = int(rows) if rows else max(1, chunk // zt.shape[1])
 
     def slope_at_zero_temperature(self):
         torch = self.torch
@@ -574,7 +579,9 @@ class _TorchSoftmaxNLL:
         if n < 8 * 1024:
             return None
         w = None if self.w is None else self.w[::16]
-        return _TorchSoftmaxNLL(None, self.y[::16], w, self.z.device, source=self.z[::16])
+        return _TorchSoftmaxNLL(
+            None, self.y[::16], w, self.z.device, source=self.z[::16], rows=self.rows
+        )
 
     def __call__(self, beta):
         torch = self.torch

@@ -44,10 +44,6 @@ __all__ = [
 INPUT_KINDS = ("probs", "logits")
 MODES = ("top_label", "binary", "classwise")
 NORMS = ("l1", "l2", "max")
-#: the inverse temperature is searched in [exp(-10), exp(10)], as in scikit-learn
-LOG_BETA_BOUND = 10.0
-#: rows of the strided subsample that warm-starts large temperature fits
-SUBSAMPLE_ROWS = 16384
 
 
 # --------------------------------------------------------------------------------------
@@ -71,18 +67,13 @@ class TemperatureScaler(nn.Module):
     temperature : torch.Tensor
         0-d float64 buffer (saved in ``state_dict``, moved by ``.to()``).
     n_iter_ : int
-        Newton iterations of the last :meth:`fit`.
+        Passes over the logits made by the last :meth:`fit`.
 
     Notes
     -----
-    With ``beta = 1 / T`` the loss is
-    ``L(beta) = sum_i w_i (logsumexp(beta z_i) - beta z_{i, y_i}) / sum_i w_i``, convex in
-    ``beta`` with ``L' = E_w[E_p z - z_y]`` and ``L'' = E_w[Var_p z]`` (``p = softmax(beta
-    z_i)``), accumulated in float64 (float32 logits keep float32 exponentials).
-    :func:`fit_temperature` runs safeguarded Newton on ``beta`` (bisection inside the
-    bracket where ``L'`` changes sign), one pass over the logits per iteration, started
-    from the solution on a strided subsample of 16384 rows for large inputs; it stops once a
-    step is below ``0.1 sqrt(tol)`` (relative), applying it.
+    The fit is :func:`fit_temperature`: the maximum-likelihood ``T`` of
+    ``softmax(z / T)``, the same solver as :class:`calibkit.TemperatureScaling`, run on the
+    logits' device.
     """
 
     def __init__(self, model: nn.Module | None = None, *, temperature: float = 1.0):
@@ -145,123 +136,31 @@ def fit_temperature(
     *,
     sample_weight: torch.Tensor | None = None,
     max_iter: int = 100,
-    tol: float = 1e-10,
+    tol: float = 1e-12,
     chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Maximum-likelihood temperature of ``logits`` (n, K) for integer ``labels`` (n,).
 
-    Returns ``(T, n_iter)`` with ``T`` a 0-d float64 tensor on ``logits.device``. Float64
-    logits are worked on in float64; float32 logits keep the exponentials in float32 with
-    every sum accumulated in float64 (as :class:`calibkit.TemperatureScaling`; the fitted
-    ``T`` agrees with a float64 fit to about 1e-8). Work is done over chunks of
-    ``chunk_size`` rows (default: about 2**18 elements per chunk on the CPU, 2**24 on a GPU).
-    Warns :class:`~calibkit.base.ConvergenceWarning` when ``max_iter`` is reached or ``1/T``
-    hits the search bound ``exp(+-10)`` (e.g. separable data, where ``T -> 0``).
+    Returns ``(T, n_iter)`` with ``T`` a 0-d float64 tensor on ``logits.device``. The fit is
+    that of :class:`calibkit.TemperatureScaling` (safeguarded Halley iteration on log T,
+    warm-started on a strided subsample of large inputs) with the NLL's derivatives summed
+    in float64 on ``logits.device``, over chunks of ``chunk_size`` rows (default: about
+    2**22 elements per chunk on the CPU, 2**24 on a GPU), without copying the logits.
+    Warns :class:`~calibkit.base.ConvergenceWarning` when the NLL has no minimiser (e.g.
+    separable data, where ``T -> 0``) or ``max_iter`` is reached.
     """
+    from calibkit.scaling import _TorchSoftmaxNLL, fit_softmax_log_temperature
+
     z, y, w = _check_logits_labels(logits, labels, sample_weight)
-    n, k = z.shape
-    # CPU: chunks that stay in cache (2**18 elements, ~2x faster than 2**24);
-    # GPU: large chunks, fewer kernel launches
-    chunk = chunk_size or max(1, (1 << (24 if z.device.type == "cuda" else 18)) // k)
-    lo, hi = math.exp(-LOG_BETA_BOUND), math.exp(LOG_BETA_BOUND)
-    zmax, margin, n_wrong = _row_stats(z, y, chunk)
-    if n_wrong == 0:  # every label is the strict arg-max: the NLL decreases as T -> 0
-        beta, n_iter, converged = hi, 0, False
-    else:
-        beta = 1.0
-        stride = n // SUBSAMPLE_ROWS
-        if stride >= 2:
-            # warm start on a strided subsample: the full data then need 2 or 3 passes
-            zs, ys = z[::stride], y[::stride]
-            ws = None if w is None else w[::stride]
-            zmax_s, margin_s, wrong_s = _row_stats(zs, ys, chunk)
-            if wrong_s:
-                lgh_s = _loss_grad_hess(zs, zmax_s, margin_s, ws, chunk)
-                beta = _newton(lgh_s, 1.0, lo, hi, max_iter, 1e-6)[0]
-        lgh = _loss_grad_hess(z, zmax, margin, w, chunk)
-        beta, n_iter, converged = _newton(lgh, beta, lo, hi, max_iter, tol)
-    at_bound = not (math.exp(-LOG_BETA_BOUND) * 1.0001 < beta < math.exp(LOG_BETA_BOUND) / 1.0001)
-    if not converged or at_bound:
-        why = (
-            f"1/T reached the bound exp(+-{LOG_BETA_BOUND:g}) (are the data separable?)"
-            if at_bound
-            else f"no convergence in max_iter={max_iter} iterations"
+    derivs = _TorchSoftmaxNLL(None, y, w, z.device, source=z, rows=chunk_size)
+    n_iter, converged, theta, status = fit_softmax_log_temperature(derivs, max_iter, tol)
+    if not converged:
+        warnings.warn(
+            f"temperature fit did not converge ({status}); T = {math.exp(theta):.6g}.",
+            ConvergenceWarning,
+            stacklevel=2,
         )
-        warnings.warn(f"temperature fit: {why}; T = {1 / beta:.6g}.", ConvergenceWarning,
-                      stacklevel=2)
-    return torch.tensor(1.0 / beta, dtype=torch.float64, device=z.device), n_iter
-
-
-def _row_stats(z, y, chunk):
-    """Per-row constants independent of beta: the row max, the margin ``z_max - z_y``, and
-    the number of rows whose label is not the unique arg-max."""
-    n = z.shape[0]
-    zmax = torch.empty(n, dtype=torch.float64, device=z.device)
-    zy = torch.empty(n, dtype=torch.float64, device=z.device)
-    n_wrong = 0
-    for a in range(0, n, chunk):
-        zc = z[a : a + chunk].to(torch.float64)
-        zmax[a : a + chunk] = zc.amax(dim=1)
-        zy[a : a + chunk] = zc.gather(1, y[a : a + chunk, None]).squeeze(1)
-        ties = (zc == zmax[a : a + chunk, None]).sum(dim=1) > 1
-        n_wrong += int(((zy[a : a + chunk] < zmax[a : a + chunk]) | ties).sum())
-    return zmax, zmax - zy, n_wrong
-
-
-def _loss_grad_hess(z, zmax, margin, w, chunk):
-    """``beta -> (L, L', L'')`` (weighted means), one pass over ``z`` in float64 chunks."""
-    n = z.shape[0]
-    wsum = float(w.sum()) if w is not None else float(n)
-
-    # float64 logits are worked on in float64; float32 (or narrower) logits keep float32
-    # element-wise (exp), every sum being accumulated in float64
-    work = torch.float64 if z.dtype == torch.float64 else torch.float32
-    zmax_w = zmax.to(work)
-    f64 = torch.float64
-
-    def lgh(beta: float) -> tuple[float, float, float]:
-        tot = torch.zeros(3, dtype=torch.float64, device=z.device)
-        for a in range(0, n, chunk):
-            d = z[a : a + chunk].to(work) - zmax_w[a : a + chunk, None]  # <= 0, exact max
-            e = torch.exp(beta * d)
-            ed = e * d
-            s = e.sum(dim=1, dtype=f64)
-            m1 = ed.sum(dim=1, dtype=f64) / s
-            m2 = (ed * d).sum(dim=1, dtype=f64) / s
-            mc = margin[a : a + chunk]
-            parts = torch.stack([beta * mc + torch.log(s), m1 + mc, m2 - m1 * m1])
-            tot += parts @ w[a : a + chunk] if w is not None else parts.sum(dim=1)
-        tot /= wsum
-        return float(tot[0]), float(tot[1]), float(tot[2])
-
-    return lgh
-
-
-def _newton(lgh, beta, lo, hi, max_iter, tol):
-    """Newton on the convex ``L(beta)``, kept inside the bracket where ``L'`` changes sign
-    (bisection in log space when a step leaves it). Returns ``(beta, n_iter, converged)``."""
-    n_iter, converged = 0, False
-    while n_iter < max_iter:
-        n_iter += 1
-        _, g, h = lgh(beta)
-        if g > 0:
-            hi = beta
-        elif g < 0:
-            lo = beta
-        else:
-            return beta, n_iter, True
-        step = g / h if h > 0 else math.inf
-        # Newton converges quadratically: once the step is below 0.1 sqrt(tol), the error
-        # left after taking it is below tol / 100, so no confirming pass is needed
-        if abs(step) <= min(tol, 0.1 * math.sqrt(tol)) * max(1.0, beta) or (
-            abs(step) <= 0.1 * math.sqrt(tol) * max(1.0, beta) and lo < beta - step < hi
-        ):
-            return min(max(beta - step, lo), hi), n_iter, True
-        new = beta - step
-        if not (lo < new < hi):
-            new = math.sqrt(lo * hi)
-        beta = new
-    return beta, n_iter, converged
+    return torch.tensor(math.exp(theta), dtype=torch.float64, device=z.device), n_iter
 
 
 def _check_logits_labels(logits, labels, sample_weight):

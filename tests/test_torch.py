@@ -80,7 +80,7 @@ def test_fit_temperature_matches_definition_and_sklearn():
 def test_fit_temperature_matches_core_temperature_scaling_and_subsample_start():
     from calibkit.scaling import TemperatureScaling
 
-    z, y = make_logits(n=40_000, k=8, seed=9)  # > 2 * SUBSAMPLE_ROWS: warm start is used
+    z, y = make_logits(n=40_000, k=8, seed=9)  # large enough for the subsample warm start
     t, n_iter = fit_temperature(torch.tensor(z), torch.tensor(y))
     core = TemperatureScaling(input="logits").fit(z, y)
     assert float(t) == pytest.approx(core.temperature_, rel=1e-8)
@@ -110,7 +110,7 @@ def test_fit_temperature_chunks_weights_and_float32():
 def test_fit_temperature_warns_on_separable_data():
     z = np.array([[5.0, -5.0], [-4.0, 4.0], [3.0, -3.0], [-6.0, 6.0]])
     y = np.argmax(z, axis=1)
-    with pytest.warns(ConvergenceWarning, match="bound"):
+    with pytest.warns(ConvergenceWarning, match="no minimiser"):
         t, _ = fit_temperature(torch.tensor(z), torch.tensor(y))
     assert float(t) < 1e-3
 
