@@ -233,6 +233,7 @@ def check_scores(
     name: str = "scores",
     strict: bool = True,
     keep_float32: bool = False,
+    declared: bool = True,
 ) -> Scores:
     """Validate ``scores`` of shape (n,) or (n, K) and decide whether they are logits.
 
@@ -246,6 +247,7 @@ def check_scores(
     "these look like probabilities" check on logits.
     Taking logits of probabilities of exactly 0 or 1 (:meth:`Scores.logits`) gives a
     :class:`SaturatedProbabilityWarning`; calibrators that work on probabilities do not warn.
+    ``declared=False`` words errors for callers without an ``input=`` option (metrics).
     ``keep_float32=True`` keeps float32 logits in float32 (no float64 copy of a large
     matrix); probabilities are always returned in float64.
     """
@@ -280,17 +282,25 @@ def check_scores(
                 "input='probs' explicitly."
             )
     elif input == "probs":
+        # metrics have no input= option: tell their users what to do instead
+        said = "were declared input='probs' but" if declared else "must be probabilities but"
         if not in_unit:
+            fix = (
+                "Pass input='logits' (or apply softmax/sigmoid first)."
+                if declared
+                else "Apply softmax/sigmoid to logits first."
+            )
             raise ValueError(
-                f"{name} were declared input='probs' but contain values outside [0, 1] "
-                f"(min {x.min():.4g}, max {x.max():.4g}); these look like logits. Pass "
-                "input='logits' (or apply softmax/sigmoid first)."
+                f"{name} {said} contain values outside [0, 1] (min {x.min():.4g}, max "
+                f"{x.max():.4g}); these look like logits. {fix}"
             )
         if x.ndim == 2 and not looks_like_probs:
             bad = int(np.count_nonzero(~_rows_sum_to_one(x)))
+            fix = "Normalise the rows, or pass input='logits'." if declared else (
+                "Normalise the rows (or apply softmax to logits)."
+            )
             raise ValueError(
-                f"{name} were declared input='probs' but {bad} row(s) do not sum to 1 "
-                f"(tolerance {SUM_TOL}). Normalise the rows, or pass input='logits'."
+                f"{name} {said} {bad} row(s) do not sum to 1 (tolerance {SUM_TOL}). {fix}"
             )
         kind = "probs"
     else:  # logits

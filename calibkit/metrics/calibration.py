@@ -421,7 +421,7 @@ def check_probabilities(y_prob) -> np.ndarray:
         raise ValueError(
             "y_prob has shape (n, 1); pass P(positive) as a 1-D array or both columns."
         )
-    return check_scores(y_prob, input="probs", name="y_prob").values
+    return check_scores(y_prob, input="probs", name="y_prob", declared=False).values
 
 
 def encode_y(y_true, n_classes: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
@@ -455,7 +455,7 @@ def encode_y(y_true, n_classes: int, labels=None) -> tuple[np.ndarray, np.ndarra
     if len(classes) == n_classes:
         return codes.astype(np.intp), classes
     raise ValueError(
-        f"y_true has {len(classes)} distinct label(s) {list(classes[:5])} but y_prob has "
+        f"y_true has {len(classes)} distinct label(s) {classes[:5].tolist()} but y_prob has "
         f"{n_classes} class column(s). Integer labels must lie in [0, {n_classes}); other "
         "labels must cover every column, or pass labels= (the label of each column)."
     )
