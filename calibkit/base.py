@@ -129,15 +129,7 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ helpers
     def _check_predict_scores(self, scores) -> Scores:
-        check_is_fitted(self, "classes_")
-        s = check_scores(scores, input=self.input_kind_, strict=False)
-        if s.n_columns != self.n_features_in_:
-            raise ValueError(
-                f"X has {s.n_columns} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input: scores need the same number of "
-                "columns as in fit. Reshape your data."
-            )
-        return s
+        return check_predict_scores(self, scores, fitted_attribute="classes_")
 
     def __sklearn_tags__(self):
         from sklearn.utils import TransformerTags
@@ -199,6 +191,21 @@ class BinaryCalibrator(Calibrator):
 
     def _predict_binary(self, s: Scores) -> np.ndarray:
         raise NotImplementedError
+
+
+def check_predict_scores(estimator, scores, *, fitted_attribute: str) -> Scores:
+    """Scores at predict time: the estimator is fitted (``fitted_attribute`` is set), the
+    kind of scores decided in fit (``input_kind_``) is reused, and the number of columns
+    equals ``n_features_in_``."""
+    check_is_fitted(estimator, fitted_attribute)
+    s = check_scores(scores, input=estimator.input_kind_, strict=False)
+    if s.n_columns != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {s.n_columns} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input: scores need the same number of "
+            "columns as in fit. Reshape your data."
+        )
+    return s
 
 
 def renormalise(q: np.ndarray) -> np.ndarray:

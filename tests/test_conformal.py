@@ -525,3 +525,12 @@ def test_persistence_round_trip(tmp_path, suffix, score):
         SplitConformalClassifier.from_dict(cp.to_dict()).predict_pvalues(test, groups=g_test),
         cp.predict_pvalues(test, groups=g_test),
     )
+
+
+def test_predict_with_a_different_number_of_columns_raises():
+    rng = np.random.default_rng(4)
+    cp = SplitConformalClassifier("lac", alpha=0.2).fit(
+        rng.dirichlet(np.ones(4), size=200), rng.integers(0, 4, size=200)
+    )
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        cp.predict_set(rng.dirichlet(np.ones(3), size=5))

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from calibkit._validation import (
     check_consistent_length,
@@ -18,7 +17,7 @@ from calibkit._validation import (
     encode_targets,
     like_input,
 )
-from calibkit.base import Persistable
+from calibkit.base import Persistable, check_predict_scores
 from calibkit.conformal.scores import (
     SCORES,
     aps_score,
@@ -328,13 +327,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         return strata, keys
 
     def _check_predict(self, scores, groups):
-        check_is_fitted(self, "quantiles_")
-        s = check_scores(scores, input=self.input_kind_, strict=False)
-        if s.n_columns != self.n_features_in_:
-            raise ValueError(
-                f"scores have {s.n_columns} column(s) but the predictor was fitted on "
-                f"{self.n_features_in_}."
-            )
+        s = check_predict_scores(self, scores, fitted_attribute="quantiles_")
         probs = _as_probs(s)
         fitted_groups = getattr(self, "groups_", None)
         if fitted_groups is None:
