@@ -275,19 +275,25 @@ def _encode(obj: Any, arrays: dict | None) -> Any:
 
 
 def _import_calibrator(name: str):
-    """Import calibkit's calibrator modules (and ``detection`` if installed) to find ``name``."""
+    """Find the class ``name``: import calibkit's calibrator modules, then the module that an
+    installed package registers for it under the ``calibkit.persistable`` entry-point group
+    (``calibkit.detection`` registers ``DetectionCalibrator`` there), so that the core never
+    imports the layers above it. Only registered modules are imported, never a name read from
+    a file."""
     import importlib
+    from importlib.metadata import entry_points
 
     import calibkit
 
-    for module in (*calibkit.CALIBRATOR_MODULES, "detection"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
+    for module in calibkit.CALIBRATOR_MODULES:
+        importlib.import_module(module)
         if name in Persistable._registry:
             return Persistable._registry[name]
-    return None
+    for ep in entry_points(group="calibkit.persistable"):
+        if ep.name == name:
+            importlib.import_module(ep.value)
+            break
+    return Persistable._registry.get(name)
 
 
 def _decode(tree: Any, arrays: dict | None) -> Any:

@@ -1,5 +1,5 @@
 """The ``calibkit`` console script: argument parsing only; the work is done by
-:mod:`calibkit.bench` and :mod:`detection`."""
+:mod:`calibkit.bench` and :mod:`calibkit.detection`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import calibkit
 
 def build_parser() -> argparse.ArgumentParser:
     from calibkit.bench.cli import add_subparser as add_bench
-    from detection.cli import add_subparser as add_detection
+    from calibkit.detection.cli import add_subparser as add_detection
 
     parser = argparse.ArgumentParser(
         prog="calibkit",

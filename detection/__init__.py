@@ -2,12 +2,12 @@
 detection calibration metrics (LaECE, LaACE, LRP, D-ECE, AP), LRP-optimal thresholds and
 class-wise detector calibration (:class:`DetectionCalibrator`).
 
-``detection`` imports calibkit; calibkit never imports ``detection``.
+``calibkit.detection`` imports calibkit; calibkit never imports ``calibkit.detection``.
 """
 
-from detection.calibrate import DetectionCalibrator
-from detection.calibrators import LinearCalibration
-from detection.io import (
+from calibkit.detection.calibrate import DetectionCalibrator
+from calibkit.detection.calibrators import LinearCalibration
+from calibkit.detection.io import (
     Detections,
     GroundTruth,
     from_torchvision,
@@ -15,8 +15,8 @@ from detection.io import (
     load_gt,
     netcal_npz_to_coco,
 )
-from detection.matching import Matches, box_iou, match, match_many, match_netcal
-from detection.metrics import (
+from calibkit.detection.matching import Matches, box_iou, match, match_many, match_netcal
+from calibkit.detection.metrics import (
     average_precision,
     box_features,
     dece_netcal,
@@ -26,7 +26,7 @@ from detection.metrics import (
     laece,
     lrp,
 )
-from detection.thresholds import apply_thresholds, lrp_optimal_thresholds
+from calibkit.detection.thresholds import apply_thresholds, lrp_optimal_thresholds
 
 __all__ = [
     "DetectionCalibrator",

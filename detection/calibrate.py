@@ -24,14 +24,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from calibkit.detection.calibrators import LinearCalibration
+from calibkit.detection.io import Detections, load_dets, load_gt
+from calibkit.detection.matching import _check_iou_op, _check_max_dets, _check_tau, match
+from calibkit.detection.thresholds import apply_thresholds, lrp_optimal_thresholds
 from sklearn.base import BaseEstimator, clone
 
 from calibkit._validation import SaturatedProbabilityWarning
 from calibkit.base import Calibrator
-from detection.calibrators import LinearCalibration
-from detection.io import Detections, load_dets, load_gt
-from detection.matching import _check_iou_op, _check_max_dets, _check_tau, match
-from detection.thresholds import apply_thresholds, lrp_optimal_thresholds
 
 __all__ = ["DetectionCalibrator"]
 
@@ -70,7 +70,7 @@ default="isotonic"
         Detections per (image, class).
     tie_aware : bool, default=False
         LRP-optimal thresholds evaluated only at ends of tie groups (see
-        :func:`detection.lrp_optimal_thresholds`); ``False`` reproduces the toolbox.
+        :func:`calibkit.detection.lrp_optimal_thresholds`); ``False`` reproduces the toolbox.
 
     Attributes
     ----------

@@ -1,8 +1,8 @@
 """Command line: ``calibkit detection evaluate`` and ``calibkit detection calibrate``.
 
-Argument parsing only; the work is done by :func:`detection.evaluate` and
-:class:`detection.DetectionCalibrator`. :func:`add_subparser` registers the ``detection``
-command on the ``calibkit`` console script; :func:`main` is a standalone entry point.
+Argument parsing only; the work is done by :func:`calibkit.detection.evaluate` and
+:class:`calibkit.detection.DetectionCalibrator`. :func:`add_subparser` registers the
+``detection`` command on the ``calibkit`` console script; :func:`main` is a standalone entry point.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _matching_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from detection.metrics import evaluate
+    from calibkit.detection.metrics import evaluate
 
     result = evaluate(args.gt, args.dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap)
     if args.json:
@@ -112,7 +112,7 @@ def _run_evaluate(args) -> int:
 
 
 def _run_calibrate(args) -> int:
-    from detection.calibrate import DetectionCalibrator
+    from calibkit.detection.calibrate import DetectionCalibrator
 
     th = args.thresholds.lower()
     if th in ("none", "lrp"):
@@ -137,7 +137,7 @@ def _run_calibrate(args) -> int:
 
 
 def format_table(result: dict, *, tau: float = 0.0, iou_op: str = "ge") -> str:
-    """A readable two-column table of :func:`detection.evaluate`'s result."""
+    """A readable two-column table of :func:`calibkit.detection.evaluate`'s result."""
     op = ">=" if iou_op == "ge" else ">"
     lines = [f"matching: TP iff IoU {op} {tau:g}", f"{'metric':<34} value", "-" * 42]
     for key in KEYS:

@@ -1,4 +1,4 @@
-"""Detection calibration and accuracy metrics, computed from a :class:`~detection.Matches`.
+"""Detection calibration and accuracy metrics, computed from a :class:`~calibkit.detection.Matches`.
 
 Notation: for class c, ``D^c`` are its TP and FP detections (evaluated, not crowd-ignored),
 ``p_i`` the score, ``IoU_i`` the matched IoU of a TP (0 for an FP), J the number of bins.
@@ -17,10 +17,8 @@ cost nothing), as in the detection calibration toolbox (Kuzucu et al., ECCV 2024
 from __future__ import annotations
 
 import numpy as np
-
-from calibkit.metrics._binning import assign_uniform, assign_uniform_closure, check_n_bins
-from detection.io import load_dets, load_gt
-from detection.matching import (
+from calibkit.detection.io import load_dets, load_gt
+from calibkit.detection.matching import (
     Matches,
     _check_max_dets,
     _greedy,
@@ -28,6 +26,8 @@ from detection.matching import (
     match_many,
     match_netcal,
 )
+
+from calibkit.metrics._binning import assign_uniform, assign_uniform_closure, check_n_bins
 
 __all__ = [
     "evaluate",
@@ -72,7 +72,7 @@ def evaluate(
     dets : path, COCO results list, Detections or torchvision outputs
         Whatever :meth:`DetectionCalibrator.transform` returns is accepted.
     tau, iou_op, max_dets
-        Matching of LaECE, LaACE and LRP (see :func:`detection.match`). Defaults reproduce
+        Matching of LaECE, LaACE and LRP (see :func:`calibkit.detection.match`). Defaults reproduce
         the toolbox: ``tau=0`` with ``IoU >= 0``, 100 detections per (image, class).
     ap : bool, default False
         Also compute COCO AP@[.50:.95] (``"ap"``).
@@ -353,7 +353,7 @@ def dece_netcal(
     confidence : array-like of shape (n,)
     matched : array-like of shape (n,)
         The user's matched flags (netcal does no box matching; see :func:`match_netcal` or
-        :func:`detection.match`).
+        :func:`calibkit.detection.match`).
     features : array-like of shape (n, J), optional
         Box features in [0, 1], e.g. :func:`box_features` (normalised cx, cy, w, h).
     bins : int or list of int, default 10

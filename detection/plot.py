@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import numpy as np
+from calibkit.detection.matching import Matches
 
 from calibkit.metrics._binning import assign_uniform_closure, check_n_bins, uniform_edges
-from detection.matching import Matches
 
 __all__ = [
     "laece_reliability",

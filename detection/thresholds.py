@@ -17,9 +17,8 @@ without TP gets NaN; both keep every detection, since a detection is kept iff
 from __future__ import annotations
 
 import numpy as np
-
-from detection.io import Detections
-from detection.matching import Matches
+from calibkit.detection.io import Detections
+from calibkit.detection.matching import Matches
 
 __all__ = ["lrp_optimal_thresholds", "apply_thresholds"]
 

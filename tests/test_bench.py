@@ -180,7 +180,7 @@ def test_user_directory_runs_end_to_end(tmp_path):
 
 
 def test_coco_cli_matches_detection_api(tmp_path):
-    import detection
+    from calibkit import detection
 
     out = tmp_path / "coco"
     assert main(["coco", "--detectors", "ssd_inception_v2", "--max-images", "300",

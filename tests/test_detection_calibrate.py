@@ -13,12 +13,12 @@ import warnings
 
 import numpy as np
 import pytest
+from calibkit.detection.synthetic import make_coco_like
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LinearRegression
 
-import detection
-from detection.synthetic import make_coco_like
+from calibkit import detection
 
 
 @pytest.fixture(scope="module")

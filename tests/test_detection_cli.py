@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from calibkit.detection import cli
 
-import detection
-from detection import cli
+from calibkit import detection
 
 FIXTURE = Path(__file__).parent / "data" / "coco_fixture"
 GT = str(FIXTURE / "instances_val2014_100.json")

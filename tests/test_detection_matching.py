@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from calibkit.detection.matching import box_iou
+from calibkit.detection.synthetic import make_coco_like
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import detection
-from detection.matching import box_iou
-from detection.synthetic import make_coco_like
+from calibkit import detection
 
 FIXTURE = Path(__file__).parent / "data" / "coco_fixture"
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import detection
-from detection.plot import (
+from calibkit.detection.plot import (
     dece_reliability,
     laece_reliability,
     plot_dece_reliability,
     plot_laece_reliability,
 )
-from detection.synthetic import make_coco_like
+from calibkit.detection.synthetic import make_coco_like
+
+from calibkit import detection
 
 
 def test_laece_bins_by_definition():

@@ -1,16 +1,16 @@
 """Speed of detection evaluation and calibration against pycocotools and faster-coco-eval.
 
-Synthetic COCO-like data (``detection.synthetic.make_coco_like``: 80 classes, about 7 boxes
+Synthetic COCO-like data (``calibkit.detection.synthetic.make_coco_like``: 80 classes, about 7 boxes
 per image, 100 detections per image), all timings in one process on the same inputs::
 
     PYTHONPATH=. python benchmarks/perf/bench_detection.py [--images 5000] [--skip-pycocotools]
     PYTHONPATH=. python benchmarks/perf/bench_detection.py --skip-peers   # peak memory
 
 Rows:
-* ``evaluate``: ``detection.evaluate`` from the json-loaded lists (matching at tau=0 and 0.5,
-  LaECE, LaACE, LRP, D-ECE) vs COCOeval ``evaluate() + accumulate()`` with one IoU
+* ``evaluate``: ``calibkit.detection.evaluate`` from the json-loaded lists (matching at tau=0
+  and 0.5, LaECE, LaACE, LRP, D-ECE) vs COCOeval ``evaluate() + accumulate()`` with one IoU
   threshold and one area range (``loadRes`` not timed for the peers);
-* ``AP@[.50:.95]``: ``detection.average_precision`` vs the peers' full ``evaluate() +
+* ``AP@[.50:.95]``: ``calibkit.detection.average_precision`` vs the peers' full ``evaluate() +
   accumulate()`` (10 IoU thresholds, 4 area ranges, as they run by default);
 * ``pipeline``: ``DetectionCalibrator("isotonic").fit`` on the data set, ``transform`` of a
   second data set of the same size (``seed=1``), then ``evaluate`` (no peer; target < 15 s;
@@ -31,9 +31,9 @@ import time
 
 import numpy as np
 from _timing import best_time
+from calibkit.detection.synthetic import make_coco_like
 
-import detection
-from detection.synthetic import make_coco_like
+from calibkit import detection
 
 
 def _cocoeval(module, gt, dets, one_threshold: bool):

@@ -2,7 +2,7 @@
 
 The command line (``calibkit bench classification | coco | all``) is a thin layer over these
 functions, which only use the public APIs of :mod:`calibkit`, :mod:`calibkit.datasets` and
-:mod:`detection`::
+:mod:`calibkit.detection`::
 
     from calibkit import datasets
     from calibkit.bench import ClassificationConfig, run_classification, finish_classification

@@ -3,7 +3,8 @@
 For each detector, seed, method and scope (``classwise`` / ``class-agnostic``), the images
 are split in two random halves (``numpy.random.default_rng(seed)``; the first half is the
 calibration set, as the minival / minitest split of Kuzucu et al., ECCV 2024) and a
-:class:`detection.DetectionCalibrator` is fitted on the first half and applied to the second.
+:class:`calibkit.detection.DetectionCalibrator` is fitted on the first half and applied to the
+second.
 
 * ``laece`` protocol (Kuzucu et al.): IoU targets, tau = 0, LRP-optimal per-class thresholds
   before and after calibration; metrics LaECE_0 (25 bins), LaACE_0 and LRP with its
@@ -82,7 +83,7 @@ def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
         ``{"config", "rows", "summary", "skipped"}``: one row per (detector, method, scope,
         protocol, seed).
     """
-    import detection
+    from calibkit import detection
 
     config = config or CocoConfig()
     methods = check_methods(config.methods, COCO_METHODS, "--methods")
@@ -126,8 +127,8 @@ def split_images(image_ids, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def evaluate_detector(gt, dets, method: str, scope: str, protocol: str, seed: int,
                       config: CocoConfig | None = None) -> dict:
     """One cell of the grid (see the module docstring); ``gt`` and ``dets`` as accepted by
-    :func:`detection.load_gt` / :func:`detection.load_dets`."""
-    import detection
+    :func:`calibkit.detection.load_gt` / :func:`calibkit.detection.load_dets`."""
+    from calibkit import detection
 
     config = config or CocoConfig()
     return _task(detection.load_gt(gt), detection.load_dets(dets), "detector", method, scope,
@@ -146,7 +147,7 @@ def _task(gt, dets, name, method, scope, protocol, seed, config) -> dict:
 
 
 def _run_cell(gt, dets, name, method, scope, protocol, seed, config) -> dict:
-    import detection
+    from calibkit import detection
 
     cal_ids, test_ids = split_images(gt.image_ids, seed)
     gt_cal, gt_test = _gt_subset(gt, cal_ids), _gt_subset(gt, test_ids)
@@ -190,7 +191,7 @@ def _run_cell(gt, dets, name, method, scope, protocol, seed, config) -> dict:
 
 
 def _gt_subset(gt, image_ids):
-    import detection
+    from calibkit import detection
 
     keep = np.isin(gt.ann_image_id, image_ids)
     return detection.GroundTruth.from_arrays(
