@@ -20,19 +20,11 @@ _EXPORTS = {
     "IsotonicCalibration": "calibkit.isotonic",
     "HistogramBinning": "calibkit.binning",
     "BetaCalibration": "calibkit.binning",
+    "IdentityCalibration": "calibkit.linear",
+    "LinearCalibration": "calibkit.linear",
     "VennAbers": "calibkit.venn_abers",
     "CalibratedClassifier": "calibkit.sklearn",
 }
-
-#: modules that define calibrators (imported by :func:`calibkit.base.load` on demand)
-CALIBRATOR_MODULES = (
-    "calibkit.scaling",
-    "calibkit.isotonic",
-    "calibkit.binning",
-    "calibkit.venn_abers",
-    "calibkit.conformal",
-    "calibkit.sklearn",
-)
 
 __all__ = sorted(_EXPORTS)
 

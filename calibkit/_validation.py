@@ -465,3 +465,183 @@ def like_input(out: np.ndarray, x):
     if out.dtype.kind not in "fc":
         dtype = None
     return torch.as_tensor(out, dtype=dtype, device=x.device)
+
+
+# --------------------------------------------------------------------------------------
+# Parameters: one mechanism for constructor and keyword arguments
+# --------------------------------------------------------------------------------------
+
+
+class Interval:
+    """Numbers of one kind in an interval: ``Interval("integer", 1, None)`` is ``{1, 2, ...}``,
+    ``Interval("real", 0, 1, closed="neither")`` is ``(0, 1)``.
+
+    ``kind="integer"`` accepts Python and numpy integers (never ``bool``, never a float such as
+    ``1.5`` or ``2.0``); ``kind="real"`` accepts any real number except ``bool``. NaN lies in no
+    interval; ``None`` as a bound means unbounded (infinities are then accepted only for
+    ``kind="real"`` when ``allow_inf`` is True).
+    """
+
+    def __init__(self, kind: str, left=None, right=None, *, closed: str = "both",
+                 allow_inf: bool = False):
+        if kind not in ("integer", "real"):
+            raise ValueError(f"kind must be 'integer' or 'real'; got {kind!r}.")
+        if closed not in ("both", "left", "right", "neither"):
+            raise ValueError(
+                f"closed must be 'both', 'left', 'right' or 'neither'; got {closed!r}."
+            )
+        self.kind, self.left, self.right, self.closed = kind, left, right, closed
+        self.allow_inf = allow_inf
+
+    def is_type(self, value) -> bool:
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        if self.kind == "integer":
+            return isinstance(value, (int, np.integer))
+        return isinstance(value, (int, float, np.integer, np.floating))
+
+    def accepts(self, value) -> bool:
+        if not self.is_type(value):
+            return False
+        v = float(value) if self.kind == "real" else int(value)
+        if v != v:  # NaN
+            return False
+        if self.kind == "real" and not self.allow_inf and v in (np.inf, -np.inf):
+            return False
+        lo_ok = self.left is None or (v >= self.left if self.closed in ("both", "left")
+                                      else v > self.left)
+        hi_ok = self.right is None or (v <= self.right if self.closed in ("both", "right")
+                                       else v < self.right)
+        return lo_ok and hi_ok
+
+    def __str__(self) -> str:
+        noun = "an int" if self.kind == "integer" else "a float"
+        if self.left is None and self.right is None:
+            return noun if self.kind == "integer" else "a finite float"
+        lb = "[" if self.closed in ("both", "left") and self.left is not None else "("
+        rb = "]" if self.closed in ("both", "right") and self.right is not None else ")"
+        left = "-inf" if self.left is None else f"{self.left:g}"
+        right = "inf" if self.right is None else f"{self.right:g}"
+        return f"{noun} in the range {lb}{left}, {right}{rb}"
+
+
+class Options:
+    """One of a fixed set of values (compared with ``==`` after a type check, so ``1`` is not
+    ``True`` and ``"lac"`` is not ``b"lac"``)."""
+
+    def __init__(self, *values):
+        self.values = tuple(values)
+
+    def accepts(self, value) -> bool:
+        return any(type(value) is type(v) and value == v for v in self.values) or any(
+            isinstance(v, str) and isinstance(value, str) and value == v for v in self.values
+        )
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+class InstanceOf:
+    """An instance of ``cls`` (described as ``description`` in messages)."""
+
+    def __init__(self, cls, description: str | None = None):
+        self.cls = cls
+        self.description = description or f"an instance of {getattr(cls, '__name__', cls)}"
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, self.cls)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class _Special:
+    """Named constraints: ``None``, booleans, random states, callables."""
+
+    def __init__(self, name: str, test, description: str):
+        self.name, self.test, self.description = name, test, description
+
+    def accepts(self, value) -> bool:
+        return bool(self.test(value))
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class HasMethods:
+    """An object with all of ``methods`` (e.g. an estimator with ``fit`` and
+    ``predict_proba``)."""
+
+    def __init__(self, *methods: str):
+        self.methods = methods
+
+    def accepts(self, value) -> bool:
+        return all(callable(getattr(value, m, None)) for m in self.methods)
+
+    def __str__(self) -> str:
+        return "an object with " + " and ".join(f"{m}()" for m in self.methods)
+
+
+NONE = _Special("none", lambda v: v is None, "None")
+BOOLEAN = _Special("boolean", lambda v: isinstance(v, (bool, np.bool_)), "a bool")
+RANDOM_STATE = _Special(
+    "random_state",
+    lambda v: v is None
+    or (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 0)
+    or isinstance(v, (np.random.RandomState, np.random.Generator)),
+    "None, a non-negative int, a numpy RandomState or a numpy Generator",
+)
+CALLABLE = _Special("callable", callable, "a callable")
+ITERABLE = _Special(
+    "iterable",
+    lambda v: hasattr(v, "__iter__") and not isinstance(v, (str, bytes, dict)),
+    "an iterable",
+)
+DEVICE = _Special(
+    "device",
+    lambda v: isinstance(v, str) or type(v).__name__ == "device",
+    "a device name such as 'cpu' or 'cuda', or a torch.device",
+)
+
+
+def check_param(value, name: str, constraints, *, owner: str | None = None):
+    """Return ``value`` when it satisfies one of ``constraints``; otherwise raise.
+
+    ``constraints`` is a list of :class:`Interval`, :class:`Options`, :class:`InstanceOf` or
+    the named constraints :data:`NONE`, :data:`BOOLEAN`, :data:`RANDOM_STATE`,
+    :data:`CALLABLE`. The error is a ``ValueError`` when the value has an accepted type but
+    lies outside every range or option, and a ``TypeError`` otherwise; its message names the
+    parameter (and ``owner``, the class or function), what is accepted, and the value.
+    """
+    if any(c.accepts(value) for c in constraints):
+        return value
+    of = f" of {owner}" if owner else ""
+    wanted = " or ".join(str(c) for c in constraints)
+    right_type = any(
+        (isinstance(c, Interval) and c.is_type(value))
+        or (isinstance(c, Options) and any(type(value) is type(v) for v in c.values))
+        for c in constraints
+    )
+    error = ValueError if right_type else TypeError
+    raise error(f"The {name!r} parameter{of} must be {wanted}; got {value!r}.")
+
+
+def validate_params(estimator) -> None:
+    """Check every constructor parameter of ``estimator`` against the class's
+    ``_parameter_constraints`` (a dict: parameter name -> list of constraints, merged over the
+    class hierarchy). A parameter without an entry raises ``AttributeError``: every parameter
+    of every estimator must declare what it accepts."""
+    constraints = parameter_constraints(type(estimator))
+    owner = type(estimator).__name__
+    for name, value in estimator.get_params(deep=False).items():
+        if name not in constraints:
+            raise AttributeError(f"{owner} declares no constraint for its parameter {name!r}.")
+        check_param(value, name, constraints[name], owner=owner)
+
+
+def parameter_constraints(cls) -> dict:
+    """The ``_parameter_constraints`` of ``cls`` merged over its bases (subclasses win)."""
+    merged: dict = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(vars(klass).get("_parameter_constraints", {}))
+    return merged

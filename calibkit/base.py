@@ -19,14 +19,16 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: F401  (re-exported)
 from sklearn.utils.validation import check_is_fitted
 
 from calibkit._validation import (
+    INPUT_KINDS,
+    Options,
     Scores,
     Targets,
     check_consistent_length,
-    check_input_kind,
     check_sample_weight,
     check_scores,
     encode_targets,
     like_input,
+    validate_params,
 )
 
 __all__ = ["Persistable", "Calibrator", "BinaryCalibrator", "ConvergenceWarning", "load", "save"]
@@ -82,6 +84,9 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
     ``input_kind_`` (``"logits"`` or ``"probs"``, decided at fit and reused at predict).
     """
 
+    #: what each constructor parameter accepts (merged over subclasses; see
+    #: :func:`calibkit._validation.validate_params`)
+    _parameter_constraints: ClassVar[dict] = {"input": [Options(*INPUT_KINDS)]}
     #: whether binary soft targets y in [0, 1] are accepted
     _supports_soft_targets: ClassVar[bool] = False
     #: whether ``fit`` receives float32 logits as float32 (the subclass then owns precision)
@@ -89,11 +94,26 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ public API
     def fit(self, scores, y, *, sample_weight=None):
-        """Fit on calibration ``scores`` of shape (n,) or (n, K) and labels ``y`` (n,).
+        """Fit on calibration scores and labels; every earlier fitted state is discarded.
 
-        Returns ``self``.
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Calibration scores: logits or probabilities, as declared by ``input``. 1-D scores
+            (or two columns) are a binary problem, ``classes_[1]`` the positive class.
+        y : array-like of shape (n_samples,)
+            Labels of any type (integers, integer-valued floats, strings, objects), or soft
+            targets in [0, 1] for binary calibrators.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; only their ratios matter (the result is the same for ``w``
+            and ``c * w``).
+
+        Returns
+        -------
+        self
         """
-        check_input_kind(getattr(self, "input", "auto"))
+        validate_params(self)
+        reset_fitted_state(self)
         s = check_scores(
             scores, input=getattr(self, "input", "auto"), keep_float32=self._fit_keeps_float32
         )
@@ -193,6 +213,13 @@ class BinaryCalibrator(Calibrator):
         raise NotImplementedError
 
 
+def reset_fitted_state(estimator) -> None:
+    """Delete every fitted attribute (public names ending in ``_``), so that a refit keeps
+    nothing of an earlier fit."""
+    for name in [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]:
+        delattr(estimator, name)
+
+
 def check_predict_scores(estimator, scores, *, fitted_attribute: str) -> Scores:
     """Scores at predict time: the estimator is fitted (``fitted_attribute`` is set), the
     kind of scores decided in fit (``input_kind_``) is reused, and the number of columns
@@ -283,9 +310,10 @@ def _import_calibrator(name: str):
     import importlib
     from importlib.metadata import entry_points
 
-    import calibkit
+    from calibkit.registry import CALIBRATORS
 
-    for module in calibkit.CALIBRATOR_MODULES:
+    for module in (*dict.fromkeys(spec.module for spec in CALIBRATORS.values()),
+                   "calibkit.conformal.split"):
         importlib.import_module(module)
         if name in Persistable._registry:
             return Persistable._registry[name]

@@ -9,19 +9,20 @@
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit, log_expit
 
-from calibkit._validation import PROB_EPS
+from calibkit._validation import PROB_EPS, Interval, Options
 from calibkit.base import BinaryCalibrator, ConvergenceWarning
 from calibkit.metrics._binning import (
+    MAX_BINS,
+    STRATEGIES,
     assign_quantile,
     assign_uniform,
     assign_upper_edges,
     bin_sums,
-    check_n_bins,
-    check_strategy,
     quantile_upper_edges,
     uniform_edges,
 )
@@ -68,15 +69,20 @@ class HistogramBinning(BinaryCalibrator):
     (netcal's fit/transform edge mismatch cannot happen).
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "n_bins": [Interval("integer", 1, MAX_BINS)],
+        "strategy": [Options(*STRATEGIES)],
+    }
+
     def __init__(self, *, n_bins=15, strategy="uniform", input="auto"):
         self.n_bins = n_bins
         self.strategy = strategy
         self.input = input
 
     def _fit_binary(self, s, y, w):
-        n_bins = check_n_bins(self.n_bins)
+        n_bins = int(self.n_bins)
         p = s.probs()
-        if check_strategy(self.strategy) == "uniform":
+        if self.strategy == "uniform":
             idx, m = assign_uniform(p, n_bins), n_bins
             edges = uniform_edges(n_bins)
         else:
@@ -144,6 +150,12 @@ class BetaCalibration(BinaryCalibrator):
     :class:`ConvergenceWarning`.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "parameters": [Options(*BETA_PARAMETERS)],
+        "max_iter": [Interval("integer", 1, None)],
+        "tol": [Interval("real", 0, None, closed="neither")],
+    }
+
     def __init__(self, *, parameters="abm", input="auto", max_iter=100, tol=1e-10):
         self.parameters = parameters
         self.input = input
@@ -156,12 +168,6 @@ class BetaCalibration(BinaryCalibrator):
             self.n_iter_ = max(est.n_iter_ for est in self.estimators_)
 
     def _fit_binary(self, s, y, w):
-        if self.parameters not in BETA_PARAMETERS:
-            raise ValueError(
-                f"parameters must be one of {BETA_PARAMETERS}; got {self.parameters!r}."
-            )
-        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be a positive integer; got {self.max_iter!r}.")
         log_p, log_1mp = _log_features(s)
         w = np.ones(len(y)) if w is None else w
         if self.parameters == "am":

@@ -8,8 +8,11 @@ optional rank-preserving ``strict`` mode (scikit-learn issue #16321).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
+from calibkit._validation import BOOLEAN, Options
 from calibkit.base import BinaryCalibrator
 
 __all__ = ["IsotonicCalibration", "STRICT_SPREAD", "STRICT_TIE_TOL"]
@@ -83,16 +86,17 @@ class IsotonicCalibration(BinaryCalibrator):
     outputs there), and a fit whose only block is 0 or 1 (all targets 0, or all 1) stays flat.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "strict": [BOOLEAN],
+        "out_of_bounds": [Options(*OUT_OF_BOUNDS)],
+    }
+
     def __init__(self, *, input="auto", strict=False, out_of_bounds="clip"):
         self.input = input
         self.strict = strict
         self.out_of_bounds = out_of_bounds
 
     def _fit_binary(self, s, y, w):
-        if self.out_of_bounds not in OUT_OF_BOUNDS:
-            raise ValueError(
-                f"out_of_bounds must be one of {OUT_OF_BOUNDS}; got {self.out_of_bounds!r}."
-            )
         x = s.probs()
         if w is not None:
             keep = w > 0

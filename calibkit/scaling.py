@@ -18,12 +18,13 @@ import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logsumexp, softmax
 
-from calibkit._validation import Scores, is_torch_tensor
+from calibkit._validation import BOOLEAN, DEVICE, NONE, Interval, Scores, is_torch_tensor
 from calibkit.base import BinaryCalibrator, Calibrator, ConvergenceWarning
 
 __all__ = ["TemperatureScaling", "PlattScaling", "VectorScaling"]
@@ -90,6 +91,11 @@ class TemperatureScaling(Calibrator):
     accumulated in float64): the fitted ``T`` then agrees with a float64 fit to about 1e-8.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "device": [NONE, DEVICE],
+        "max_iter": [Interval("integer", 1, None)],
+        "tol": [Interval("real", 0, None, closed="neither")],
+    }
     _supports_soft_targets = True
     _fit_keeps_float32 = True
 
@@ -104,8 +110,6 @@ class TemperatureScaling(Calibrator):
 
         ``sample_weight`` of shape (n,) weights each sample's NLL. Returns ``self``.
         """
-        _check_positive_int(self.max_iter, "max_iter")
-        _check_positive_float(self.tol, "tol")
         self._torch_scores = scores if is_torch_tensor(scores) else None
         try:
             return super().fit(scores, y, sample_weight=sample_weight)
@@ -197,6 +201,12 @@ class PlattScaling(BinaryCalibrator):
     ``B = -b``.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "target_smoothing": [BOOLEAN],
+        "max_iter": [Interval("integer", 1, None)],
+        "tol": [Interval("real", 0, None, closed="neither")],
+    }
+
     def __init__(self, *, input="auto", target_smoothing=False, max_iter=100, tol=1e-10):
         self.input = input
         self.target_smoothing = target_smoothing
@@ -204,8 +214,6 @@ class PlattScaling(BinaryCalibrator):
         self.tol = tol
 
     def _fit(self, scores, targets, sample_weight):
-        _check_positive_int(self.max_iter, "max_iter")
-        _check_positive_float(self.tol, "tol")
         super()._fit(scores, targets, sample_weight)
         if hasattr(self, "estimators_") and scores.n_columns > 2:
             self.n_iter_ = max(est.n_iter_ for est in self.estimators_)
@@ -269,14 +277,17 @@ class VectorScaling(Calibrator):
     ``d/db_k = sum_i w_i (q_ik - 1[y_i = k])``, starting from ``w = 1``, ``b = 0``.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "max_iter": [Interval("integer", 1, None)],
+        "tol": [Interval("real", 0, None, closed="neither")],
+    }
+
     def __init__(self, *, input="auto", max_iter=200, tol=1e-10):
         self.input = input
         self.max_iter = max_iter
         self.tol = tol
 
     def _fit(self, scores: Scores, targets, sample_weight):
-        _check_positive_int(self.max_iter, "max_iter")
-        _check_positive_float(self.tol, "tol")
         if scores.values.ndim == 1:
             raise ValueError(
                 "VectorScaling needs scores with one column per class, shape (n, K) with "
@@ -711,15 +722,3 @@ def _dot(a, b) -> float:
     """Dot product of two 1-D arrays without BLAS: a threaded ``ddot`` is much slower
     than this single pass when the cores are busy."""
     return float(np.einsum("i,i->", a, b))
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-
-
-def _check_positive_float(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a positive number; got {value!r}.")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}.")

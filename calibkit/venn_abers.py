@@ -14,10 +14,12 @@ in each direction; algorithms 1-4 of the paper), and predicts in O(log k) per te
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from calibkit._validation import like_input
+from calibkit._validation import BOOLEAN, NONE, RANDOM_STATE, Interval, Options, like_input
 from calibkit.base import Calibrator
 
 __all__ = ["VennAbers", "ivap_fit", "ivap_predict"]
@@ -92,10 +94,19 @@ class VennAbers(Calibrator):
     classification using inductive and cross Venn-Abers predictors", COPA 2017.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "merge": [Options(*MERGES)],
+        "n_splits": [NONE, Interval("integer", 2, None)],
+        "multiclass": [Options(*MULTICLASS)],
+        "precision": [NONE, Interval("integer", 0, 15)],
+        "shuffle": [BOOLEAN],
+        "random_state": [RANDOM_STATE],
+    }
+
     def __init__(
         self,
-        merge="log",
         *,
+        merge="log",
         n_splits=None,
         multiclass="one_vs_rest",
         precision=None,
@@ -143,14 +154,6 @@ class VennAbers(Calibrator):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, scores, targets, sample_weight):
-        if self.merge not in MERGES:
-            raise ValueError(f"merge must be one of {MERGES}; got {self.merge!r}.")
-        if self.multiclass not in MULTICLASS:
-            raise ValueError(f"multiclass must be one of {MULTICLASS}; got {self.multiclass!r}.")
-        if self.precision is not None and (
-            isinstance(self.precision, bool) or not isinstance(self.precision, (int, np.integer))
-        ):
-            raise TypeError(f"precision must be an int or None; got {self.precision!r}.")
         y = targets.y
         n_classes = targets.n_classes
         folds = self._folds(y)
@@ -179,12 +182,6 @@ class VennAbers(Calibrator):
     def _folds(self, y):
         if self.n_splits is None:
             return [np.arange(len(y))]
-        if isinstance(self.n_splits, bool) or not isinstance(self.n_splits, (int, np.integer)):
-            raise TypeError(f"n_splits must be an int >= 2 or None; got {self.n_splits!r}.")
-        if self.n_splits < 2:
-            raise ValueError(
-                f"n_splits must be >= 2 for CVAP (or None for IVAP); got {self.n_splits}."
-            )
         kf = StratifiedKFold(
             n_splits=int(self.n_splits),
             shuffle=bool(self.shuffle),

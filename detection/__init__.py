@@ -6,7 +6,6 @@ class-wise detector calibration (:class:`DetectionCalibrator`).
 """
 
 from calibkit.detection.calibrate import DetectionCalibrator
-from calibkit.detection.calibrators import LinearCalibration
 from calibkit.detection.io import (
     Detections,
     GroundTruth,
@@ -32,7 +31,6 @@ __all__ = [
     "DetectionCalibrator",
     "Detections",
     "GroundTruth",
-    "LinearCalibration",
     "Matches",
     "apply_thresholds",
     "average_precision",

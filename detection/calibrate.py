@@ -19,40 +19,49 @@ side effects (inputs are never mutated; models and thresholds are keyed by categ
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-from calibkit.detection.calibrators import LinearCalibration
-from calibkit.detection.io import Detections, load_dets, load_gt
-from calibkit.detection.matching import _check_iou_op, _check_max_dets, _check_tau, match
-from calibkit.detection.thresholds import apply_thresholds, lrp_optimal_thresholds
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 
-from calibkit._validation import SaturatedProbabilityWarning
-from calibkit.base import Calibrator
+from calibkit._validation import (
+    BOOLEAN,
+    NONE,
+    InstanceOf,
+    Interval,
+    Options,
+    SaturatedProbabilityWarning,
+    validate_params,
+)
+from calibkit.base import Calibrator, Persistable, reset_fitted_state
+from calibkit.detection.io import Detections, load_dets, load_gt
+from calibkit.detection.matching import IOU_OPS, match
+from calibkit.detection.thresholds import apply_thresholds, lrp_optimal_thresholds
+from calibkit.registry import CALIBRATORS, calibrator_names, make_calibrator, method_name
 
 __all__ = ["DetectionCalibrator"]
 
-METHODS = ("isotonic", "platt", "temperature", "linear", "identity")
 TARGETS = ("iou", "binary")
 
 
-class DetectionCalibrator(BaseEstimator):
+class DetectionCalibrator(Persistable, BaseEstimator):
     """Class-wise calibration of detection scores with per-class operating thresholds.
 
     Parameters
     ----------
-    calibrator : {"isotonic", "platt", "temperature", "linear", "identity"} or Calibrator, \
-default="isotonic"
-        ``"isotonic"``: :class:`calibkit.IsotonicCalibration` (PAV, linear interpolation,
+    method : str or Calibrator, default="isotonic"
+        A calibrator of the registry (:data:`calibkit.registry.CALIBRATORS`) that calibrates
+        one score: ``"isotonic"``, ``"platt"``, ``"temperature"``, ``"linear"``, ``"beta"``,
+        ``"histogram"``, ``"identity"``, ...; ``"venn_abers"`` with ``target="binary"``
+        only (it needs 0/1 targets). ``"isotonic"``: :class:`calibkit.IsotonicCalibration`
+        (PAV, linear interpolation,
         clipped outside the training range: scikit-learn's ``IsotonicRegression(y_min=0,
         y_max=1, out_of_bounds="clip")``); ``"platt"``: :class:`calibkit.PlattScaling`,
         ``sigmoid(a logit(p) + b)``; ``"temperature"``: :class:`calibkit.TemperatureScaling`,
         ``sigmoid(logit(p) / T)``; both fitted by cross-entropy with soft targets to
         convergence (the toolbox stops its L-BFGS after 100 steps, so parity with it is about
-        1e-3 in LaECE, not exact); ``"linear"``: :class:`LinearCalibration`,
+        1e-3 in LaECE, not exact); ``"linear"``: :class:`calibkit.LinearCalibration`,
         ``clip(w p + c, 0, 1)`` with ``w >= 0``; ``"identity"``: scores unchanged, thresholds
         still learned. Any calibkit calibrator instance is cloned per class and fitted on
         ``scores`` of shape (n,) with targets in [0, 1].
@@ -89,10 +98,22 @@ default="isotonic"
         Training detections per category.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "method": [Options(*calibrator_names(binary=True)),
+                   InstanceOf(Calibrator, "a calibkit Calibrator")],
+        "classwise": [BOOLEAN],
+        "target": [Options(*TARGETS)],
+        "thresholds": [NONE, Options("lrp"), Interval("real", 0, 1)],
+        "tau": [Interval("real", 0, 1, closed="left")],
+        "iou_op": [Options(*IOU_OPS)],
+        "max_dets": [Interval("integer", 1, None)],
+        "tie_aware": [BOOLEAN],
+    }
+
     def __init__(
         self,
-        calibrator="isotonic",
         *,
+        method="isotonic",
         classwise=True,
         target="iou",
         thresholds="lrp",
@@ -101,7 +122,7 @@ default="isotonic"
         max_dets=100,
         tie_aware=False,
     ):
-        self.calibrator = calibrator
+        self.method = method
         self.classwise = classwise
         self.target = target
         self.thresholds = thresholds
@@ -124,6 +145,7 @@ default="isotonic"
         self
         """
         self._check_params()
+        reset_fitted_state(self)
         gt = load_gt(gt)
         d0 = load_dets(dets)
         if len(d0) == 0:
@@ -154,20 +176,20 @@ default="isotonic"
         self.upper_thresholds_ = self._learn_thresholds(match(gt, d2, **kw))
         return self
 
-    def transform(self, dets, image_ids=None):
+    def transform(self, dets, image_ids=None) -> Detections:
         """Threshold, calibrate and threshold again; a new detection set.
 
         Parameters
         ----------
         dets : path, COCO results list, Detections or torchvision outputs
-        image_ids : array-like, optional
+        image_ids : array-like of shape (n_outputs,), default=None
             Needed for torchvision outputs.
 
         Returns
         -------
-        list of dict or Detections
-            A COCO results list (new dicts, other keys copied) when ``dets`` is a list of
-            COCO result dicts or a path; a :class:`Detections` otherwise.
+        Detections
+            The kept detections with their calibrated scores, in input order
+            (``.to_coco()`` gives a COCO results list).
         """
         self._check_fitted()
         d = load_dets(dets, image_ids)
@@ -177,99 +199,40 @@ default="isotonic"
         keep2 = apply_thresholds(kept.with_scores(new), self.category_ids_,
                                  self.upper_thresholds_)
         rows = np.flatnonzero(keep)[keep2]
-        scores = new[keep2]
-        if isinstance(dets, (str, Path)):
-            return Detections(d.image_id[rows], d.category_id[rows], scores,
-                              d.box[rows]).to_coco()
-        if isinstance(dets, (list, tuple)) and (len(dets) == 0 or "bbox" in dets[0]):
-            pairs = zip(rows.tolist(), scores.tolist(), strict=True)
-            return [{**dets[i], "score": s} for i, s in pairs]
-        return Detections(d.image_id[rows], d.category_id[rows], scores, d.box[rows])
+        return Detections(d.image_id[rows], d.category_id[rows], new[keep2], d.box[rows])
 
-    def fit_transform(self, gt, dets):
+    def fit_transform(self, gt, dets) -> Detections:
         """``fit(gt, dets).transform(dets)``."""
         return self.fit(gt, dets).transform(dets)
 
     def predict_scores(self, category_ids, scores) -> np.ndarray:
-        """Calibrated scores of shape (n,) for given categories, without any thresholding."""
+        """Calibrated scores for given categories, without any thresholding.
+
+        Parameters
+        ----------
+        category_ids : array-like of shape (n,)
+        scores : array-like of shape (n,)
+            Scores in [0, 1].
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
         self._check_fitted()
         cat = np.asarray(category_ids, np.int64).ravel()
         s = np.asarray(scores, np.float64).ravel()
         d = Detections.from_arrays(np.zeros(len(s), np.int64), cat, s, np.zeros((len(s), 4)))
         return self._calibrate(d)
 
-    # ------------------------------------------------------------------ persistence
-    def to_dict(self) -> dict:
-        """JSON-safe dict of the parameters and the fitted state."""
-        params = self.get_params(deep=False)
-        if isinstance(params["calibrator"], Calibrator):
-            params["calibrator"] = params["calibrator"].to_dict()
-        out = {"__detection_calibrator__": 1, "params": params}
-        if hasattr(self, "models_"):
-            out["fitted"] = {
-                "category_ids_": self.category_ids_.tolist(),
-                "lower_thresholds_": _nan_to_none(self.lower_thresholds_),
-                "upper_thresholds_": _nan_to_none(self.upper_thresholds_),
-                "n_train_": self.n_train_.tolist(),
-                "models_": {
-                    k: (v.to_dict() if isinstance(v, Calibrator) else v)
-                    for k, v in self.models_.items()
-                },
-            }
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DetectionCalibrator:
-        """Rebuild from :meth:`to_dict` output."""
-        if not isinstance(data, dict) or "__detection_calibrator__" not in data:
-            raise ValueError("data is not a saved DetectionCalibrator.")
-        params = dict(data["params"])
-        if isinstance(params.get("calibrator"), dict):
-            params["calibrator"] = Calibrator.from_dict(params["calibrator"])
-        obj = cls(**params)
-        fitted = data.get("fitted")
-        if fitted:
-            obj.category_ids_ = np.asarray(fitted["category_ids_"], np.int64)
-            obj.lower_thresholds_ = _none_to_nan(fitted["lower_thresholds_"])
-            obj.upper_thresholds_ = _none_to_nan(fitted["upper_thresholds_"])
-            obj.n_train_ = np.asarray(fitted["n_train_"], np.int64)
-            obj.models_ = {
-                k: (Calibrator.from_dict(v) if isinstance(v, dict) and "__calibrator__" in v
-                    else v)
-                for k, v in fitted["models_"].items()
-            }
-        return obj
-
-    def save(self, path) -> None:
-        """Save as JSON (no pickle)."""
-        Path(path).write_text(json.dumps(self.to_dict()))
-
-    @classmethod
-    def load(cls, path) -> DetectionCalibrator:
-        """Load a calibrator written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not a valid DetectionCalibrator JSON file: {exc}") from exc
-        return cls.from_dict(data)
-
     # ------------------------------------------------------------------ helpers
     def _check_params(self) -> None:
-        if not isinstance(self.calibrator, Calibrator) and self.calibrator not in METHODS:
+        validate_params(self)
+        family = self._family()
+        if self.target == "iou" and family in CALIBRATORS and not CALIBRATORS[family].soft_targets:
             raise ValueError(
-                f"calibrator must be one of {METHODS} or a calibkit Calibrator instance; "
-                f"got {self.calibrator!r}."
+                f"method={self.method!r} needs binary targets; use target='binary' (D-ECE) "
+                "or a method that fits IoU targets in [0, 1]."
             )
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}; got {self.target!r}.")
-        th = self.thresholds
-        if not (th is None or th == "lrp" or (
-            isinstance(th, (int, float)) and not isinstance(th, bool) and 0 <= th <= 1
-        )):
-            raise ValueError(f"thresholds must be 'lrp', a float in [0, 1] or None; got {th!r}.")
-        _check_tau(self.tau)
-        _check_iou_op(self.iou_op)
-        _check_max_dets(self.max_dets)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "models_"):
@@ -286,31 +249,13 @@ default="isotonic"
         return np.full(k, float(self.thresholds))
 
     def _family(self) -> str:
-        c = self.calibrator
-        if isinstance(c, str):
-            return c
-        name = type(c).__name__
-        return {"IsotonicCalibration": "isotonic", "PlattScaling": "platt",
-                "TemperatureScaling": "temperature",
-                "LinearCalibration": "linear"}.get(name, "other")
+        """The registry name of the method (``"other"`` for an unregistered class)."""
+        if isinstance(self.method, str):
+            return self.method
+        return method_name(self.method) or "other"
 
     def _new_calibrator(self):
-        c = self.calibrator
-        if isinstance(c, Calibrator):
-            return clone(c)
-        if c == "isotonic":
-            from calibkit.isotonic import IsotonicCalibration
-
-            return IsotonicCalibration(input="probs")
-        if c == "platt":
-            from calibkit.scaling import PlattScaling
-
-            return PlattScaling(input="probs")
-        if c == "temperature":
-            from calibkit.scaling import TemperatureScaling
-
-            return TemperatureScaling(input="probs")
-        return LinearCalibration(input="probs")
+        return make_calibrator(self.method, input="probs")
 
     def _fit_one(self, p: np.ndarray, y: np.ndarray):
         family = self._family()
@@ -364,11 +309,3 @@ def _apply(model, p: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", SaturatedProbabilityWarning)
         q = model.predict_proba(p)[:, 1]
     return np.clip(q, 0.0, 1.0)
-
-
-def _nan_to_none(a: np.ndarray) -> list:
-    return [None if np.isnan(v) else float(v) for v in a]
-
-
-def _none_to_nan(a: list) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in a], np.float64)

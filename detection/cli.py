@@ -125,10 +125,10 @@ def _run_calibrate(args) -> int:
                 f"--thresholds must be 'lrp', 'none' or a score in [0, 1]; got {th!r}."
             ) from None
     cal = DetectionCalibrator(
-        args.method, classwise=not args.pooled, target=args.target, thresholds=thresholds,
+        method=args.method, classwise=not args.pooled, target=args.target, thresholds=thresholds,
         tau=args.tau, iou_op=args.iou_op,
     ).fit(args.gt_val, args.dets_val)
-    out = cal.transform(args.dets)
+    out = cal.transform(args.dets).to_coco()
     Path(args.out).write_text(json.dumps(out))
     if args.save_model:
         cal.save(args.save_model)

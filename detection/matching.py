@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from calibkit.detection.io import Detections, GroundTruth, load_dets, load_gt
 
 __all__ = ["Matches", "match", "match_many", "match_netcal", "box_iou"]

@@ -17,6 +17,7 @@ cost nothing), as in the detection calibration toolbox (Kuzucu et al., ECCV 2024
 from __future__ import annotations
 
 import numpy as np
+
 from calibkit.detection.io import load_dets, load_gt
 from calibkit.detection.matching import (
     Matches,
@@ -26,7 +27,6 @@ from calibkit.detection.matching import (
     match_many,
     match_netcal,
 )
-
 from calibkit.metrics._binning import assign_uniform, assign_uniform_closure, check_n_bins
 
 __all__ = [

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import numpy as np
-from calibkit.detection.matching import Matches
 
+from calibkit.detection.matching import Matches
 from calibkit.metrics._binning import assign_uniform_closure, check_n_bins, uniform_edges
 
 __all__ = [

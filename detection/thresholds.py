@@ -17,6 +17,7 @@ without TP gets NaN; both keep every detection, since a detection is kept iff
 from __future__ import annotations
 
 import numpy as np
+
 from calibkit.detection.io import Detections
 from calibkit.detection.matching import Matches
 

@@ -243,7 +243,7 @@ def _bad_fit_cases():
         "probs as logits": ((p, y), {"input": "logits"}, "look like probabilities"),
         "logits as probs": ((z, y), {"input": "probs"}, "look like logits"),
         "ambiguous rows": ((np.abs(p - 0.1), y), {}, "Cannot tell"),
-        "bad input kind": ((z, y), {"input": "logit"}, "input must be one of"),
+        "bad input kind": ((z, y), {"input": "logit"}, "'input' parameter"),
         "negative weight": ((z, y), {"sample_weight": -np.ones(60)}, "non-negative"),
         "weight length": ((z, y), {"sample_weight": np.ones(5)}, "sample_weight"),
     }

@@ -200,7 +200,7 @@ def test_coco_cli_matches_detection_api(tmp_path):
     ids = np.sort(keep)
     cal = data.subset_images(ids[perm[:150]])
     test = data.subset_images(ids[perm[150:]])
-    est = detection.DetectionCalibrator("isotonic", classwise=True)
+    est = detection.DetectionCalibrator(method="isotonic", classwise=True)
     est.fit(cal.ground_truth, cal.detections["ssd_inception_v2"])
     out_dets = est.transform(test.detections["ssd_inception_v2"])
     ref = detection.evaluate(test.ground_truth, out_dets)

@@ -71,7 +71,7 @@ def cifar(shared_data, name):
 def test_lac_sets_match_definition_exactly():
     p, y, _ = synthetic(600)
     for alpha in (0.05, 0.1, 0.3):
-        model = SplitConformalClassifier("lac", alpha=alpha).fit(p[:400], y[:400])
+        model = SplitConformalClassifier(conformity_score="lac", alpha=alpha).fit(p[:400], y[:400])
         np.testing.assert_array_equal(
             model.predict_set(p[400:]), lac_sets_by_definition(p[:400], y[:400], p[400:], alpha)
         )
@@ -81,7 +81,7 @@ def test_lac_sets_match_definition_exactly():
 @pytest.mark.parametrize("score", ["lac", "aps", "topk"])
 def test_pvalues_match_definition_and_sets(score):
     p, y, _ = synthetic(300, K=4)
-    model = SplitConformalClassifier(score, alpha=0.2).fit(p[:200], y[:200])
+    model = SplitConformalClassifier(conformity_score=score, alpha=0.2).fit(p[:200], y[:200])
     e_cal = model._scores(p[:200], None)[np.arange(200), y[:200]]
     e_test = model._scores(p[200:], None)
     pv = model.predict_pvalues(p[200:])
@@ -115,13 +115,13 @@ def test_aps_scores_by_definition():
 @pytest.mark.parametrize(
     "params",
     [
-        {"score": "aps"},
-        {"score": "aps", "randomized": True},
-        {"score": "aps", "include_last_label": True},
-        {"score": "raps", "k_reg": 2, "lam": 0.05},
-        {"score": "raps", "k_reg": 1, "lam": 0.1, "randomized": True},
-        {"score": "raps", "k_reg": 2, "lam": 0.05, "include_last_label": True},
-        {"score": "topk"},
+        {"conformity_score": "aps"},
+        {"conformity_score": "aps", "randomized": True},
+        {"conformity_score": "aps", "include_last_label": True},
+        {"conformity_score": "raps", "k_reg": 2, "lam": 0.05},
+        {"conformity_score": "raps", "k_reg": 1, "lam": 0.1, "randomized": True},
+        {"conformity_score": "raps", "k_reg": 2, "lam": 0.05, "include_last_label": True},
+        {"conformity_score": "topk"},
     ],
 )
 def test_sort_based_sets_match_score_definition_with_ties(params):
@@ -142,16 +142,18 @@ def test_sort_based_sets_match_score_definition_with_ties(params):
         )
         np.testing.assert_array_equal(model.predict_set(p[400:]), expected)
         # calibration scores equal the definition's column of the true label
-        # fit draws one uniform per calibration sample from RandomState(random_state)
-        u_cal = np.random.RandomState(1).uniform(size=(400, 1)) if model._randomized() else None
+        # fit draws one uniform per calibration sample from the calibration stream of the
+        # fitted seed (random_state=1 is that seed)
+        u_cal = (np.random.default_rng([1, 0]).uniform(size=(400, 1)) if model._randomized()
+                 else None)
         e_cal = model._scores(p[:400], u_cal, label_ranks(p[:400]))
         np.testing.assert_array_equal(np.sort(e_cal[np.arange(400), y[:400]]), model.cal_scores_[0])
 
 
 def test_include_last_label_never_empty_and_superset():
     p, y, _ = synthetic(800, K=8, temperature=0.3)
-    strict = SplitConformalClassifier("aps", alpha=0.1).fit(p[:400], y[:400])
-    loose = SplitConformalClassifier("aps", alpha=0.1, include_last_label=True)
+    strict = SplitConformalClassifier(conformity_score="aps", alpha=0.1).fit(p[:400], y[:400])
+    loose = SplitConformalClassifier(conformity_score="aps", alpha=0.1, include_last_label=True)
     loose.fit(p[:400], y[:400])
     a, b = strict.predict_set(p[400:]), loose.predict_set(p[400:])
     assert np.all(b >= a) and np.all(b.sum(1) >= 1)
@@ -163,8 +165,8 @@ def test_sets_grow_as_alpha_shrinks(a1, a2, seed):
     lo, hi = sorted((a1, a2))
     p, y, _ = synthetic(300, K=5, seed=seed)
     for score in ("lac", "aps", "topk"):
-        small = SplitConformalClassifier(score, alpha=hi).fit(p[:150], y[:150])
-        big = SplitConformalClassifier(score, alpha=lo).fit(p[:150], y[:150])
+        small = SplitConformalClassifier(conformity_score=score, alpha=hi).fit(p[:150], y[:150])
+        big = SplitConformalClassifier(conformity_score=score, alpha=lo).fit(p[:150], y[:150])
         assert np.all(big.predict_set(p[150:]) >= small.predict_set(p[150:]))
 
 
@@ -182,16 +184,16 @@ def _binomial_slack(n_cal, n_test, alpha, n_splits):
 @pytest.mark.parametrize(
     "params",
     [
-        {"score": "lac"},
-        {"score": "aps", "randomized": True},
-        {"score": "raps", "randomized": True, "k_reg": 2, "lam": 0.01},
-        {"score": "topk"},
-        {"score": "lac", "class_conditional": True},
+        {"conformity_score": "lac"},
+        {"conformity_score": "aps", "randomized": True},
+        {"conformity_score": "raps", "randomized": True, "k_reg": 2, "lam": 0.01},
+        {"conformity_score": "topk"},
+        {"conformity_score": "lac", "class_conditional": True},
     ],
 )
 def test_coverage_over_random_splits(shared_data, name, params):
     p, y = cifar(shared_data, name)
-    if p.shape[1] > 10 and params["score"] in ("raps", "topk"):
+    if p.shape[1] > 10 and params["conformity_score"] in ("raps", "topk"):
         pytest.skip("kept to CIFAR-10 to keep the suite fast")
     rng = np.random.default_rng(0)
     alpha, n_cal, n_test = 0.1, 2000, 3000
@@ -206,13 +208,13 @@ def test_coverage_over_random_splits(shared_data, name, params):
             model.fit(p[cal], y[cal])
         sets = model.predict_set(p[test])
         cov.append(empirical_coverage(y[test], sets))
-        if params == {"score": "lac"} and seed < 3:
+        if params == {"conformity_score": "lac"} and seed < 3:
             np.testing.assert_array_equal(
                 sets[:300], lac_sets_by_definition(p[cal], y[cal], p[test[:300]], alpha)
             )
     slack = _binomial_slack(n_cal, n_test, alpha, n_splits)
     assert np.mean(cov) >= 1 - alpha - slack
-    if not params.get("class_conditional") and params["score"] != "topk":
+    if not params.get("class_conditional") and params["conformity_score"] != "topk":
         # randomised / continuous scores are not far above 1 - alpha either
         assert np.mean(cov) <= 1 - alpha + 1 / (n_cal + 1) + slack + 0.01
 
@@ -223,7 +225,7 @@ def test_class_conditional_coverage_holds_per_class(shared_data):
     per_class = []
     for _ in range(20):
         perm = rng.permutation(len(y))
-        model = SplitConformalClassifier("lac", alpha=0.1, class_conditional=True)
+        model = SplitConformalClassifier(conformity_score="lac", alpha=0.1, class_conditional=True)
         model.fit(p[perm[:5000]], y[perm[:5000]])
         sets = model.predict_set(p[perm[5000:]])
         per_class.append(class_conditional_coverage(y[perm[5000:]], sets))
@@ -237,13 +239,14 @@ def test_class_conditional_coverage_holds_per_class(shared_data):
 def test_groups_mondrian_equals_separate_predictors():
     p, y, _ = synthetic(1200, K=4)
     g = np.array(["a", "b", "c"])[np.arange(1200) % 3]
-    model = SplitConformalClassifier("aps", alpha=0.1).fit(p[:800], y[:800], groups=g[:800])
+    model = SplitConformalClassifier(conformity_score="aps", alpha=0.1).fit(p[:800], y[:800],
+                                                                            groups=g[:800])
     sets = model.predict_set(p[800:], groups=g[800:])
     pv = model.predict_pvalues(p[800:], groups=g[800:])
     for name in "abc":
         cal = np.flatnonzero(g[:800] == name)
         test = 800 + np.flatnonzero(g[800:] == name)
-        alone = SplitConformalClassifier("aps", alpha=0.1).fit(p[cal], y[cal])
+        alone = SplitConformalClassifier(conformity_score="aps", alpha=0.1).fit(p[cal], y[cal])
         np.testing.assert_array_equal(sets[test - 800], alone.predict_set(p[test]))
         np.testing.assert_array_equal(pv[test - 800], alone.predict_pvalues(p[test]))
 
@@ -251,7 +254,7 @@ def test_groups_mondrian_equals_separate_predictors():
 def test_groups_and_classes_together():
     p, y, _ = synthetic(3000, K=3)
     g = np.arange(3000) % 2
-    model = SplitConformalClassifier("lac", alpha=0.2, class_conditional=True)
+    model = SplitConformalClassifier(conformity_score="lac", alpha=0.2, class_conditional=True)
     model.fit(p[:2000], y[:2000], groups=g[:2000])
     assert model.strata_.shape == (6, 2)
     sets = model.predict_set(p[2000:], groups=g[2000:])
@@ -265,13 +268,14 @@ def test_binary_scores_give_two_column_sets():
     rng = np.random.default_rng(0)
     s = rng.uniform(size=1000)
     y = (rng.uniform(size=1000) < s).astype(int)
-    model = SplitConformalClassifier("lac", alpha=0.2, class_conditional=True).fit(s[:600], y[:600])
+    model = SplitConformalClassifier(conformity_score="lac", alpha=0.2,
+                                     class_conditional=True).fit(s[:600], y[:600])
     sets = model.predict_set(s[600:])
     assert sets.shape == (400, 2)
     full = np.c_[1 - s, s]
     np.testing.assert_array_equal(
         sets,
-        SplitConformalClassifier("lac", alpha=0.2, class_conditional=True)
+        SplitConformalClassifier(conformity_score="lac", alpha=0.2, class_conditional=True)
         .fit(full[:600], y[:600])
         .predict_set(full[600:]),
     )
@@ -282,27 +286,35 @@ def test_binary_scores_give_two_column_sets():
 
 def test_logits_equal_their_softmax():
     p, y, z = synthetic(600)
-    for score in ("lac", "aps", "raps", "topk"):
-        a = SplitConformalClassifier(score, alpha=0.1, random_state=0).fit(z[:400], y[:400])
-        b = SplitConformalClassifier(score, alpha=0.1, random_state=0).fit(p[:400], y[:400])
+    for score in ("lac", "aps", "raps",
+                  "topk"):
+        a = SplitConformalClassifier(conformity_score=score, alpha=0.1,
+                                     random_state=0).fit(z[:400], y[:400])
+        b = SplitConformalClassifier(conformity_score=score, alpha=0.1,
+                                     random_state=0).fit(p[:400], y[:400])
         np.testing.assert_array_equal(a.predict_set(z[400:]), b.predict_set(p[400:]))
 
 
 def test_randomised_is_reproducible_and_transform_is_predict_set():
     p, y, _ = synthetic(600)
-    m = SplitConformalClassifier("aps", randomized=True, random_state=3).fit(p[:400], y[:400])
-    np.testing.assert_array_equal(m.predict_set(p[400:]), m.predict_set(p[400:]))
+    m = SplitConformalClassifier(conformity_score="aps", randomized=True,
+                                 random_state=3).fit(p[:400], y[:400])
+    np.testing.assert_array_equal(m.predict_set(p[400:]),
+                                  m.predict_set(p[400:]))
     np.testing.assert_array_equal(m.transform(p[400:]), m.predict_set(p[400:]))
-    m2 = SplitConformalClassifier("aps", randomized=True, random_state=3).fit(p[:400], y[:400])
+    m2 = SplitConformalClassifier(conformity_score="aps", randomized=True,
+                                  random_state=3).fit(p[:400], y[:400])
     np.testing.assert_array_equal(m2.predict_set(p[400:]), m.predict_set(p[400:]))
 
 
 def test_raps_tuning_and_given_parameters():
     p, y, _ = synthetic(2000, K=10, temperature=0.5)
-    tuned = SplitConformalClassifier("raps", alpha=0.1, random_state=0).fit(p, y)
+    tuned = SplitConformalClassifier(conformity_score="raps", alpha=0.1, random_state=0).fit(p,
+                                                                                             y)
     assert 1 <= tuned.k_reg_ <= 10 and tuned.lam_ in (0.001, 0.01, 0.1, 0.2, 0.5)
     assert sum(len(c) for c in tuned.cal_scores_) == 2000 - 400
-    given_ = SplitConformalClassifier("raps", alpha=0.1, k_reg=3, lam=0.05).fit(p, y)
+    given_ = SplitConformalClassifier(conformity_score="raps", alpha=0.1, k_reg=3,
+                                      lam=0.05).fit(p, y)
     assert (given_.k_reg_, given_.lam_) == (3, 0.05)
     assert sum(len(c) for c in given_.cal_scores_) == 2000
 
@@ -343,9 +355,9 @@ def test_bad_parameters():
     with pytest.raises(TypeError, match="alpha"):
         SplitConformalClassifier(alpha="0.1").fit(p, y)
     with pytest.raises(ValueError, match="score"):
-        SplitConformalClassifier("margin").fit(p, y)
+        SplitConformalClassifier(conformity_score="margin").fit(p, y)
     with pytest.raises(ValueError, match="raps_size"):
-        SplitConformalClassifier("raps", raps_size=1.2).fit(p, y)
+        SplitConformalClassifier(conformity_score="raps", raps_size=1.2).fit(p, y)
     with pytest.raises(ValueError, match="input"):
         SplitConformalClassifier(input="odds").fit(p, y)
 
@@ -372,7 +384,8 @@ def test_too_small_calibration_gives_full_sets_with_a_warning():
     assert m.predict_set(p[20:]).all()
     assert np.all(m.predict_pvalues(p[20:]) > 0.01)
     with pytest.warns(TrivialSetWarning):
-        SplitConformalClassifier("aps", alpha=0.2, class_conditional=True).fit(p[:3], [0, 1, 1])
+        SplitConformalClassifier(conformity_score="aps", alpha=0.2,
+                                 class_conditional=True).fit(p[:3], [0, 1, 1])
 
 
 def test_predict_input_errors():
@@ -468,7 +481,7 @@ def test_parity_mapie_sets(shared_data, score, name):
     # same quantile from the same calibration scores
     assert conformal_quantile(np.sort(fitted.conformity_scores_.ravel()), 0.1) == q_peer
     if score == "lac":
-        ours = SplitConformalClassifier("lac", alpha=0.1).fit(p[:5000], y[:5000])
+        ours = SplitConformalClassifier(conformity_score="lac", alpha=0.1).fit(p[:5000], y[:5000])
         np.testing.assert_array_equal(ours.predict_set(p[5000:]), peer_sets)
     else:
         # MAPIE's APS calibration scores use its own uniform draws; given its threshold, our
@@ -487,7 +500,7 @@ def test_parity_crepes_pvalues(shared_data, smoothed):
     alphas_cal = 1 - p[cal][np.arange(3000), y[cal]]
     peer = crepes.ConformalClassifier().fit(alphas_cal)
     theirs = peer.predict_p(1 - p[test], smoothing=smoothed, seed=7)
-    ours = SplitConformalClassifier("lac").fit(p[cal], y[cal])
+    ours = SplitConformalClassifier(conformity_score="lac").fit(p[cal], y[cal])
     np.testing.assert_array_equal(
         ours.predict_pvalues(p[test], smoothed=smoothed, random_state=7), theirs
     )
@@ -495,11 +508,13 @@ def test_parity_crepes_pvalues(shared_data, smoothed):
     peer_cc = crepes.ConformalClassifier().fit(alphas_cal, bins=y[cal])
     theirs_cc = np.column_stack(
         [
-            peer_cc.predict_p((1 - p[test])[:, k], bins=np.full(400, k), smoothing=False)
+            peer_cc.predict_p((1 - p[test])[:, k], bins=np.full(400, k),
+                              smoothing=False)
             for k in range(10)
         ]
     )
-    ours_cc = SplitConformalClassifier("lac", class_conditional=True).fit(p[cal], y[cal])
+    ours_cc = SplitConformalClassifier(conformity_score="lac",
+                                       class_conditional=True).fit(p[cal], y[cal])
     np.testing.assert_array_equal(ours_cc.predict_pvalues(p[test]), theirs_cc)
 
 
@@ -512,7 +527,8 @@ def test_persistence_round_trip(tmp_path, suffix, score):
     probs = rng.dirichlet(np.ones(5), size=400)
     y = rng.integers(0, 5, size=400)
     groups = rng.integers(0, 2, size=400)
-    cp = SplitConformalClassifier(score, alpha=0.2, random_state=0).fit(probs, y, groups=groups)
+    cp = SplitConformalClassifier(conformity_score=score, alpha=0.2, random_state=0).fit(probs,
+        y, groups=groups)
     path = tmp_path / f"cp{suffix}"
     cp.save(path)
     back = load(path)
@@ -529,7 +545,7 @@ def test_persistence_round_trip(tmp_path, suffix, score):
 
 def test_predict_with_a_different_number_of_columns_raises():
     rng = np.random.default_rng(4)
-    cp = SplitConformalClassifier("lac", alpha=0.2).fit(
+    cp = SplitConformalClassifier(conformity_score="lac", alpha=0.2).fit(
         rng.dirichlet(np.ones(4), size=200), rng.integers(0, 4, size=200)
     )
     with pytest.raises(ValueError, match="expecting 4 features"):

@@ -13,12 +13,12 @@ import warnings
 
 import numpy as np
 import pytest
-from calibkit.detection.synthetic import make_coco_like
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LinearRegression
 
 from calibkit import detection
+from calibkit.detection.synthetic import make_coco_like
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def linear_map(p, y):
                                              ("linear", linear_map)])
 def test_pipeline_equals_reference(split, method, make_map):
     (g_val, d_val), (g_test, d_test) = split
-    cal = detection.DetectionCalibrator(method).fit(g_val, d_val)
+    cal = detection.DetectionCalibrator(method=method).fit(g_val, d_val)
     u, v, calibrate = pipeline_ref(g_val, d_val, make_map)
     np.testing.assert_array_equal(cal.lower_thresholds_, u)
     np.testing.assert_allclose(cal.upper_thresholds_, v, rtol=0, atol=1e-12)
@@ -91,7 +91,7 @@ def test_pipeline_equals_reference(split, method, make_map):
     keep = ~(d.score < u[np.searchsorted(cats, d.category_id)])
     s = calibrate(d.subset(keep))
     keep2 = ~(s < v[np.searchsorted(cats, d.category_id[keep])])
-    np.testing.assert_allclose([o["score"] for o in out], s[keep2], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.score, s[keep2], rtol=0, atol=1e-12)
     assert len(out) == keep2.sum() < len(d_test)
 
 
@@ -113,10 +113,11 @@ def test_platt_and_temperature_reach_the_bce_optimum(split):
     from scipy.optimize import minimize, minimize_scalar
 
     (g_val, d_val), _ = split
-    platt = detection.DetectionCalibrator("platt", thresholds=None).fit(g_val, d_val)
+    platt = detection.DetectionCalibrator(method="platt", thresholds=None).fit(g_val, d_val)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # T -> infinity in some classes
-        temp = detection.DetectionCalibrator("temperature", thresholds=None).fit(g_val, d_val)
+        temp = detection.DetectionCalibrator(method="temperature", thresholds=None).fit(g_val,
+                                                                                        d_val)
     m = detection.match(g_val, d_val)
     checked = 0
     for k in np.flatnonzero(platt.n_train_ > 5):
@@ -145,13 +146,13 @@ def test_persistence_roundtrip_and_no_mutation(split, tmp_path, method):
     before_val, before_test = copy.deepcopy(d_val), copy.deepcopy(d_test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # T -> infinity in some classes
-        cal = detection.DetectionCalibrator(method).fit(g_val, d_val)
-    out = cal.transform(d_test)
+        cal = detection.DetectionCalibrator(method=method).fit(g_val, d_val)
+    out = cal.transform(d_test).to_coco()
     assert d_val == before_val and d_test == before_test
     cal.save(tmp_path / "cal.json")
     json.loads((tmp_path / "cal.json").read_text())  # plain JSON
     again = detection.DetectionCalibrator.load(tmp_path / "cal.json")
-    assert again.transform(d_test) == out
+    assert again.transform(d_test).to_coco() == out
     if method == "identity":
         scores = {(o["image_id"], tuple(o["bbox"])): o["score"] for o in out}
         orig = {(d["image_id"], tuple(d["bbox"])): d["score"] for d in d_test}
@@ -162,15 +163,15 @@ def test_calibrator_instance_fixed_threshold_and_pooled(split):
     from calibkit import IsotonicCalibration
 
     (g_val, d_val), (g_test, d_test) = split
-    cal = detection.DetectionCalibrator(IsotonicCalibration(input="probs"), classwise=False,
+    cal = detection.DetectionCalibrator(method=IsotonicCalibration(input="probs"), classwise=False,
                                         target="binary", thresholds=0.3, tau=0.5)
     out = cal.fit(g_val, d_val).transform(d_test)
     assert list(cal.models_) == ["all"]
-    assert min(o["score"] for o in out) >= 0.3
+    assert out.score.min() >= 0.3
     np.testing.assert_array_equal(cal.lower_thresholds_, 0.3)
     raw = [d for d in d_test if d["score"] >= 0.3]
     assert (detection.evaluate(g_test, out)["dece"] < detection.evaluate(g_test, raw)["dece"])
-    none = detection.DetectionCalibrator("isotonic", thresholds=None).fit(g_val, d_val)
+    none = detection.DetectionCalibrator(method="isotonic", thresholds=None).fit(g_val, d_val)
     assert len(none.transform(d_test)) == len(d_test)
 
 
@@ -184,11 +185,11 @@ def test_tiny_classes_and_unseen_categories():
         {"image_id": 2, "category_id": 2, "bbox": [0, 0, 10, 8], "score": 0.6},  # FP only
         {"image_id": 2, "category_id": 2, "bbox": [5, 5, 10, 8], "score": 0.5},
     ]
-    iso = detection.DetectionCalibrator("isotonic", thresholds=None, tau=0.5).fit(gt, dets)
+    iso = detection.DetectionCalibrator(method="isotonic", thresholds=None, tau=0.5).fit(gt, dets)
     assert iso.models_["1"] == {"constant": 0.8}  # one detection: constant (its IoU)
     assert iso.models_["2"] == {"constant": 0.0}  # only FPs: isotonic -> 0
     assert "3" not in iso.models_  # no data: identity
-    platt = detection.DetectionCalibrator("platt", thresholds=None, tau=0.5).fit(gt, dets)
+    platt = detection.DetectionCalibrator(method="platt", thresholds=None, tau=0.5).fit(gt, dets)
     assert platt.models_["1"] is None  # one detection: identity, as the toolbox
     new = detection.Detections.from_arrays([1, 1], [3, 1], [0.42, 0.3], np.ones((2, 4)))
     out = iso.transform(new)
@@ -203,14 +204,14 @@ def test_torchvision_input_and_bad_parameters():
     # torchvision's format (xyxy boxes); arrays here, tensors go through the same to_numpy
     outputs = [{"boxes": np.array([[0.0, 0, 10, 10], [20, 0, 30, 9], [50, 50, 60, 60]]),
                 "labels": np.array([1, 1, 1]), "scores": np.array([0.9, 0.8, 0.7])}]
-    cal = detection.DetectionCalibrator("isotonic", thresholds=None).fit(
+    cal = detection.DetectionCalibrator(method="isotonic", thresholds=None).fit(
         gt, detection.from_torchvision(outputs, [5]))
     out = cal.transform(outputs, image_ids=[5])
     assert isinstance(out, detection.Detections) and len(out) == 3
     # isotonic fits these three points exactly: a perfect class, left out of the mean
     assert np.isnan(detection.evaluate(gt, out)["laece"])
     assert detection.evaluate(gt, out, class_mean_drop_zero_error=False)["laece"] == 0.0
-    for bad in ({"calibrator": "beta"}, {"target": "soft"}, {"thresholds": 2.0},
+    for bad in ({"method": "magic"}, {"target": "soft"}, {"thresholds": 2.0},
                 {"tau": -0.1}):
         with pytest.raises(ValueError):
             detection.DetectionCalibrator(**bad).fit(gt, detection.from_torchvision(outputs, [5]))
@@ -234,13 +235,15 @@ def test_real_coco_detections_isotonic(shared_data):
 
     (g_val, d_val), (g_test, d_test) = part(True), part(False)
     before = detection.evaluate(
-        g_test, detection.DetectionCalibrator("identity").fit(g_val, d_val).transform(d_test))
+        g_test, detection.DetectionCalibrator(method="identity").fit(g_val,
+                                                                     d_val).transform(d_test))
     after = detection.evaluate(
-        g_test, detection.DetectionCalibrator("isotonic").fit(g_val, d_val).transform(d_test))
+        g_test, detection.DetectionCalibrator(method="isotonic").fit(g_val,
+                                                                     d_val).transform(d_test))
     assert after["laece"] < 0.5 * before["laece"]  # measured: 0.277 -> 0.086
     assert abs(after["lrp"] - before["lrp"]) < 0.01
     # the train-time papers' D-ECE protocol: score >= 0.3, TP at IoU 0.5, pooled, binary
-    dece_cal = detection.DetectionCalibrator("isotonic", classwise=False, target="binary",
+    dece_cal = detection.DetectionCalibrator(method="isotonic", classwise=False, target="binary",
                                              thresholds=0.3, tau=0.5).fit(g_val, d_val)
     raw = [d for d in d_test if d["score"] >= 0.3]
     dece_before = detection.evaluate(g_test, raw)["dece"]
@@ -257,5 +260,5 @@ def test_platt_negative_slope_becomes_mean_constant():
                           for k, b in enumerate(boxes[:3])]}
     dets = [{"image_id": 1, "category_id": 1, "bbox": b, "score": s}
             for b, s in zip(boxes, [0.2, 0.3, 0.35, 0.9, 0.8, 0.7], strict=True)]
-    cal = detection.DetectionCalibrator("platt", thresholds=None, tau=0.5).fit(gt, dets)
+    cal = detection.DetectionCalibrator(method="platt", thresholds=None, tau=0.5).fit(gt, dets)
     assert cal.models_["1"] == {"constant": pytest.approx(0.5)}

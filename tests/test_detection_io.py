@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from calibkit.detection.io import Detections
 
 from calibkit import detection
+from calibkit.detection.io import Detections
 
 FIXTURE = Path(__file__).parent / "data" / "coco_fixture"
 GT_PATH = FIXTURE / "instances_val2014_100.json"

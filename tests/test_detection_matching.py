@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from calibkit.detection.matching import box_iou
-from calibkit.detection.synthetic import make_coco_like
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calibkit import detection
+from calibkit.detection.matching import box_iou
+from calibkit.detection.synthetic import make_coco_like
 
 FIXTURE = Path(__file__).parent / "data" / "coco_fixture"
 

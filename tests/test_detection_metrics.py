@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from calibkit.detection.synthetic import make_coco_like
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calibkit import detection
+from calibkit.detection.synthetic import make_coco_like
 
 FIXTURE = Path(__file__).parent / "data" / "coco_fixture"
 A, B, C = [0, 0, 10, 10], [50, 50, 10, 10], [100, 100, 10, 10]

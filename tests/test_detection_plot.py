@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from calibkit import detection
 from calibkit.detection.plot import (
     dece_reliability,
     laece_reliability,
@@ -13,8 +15,6 @@ from calibkit.detection.plot import (
     plot_laece_reliability,
 )
 from calibkit.detection.synthetic import make_coco_like
-
-from calibkit import detection
 
 
 def test_laece_bins_by_definition():

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from calibkit.detection.synthetic import make_coco_like
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calibkit import detection
+from calibkit.detection.synthetic import make_coco_like
 
 A, B = [0, 0, 10, 10], [50, 50, 10, 10]
 

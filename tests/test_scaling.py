@@ -373,7 +373,7 @@ def test_bad_input_errors(cls):
         cls(input="logits").fit(p, y)
     with pytest.raises(ValueError, match="look like logits"):
         cls(input="probs").fit(z, y)
-    with pytest.raises(ValueError, match="input must be one of"):
+    with pytest.raises(ValueError, match="'input' parameter"):
         cls(input="logit").fit(z, y)
     with pytest.raises(ValueError, match="max_iter"):
         cls(max_iter=0).fit(z, y)

@@ -36,13 +36,10 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.estimator_checks import check_estimator
 
 from calibkit._validation import SaturatedProbabilityWarning
-from calibkit.sklearn import (
-    METHODS,
-    CalibratedClassifier,
-    ConformalClassifier,
-    make_calibrator,
-    response_scores,
-)
+from calibkit._wrapping import response_scores
+from calibkit.conformal import ConformalClassifier
+from calibkit.registry import CALIBRATORS, make_calibrator
+from calibkit.sklearn import CalibratedClassifier
 
 
 def _data(name):
@@ -254,7 +251,8 @@ def test_conformal_classifier_matches_split_conformal_and_covers():
                                                 stratify=y_tr)
     base = GaussianNB().fit(X_tr, y_tr)
     cc = ConformalClassifier(FrozenEstimator(base), confidence_level=0.9).fit(X_cal, y_cal)
-    ref = SplitConformalClassifier("lac", alpha=0.1).fit(base.predict_proba(X_cal), y_cal)
+    ref = SplitConformalClassifier(conformity_score="lac",
+                                   alpha=0.1).fit(base.predict_proba(X_cal), y_cal)
     sets = cc.predict_set(X_test)
     np.testing.assert_array_equal(sets, ref.predict_set(base.predict_proba(X_test)))
     assert sets.shape == (len(y_test), 10) and sets.dtype == bool
@@ -288,8 +286,8 @@ def test_response_scores_conversions():
 
 
 def test_methods_and_errors():
-    for name in METHODS:
-        assert make_calibrator(name).__class__.__name__ == METHODS[name][1]
+    for name in CALIBRATORS:
+        assert make_calibrator(name).__class__.__name__ == CALIBRATORS[name].cls
     assert make_calibrator("sigmoid").target_smoothing is True
     X, y = _data("breast_cancer")
     with pytest.raises(ValueError, match="method"):

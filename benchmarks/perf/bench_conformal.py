@@ -66,7 +66,7 @@ def main():
     rows = []
 
     def ours_lac():
-        model = SplitConformalClassifier("lac", alpha=alpha, input="probs")
+        model = SplitConformalClassifier(conformity_score="lac", alpha=alpha, input="probs")
         return model.fit(pc, yc).predict_set(pt)
 
     assert np.array_equal(ours_lac(), lac_floor(pc, yc, pt, alpha))
@@ -76,14 +76,15 @@ def main():
                  floor))
 
     def ours_aps():
-        return SplitConformalClassifier("aps", alpha=alpha, input="probs", randomized=True,
+        return SplitConformalClassifier(conformity_score="aps", alpha=alpha, input="probs",
+                                        randomized=True,
                                         random_state=0).fit(pc, yc).predict_set(pt)
 
     t_aps = best_of(ours_aps, args.repeat)
     rows.append((f"split APS (randomised) fit + predict_set, {shape}", t_aps, "numpy floor (LAC)",
                  floor))
 
-    model = SplitConformalClassifier("lac", alpha=alpha, input="probs").fit(pc, yc)
+    model = SplitConformalClassifier(conformity_score="lac", alpha=alpha, input="probs").fit(pc, yc)
     t_pv = best_of(lambda: model.predict_pvalues(pt), args.repeat)
     rows.append((f"LAC p-values, {shape}", t_pv, "numpy floor (LAC sets)", floor))
 

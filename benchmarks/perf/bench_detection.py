@@ -12,7 +12,7 @@ Rows:
   threshold and one area range (``loadRes`` not timed for the peers);
 * ``AP@[.50:.95]``: ``calibkit.detection.average_precision`` vs the peers' full ``evaluate() +
   accumulate()`` (10 IoU thresholds, 4 area ranges, as they run by default);
-* ``pipeline``: ``DetectionCalibrator("isotonic").fit`` on the data set, ``transform`` of a
+* ``pipeline``: ``DetectionCalibrator(method="isotonic").fit`` on the data set, ``transform`` of a
   second data set of the same size (``seed=1``), then ``evaluate`` (no peer; target < 15 s;
   CPU and wall-clock seconds).
 Times are CPU seconds of this process (``time.process_time``; every timed code path is
@@ -31,9 +31,9 @@ import time
 
 import numpy as np
 from _timing import best_time
-from calibkit.detection.synthetic import make_coco_like
 
 from calibkit import detection
+from calibkit.detection.synthetic import make_coco_like
 
 
 def _cocoeval(module, gt, dets, one_threshold: bool):
@@ -104,7 +104,7 @@ def main(argv=None):
     gt_test, dets_test = make_coco_like(args.images, seed=1)
 
     def pipeline():
-        cal = detection.DetectionCalibrator("isotonic").fit(gt, dets)
+        cal = detection.DetectionCalibrator(method="isotonic").fit(gt, dets)
         out = cal.transform(dets_test)
         return detection.evaluate(gt_test, out)
 

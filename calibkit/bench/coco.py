@@ -165,7 +165,7 @@ def _run_cell(gt, dets, name, method, scope, protocol, seed, config) -> dict:
         from calibkit.venn_abers import VennAbers
 
         calibrator = VennAbers(input="probs")
-    est = detection.DetectionCalibrator(calibrator, classwise=(scope == "classwise"), **kw)
+    est = detection.DetectionCalibrator(method=calibrator, classwise=(scope == "classwise"), **kw)
     row = {"detector": name, "protocol": protocol, "scope": scope, "method": method,
            "seed": seed, "n_images_calib": int(len(cal_ids)),
            "n_images_test": int(len(test_ids))}

@@ -7,6 +7,7 @@
 * scores: :mod:`calibkit.conformal.scores`; metrics: :mod:`calibkit.conformal.metrics`.
 """
 
+from calibkit.conformal.classifier import ConformalClassifier
 from calibkit.conformal.metrics import (
     class_conditional_coverage,
     empirical_coverage,
@@ -15,7 +16,6 @@ from calibkit.conformal.metrics import (
 )
 from calibkit.conformal.scores import aps_score, lac_score, raps_score, topk_score
 from calibkit.conformal.split import SplitConformalClassifier, TrivialSetWarning, conformal_quantile
-from calibkit.sklearn import ConformalClassifier  # the same sets around any sklearn classifier
 
 __all__ = [
     "SplitConformalClassifier",

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from calibkit._validation import (
+    BOOLEAN,
+    INPUT_KINDS,
+    NONE,
+    RANDOM_STATE,
+    Interval,
+    Options,
     check_consistent_length,
-    check_input_kind,
     check_labels_1d,
+    check_param,
     check_scores,
     encode_targets,
     like_input,
+    validate_params,
 )
-from calibkit.base import Persistable, check_predict_scores
+from calibkit.base import Persistable, check_predict_scores, reset_fitted_state
 from calibkit.conformal.scores import (
     SCORES,
     aps_score,
@@ -46,7 +54,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
 
     Parameters
     ----------
-    score : {"lac", "aps", "raps", "topk"}, default="lac"
+    conformity_score : {"lac", "aps", "raps", "topk"}, default="lac"
         Non-conformity score (see :mod:`calibkit.conformal.scores`). LAC gives the smallest
         average sets; APS and RAPS adapt the set size to the difficulty of each sample
         (better conditional coverage); top-k gives sets of one fixed size.
@@ -69,17 +77,23 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         threshold (and labels tied with it in probability), so sets are never empty; this is
         the set rule of MAPIE's default ``include_last_label=True``, and it over-covers
         (sets are a superset of the ``False`` ones). Both have coverage >= 1 - alpha.
-    k_reg, lam : int and float, or None, default=None
-        RAPS only: rank from which the penalty starts and its weight. Either ``None`` tunes
-        it on a held-out part (``raps_size``) of the calibration data: ``k_reg`` is the
-        conformal ``1 - alpha`` quantile of the rank of the true label, ``lam`` the value of
-        ``RAPS_LAMBDAS`` giving the smallest mean set size on that part; the rest calibrates.
+    k_reg : int >= 0 or None, default=None
+        RAPS only: the rank from which the penalty starts. ``None`` tunes it on a held-out
+        part (``raps_size``) of the calibration data: the conformal ``1 - alpha`` quantile
+        of the rank of the true label.
+    lam : float >= 0 or None, default=None
+        RAPS only: the weight of the penalty. ``None`` tunes it on the held-out part: the
+        value of ``RAPS_LAMBDAS`` giving the smallest mean set size. When either ``k_reg``
+        or ``lam`` is tuned, the hold-out does not calibrate; the rest does.
     raps_size : float in (0, 1), default=0.2
     input : {"auto", "logits", "probs", "log_probs"}, default="auto"
         What the scores are; logits are turned into softmax probabilities.
-    random_state : int, RandomState or None, default=None
-        Seeds the randomised scores and the RAPS hold-out split. Predictions reseed from it
-        at every call, so the same input gives the same output.
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the randomised scores and the RAPS hold-out split. ``fit`` draws one seed
+        from it (``random_seed_``); calibration uniforms, test-time uniforms and the RAPS
+        split come from three independent streams of that seed, so test-time randomness is
+        independent of the calibration draws, and the same input always gives the same
+        output, whatever kind of ``random_state`` was passed.
 
     Attributes
     ----------
@@ -94,7 +108,12 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         pairs (shape (n_strata, 2)).
     cal_scores_ : list of ndarray
         Sorted calibration scores of each stratum (used by :meth:`predict_pvalues`).
-    k_reg_, lam_ : RAPS parameters used.
+    groups_ : ndarray or None
+        The Mondrian groups seen in fit (None without ``groups=``).
+    k_reg_, lam_ : int and float, or None
+        RAPS parameters used (None for other scores).
+    random_seed_ : int
+        The seed of the random streams, drawn from ``random_state`` at fit.
 
     Notes
     -----
@@ -104,10 +123,24 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
     sets are every label (a trivial but valid answer) and a warning says so.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "conformity_score": [Options(*SCORES)],
+        "alpha": [NONE, Interval("real", 0, 1, closed="neither")],
+        "confidence_level": [NONE, Interval("real", 0, 1, closed="neither")],
+        "class_conditional": [BOOLEAN],
+        "randomized": [BOOLEAN],
+        "include_last_label": [BOOLEAN],
+        "k_reg": [NONE, Interval("integer", 0, None)],
+        "lam": [NONE, Interval("real", 0, None)],
+        "raps_size": [Interval("real", 0, 1, closed="neither")],
+        "input": [Options(*INPUT_KINDS)],
+        "random_state": [RANDOM_STATE],
+    }
+
     def __init__(
         self,
-        score="lac",
         *,
+        conformity_score="lac",
         alpha=None,
         confidence_level=None,
         class_conditional=False,
@@ -119,7 +152,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         input="auto",
         random_state=None,
     ):
-        self.score = score
+        self.conformity_score = conformity_score
         self.alpha = alpha
         self.confidence_level = confidence_level
         self.class_conditional = class_conditional
@@ -133,16 +166,27 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, scores, y, *, groups=None):
-        """Calibrate on held-out ``scores`` (n, K) or binary (n,) and labels ``y``.
+        """Calibrate on held-out scores and labels; every earlier fitted state is discarded.
 
-        ``groups`` (n,), optional: Mondrian categories (any hashable labels); the threshold
-        is computed per group (per group and class with ``class_conditional=True``) and
-        :meth:`predict_set` then needs the groups of the test samples.
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_classes) or (n_samples,)
+            Held-out scores (logits or probabilities, see ``input``); 1-D is P(positive) or
+            the log-odds of a binary problem.
+        y : array-like of shape (n_samples,)
+            Labels of any type.
+        groups : array-like of shape (n_samples,), default=None
+            Mondrian categories (any labels): the threshold is computed per group (per group
+            and class with ``class_conditional=True``), and :meth:`predict_set` then needs the
+            groups of the test samples.
+
+        Returns
+        -------
+        self
         """
+        validate_params(self)
+        reset_fitted_state(self)
         self.alpha_ = _check_alpha(self.alpha, self.confidence_level)
-        if self.score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}; got {self.score!r}.")
-        check_input_kind(self.input)
         s = check_scores(scores, input=self.input)
         t = encode_targets(y, s.n_columns)
         n = check_consistent_length(("scores", s.values), ("y", t.y))
@@ -154,17 +198,17 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         if groups is not None:
             g = check_labels_1d(groups, name="groups")
             check_consistent_length(("scores", s.values), ("groups", g))
-        rng = check_random_state(self.random_state)
+        self.random_seed_ = _draw_seed(self.random_state)
         y_idx = t.y
-        self.k_reg_, self.lam_ = None, None
-        if self.score == "raps":
-            keep = self._tune_raps(probs, y_idx, rng)
+        self.k_reg_, self.lam_, self.groups_ = None, None, None
+        if self.conformity_score == "raps":
+            keep = self._tune_raps(probs, y_idx, self._stream(_RAPS_SPLIT))
             probs, y_idx = probs[keep], y_idx[keep]
             g = None if g is None else g[keep]
             n = len(y_idx)
-        u = rng.uniform(size=(n, 1)) if self._randomized() else None
+        u = self._stream(_CALIBRATION).uniform(size=(n, 1)) if self._randomized() else None
         cal = true_label_score(
-            probs, y_idx, self.score, u=u, k_reg=self.k_reg_, lam=self.lam_
+            probs, y_idx, self.conformity_score, u=u, k_reg=self.k_reg_, lam=self.lam_
         )
         strata_cal, self.strata_ = self._strata_fit(g, y_idx)
         order = np.lexsort((cal, strata_cal))
@@ -185,16 +229,29 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def predict_set(self, scores, *, groups=None):
-        """Boolean mask of shape (n, K): ``[i, k]`` is True when label ``classes_[k]`` is in
-        the prediction set of sample i."""
+        """Prediction sets as a boolean mask.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_classes) or (n_samples,)
+            Test scores of the same kind and width as in fit.
+        groups : array-like of shape (n_samples,), default=None
+            The Mondrian group of each sample; required exactly when fit had ``groups=``.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples, n_classes)
+            ``[i, k]`` is True when label ``classes_[k]`` is in the set of sample i (a tensor
+            on the input's device for a torch input).
+        """
         probs, row_group = self._check_predict(scores, groups)
         thr = self.quantiles_[self._stratum_index(row_group, probs.shape[1])]
-        if self.score == "lac":
+        if self.conformity_score == "lac":
             return like_input(_lac_sets(probs, thr), scores)
         u = self._test_u(len(probs))
         if thr.shape[1] == 1:  # one threshold per row: the sets are prefixes by rank
             out = prefix_sets(
-                probs, thr, self.score, u=u, k_reg=self.k_reg_, lam=self.lam_,
+                probs, thr, self.conformity_score, u=u, k_reg=self.k_reg_, lam=self.lam_,
                 include_last_label=self._include_last_label(),
             )
             return like_input(out, scores)
@@ -211,14 +268,29 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         return self.predict_set(scores, groups=groups)
 
     def predict_pvalues(self, scores, *, groups=None, smoothed=False, random_state=None):
-        """Conformal p-values of every label, shape (n, K).
+        """Conformal p-values of every label.
 
         ``p(x, k) = (#{i : E_i >= E(x, k)} + 1) / (n_s + 1)`` over the calibration scores
         ``E_i`` of the stratum of (x, k); smoothed:
-        ``(#{E_i > E} + theta * (#{E_i = E} + 1)) / (n_s + 1)`` with ``theta ~ U(0, 1)``
-        drawn as ``RandomState(random_state).random_sample((n, K))`` (the stream crepes uses
-        for the same seed). ``{k : p(x, k) > alpha}`` is the non-randomised prediction set
-        ``{k : E(x, k) <= q}``. Cost O((n K + n_cal) log n_cal): sort once, binary search.
+        ``(#{E_i > E} + theta * (#{E_i = E} + 1)) / (n_s + 1)`` with ``theta ~ U(0, 1)``.
+        ``{k : p(x, k) > alpha}`` is the non-randomised prediction set ``{k : E(x, k) <= q}``.
+        Cost O((n K + n_cal) log n_cal): sort once, binary search.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_classes) or (n_samples,)
+        groups : array-like of shape (n_samples,), default=None
+            As in :meth:`predict_set`.
+        smoothed : bool, default=False
+            Smoothed (randomised) p-values.
+        random_state : int, RandomState or None, default=None
+            Smoothed only: ``theta`` is ``RandomState(random_state).random_sample((n, K))``
+            (the stream crepes uses for the same seed); ``None`` draws it from a stream of
+            the fitted seed, so that repeated calls agree.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
         """
         probs, row_group = self._check_predict(scores, groups)
         e = self._scores(probs, self._test_u(len(probs)))
@@ -240,7 +312,14 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
                 n_gt[idx] = len(c) - np.searchsorted(c, flat_e[idx], side="right")
         denom = sizes[flat_s] + 1.0
         if smoothed:
-            theta = check_random_state(random_state).random_sample(e.shape).ravel()
+            check_param(random_state, "random_state", [RANDOM_STATE],
+                        owner="SplitConformalClassifier.predict_pvalues")
+            if random_state is None:
+                theta = self._stream(_PVALUES).random(e.shape).ravel()
+            elif isinstance(random_state, np.random.Generator):
+                theta = random_state.random(e.shape).ravel()
+            else:
+                theta = check_random_state(random_state).random_sample(e.shape).ravel()
             p = (n_gt + theta * (n_ge - n_gt + 1.0)) / denom
         else:
             p = (n_ge + 1.0) / denom
@@ -248,39 +327,36 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
 
     # ------------------------------------------------------------------ helpers
     def _randomized(self) -> bool:
-        return bool(self.randomized) and self.score in ("aps", "raps")
+        return bool(self.randomized) and self.conformity_score in ("aps", "raps")
 
     def _include_last_label(self) -> bool:
-        return bool(self.include_last_label) and self.score in ("aps", "raps") and not (
+        return bool(self.include_last_label) and self.conformity_score in ("aps", "raps") and not (
             self._randomized()
         )
 
     def _scores(self, probs, u, ranks=None):
-        if self.score == "lac":
+        if self.conformity_score == "lac":
             return lac_score(probs)
-        if self.score == "aps":
+        if self.conformity_score == "aps":
             return aps_score(probs, u=u, ranks=ranks)
-        if self.score == "raps":
+        if self.conformity_score == "raps":
             return raps_score(probs, k_reg=self.k_reg_, lam=self.lam_, u=u, ranks=ranks)
         return topk_score(probs, ranks=ranks)
 
     def _test_u(self, n):
         if not self._randomized():
             return None
-        # a fresh stream from random_state, offset from the calibration draws
-        rng = check_random_state(self.random_state)
-        rng.uniform(size=1)
-        return rng.uniform(size=(n, 1))
+        return self._stream(_TEST).uniform(size=(n, 1))
+
+    def _stream(self, purpose: int) -> np.random.Generator:
+        """An independent generator for one ``purpose`` of the fitted seed."""
+        return np.random.default_rng([self.random_seed_, purpose])
 
     def _tune_raps(self, probs, y_idx, rng):
         """Fix ``k_reg_`` and ``lam_``; return the indices that calibrate."""
         if self.k_reg is not None and self.lam is not None:
-            if self.k_reg < 0 or self.lam < 0:
-                raise ValueError("k_reg and lam must be non-negative.")
             self.k_reg_, self.lam_ = int(self.k_reg), float(self.lam)
             return np.arange(len(y_idx))
-        if not 0.0 < self.raps_size < 1.0:
-            raise ValueError(f"raps_size must lie in (0, 1); got {self.raps_size!r}.")
         n = len(y_idx)
         n_tune = int(round(self.raps_size * n))
         if n_tune < 1 or n - n_tune < 1:
@@ -311,6 +387,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         return keep
 
     def _strata_fit(self, g, y_idx):
+        """Stratum of every calibration sample, and the stratum keys (sets ``groups_``)."""
         if g is None:
             if self.class_conditional:
                 return y_idx, np.arange(len(self.classes_))
@@ -359,6 +436,22 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         return row_group[:, None]
 
 
+#: purposes of the independent random streams of one fitted seed
+_CALIBRATION, _TEST, _RAPS_SPLIT, _PVALUES = range(4)
+
+
+def _draw_seed(random_state) -> int:
+    """One seed for the fitted predictor: ``random_state`` itself when it is an int, else one
+    draw from it (a RandomState or Generator advances once, at fit), else fresh entropy."""
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1)
+
+
 def conformal_quantile(sorted_scores: np.ndarray, alpha: float) -> float:
     """The ``ceil((n + 1)(1 - alpha))``-th smallest of ``n`` sorted scores; ``+inf`` when that
     rank exceeds ``n`` (or ``n == 0``)."""
@@ -371,20 +464,16 @@ def conformal_quantile(sorted_scores: np.ndarray, alpha: float) -> float:
 
 
 def _check_alpha(alpha, confidence_level) -> float:
+    """Miscoverage from ``alpha`` or ``confidence_level`` (ranges are checked by the
+    parameter constraints); both given is an error, neither means 0.1."""
     if alpha is not None and confidence_level is not None:
         raise ValueError(
             "give alpha (miscoverage) or confidence_level (= 1 - alpha), not both; got "
             f"alpha={alpha!r} and confidence_level={confidence_level!r}."
         )
     if confidence_level is not None:
-        name, value = "confidence_level", confidence_level
-    else:
-        name, value = "alpha", 0.1 if alpha is None else alpha
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a float in (0, 1); got {value!r}.")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must lie strictly between 0 and 1; got {value!r}.")
-    return float(value) if name == "alpha" else 1.0 - float(value)
+        return 1.0 - float(confidence_level)
+    return 0.1 if alpha is None else float(alpha)
 
 
 def _lac_sets(probs, thr, block=256):

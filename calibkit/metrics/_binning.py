@@ -21,19 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibkit._validation import Interval, Options, check_param
+
 STRATEGIES = ("uniform", "quantile")
 
+#: the largest number of bins: per-bin state is a few float64 arrays of this length (per
+#: class for class-wise errors), so larger counts could not be allocated
+MAX_BINS = 1 << 24
 
-def check_n_bins(n_bins) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}.")
-    return int(n_bins)
+
+def check_n_bins(n_bins, name: str = "n_bins") -> int:
+    """``n_bins`` as an int in ``[1, MAX_BINS]``."""
+    return int(check_param(n_bins, name, [Interval("integer", 1, MAX_BINS)]))
 
 
 def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}.")
-    return strategy
+    """``strategy`` as one of :data:`STRATEGIES`."""
+    return check_param(strategy, "strategy", [Options(*STRATEGIES)])
 
 
 def uniform_edges(n_bins: int) -> np.ndarray:
