@@ -318,6 +318,24 @@ def check_scores(
     return Scores(x, kind, name)
 
 
+def check_probabilities(y_prob, *, name: str = "y_prob") -> np.ndarray:
+    """Checked float64 probabilities of shape (n,) or (n, K), for metrics.
+
+    The acceptance rule is :func:`check_scores` with ``input="probs"`` (values in [0, 1],
+    2-D rows summing to 1 within :data:`SUM_TOL`; a single column is the 1-D P(positive)).
+    Valid float64 input takes a fast path that applies the same rule in fewer passes and
+    returns the array itself (no copy); anything else goes through :func:`check_scores`.
+    """
+    p = to_numpy(y_prob, name=name)
+    if p.dtype == np.float64 and p.ndim in (1, 2) and p.size > 0 and (
+        p.ndim == 1 or p.shape[1] > 1
+    ):
+        if p.min() >= 0.0 and p.max() <= 1.0:  # False for NaN as well
+            if p.ndim == 1 or bool(np.all(_rows_sum_to_one(p))):
+                return p
+    return check_scores(y_prob, input="probs", name=name, declared=False).values
+
+
 def _warn_saturated(p: np.ndarray, name: str) -> None:
     if not (p.max() >= 1.0 or (p.ndim == 1 and p.min() <= 0.0)):
         return  # nothing can be saturated
@@ -333,7 +351,7 @@ def _warn_saturated(p: np.ndarray, name: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Labels
+# Labels: one rule for every calibrator, metric and predictor
 # --------------------------------------------------------------------------------------
 
 
@@ -351,11 +369,27 @@ class Targets:
         return len(self.classes)
 
 
-def check_labels_1d(y, *, name: str = "y", warn_column: bool = False) -> np.ndarray:
+def check_labels(y, *, name: str = "y", warn_column: bool = False) -> np.ndarray:
+    """Labels as a checked 1-D array in one canonical dtype.
+
+    The rule (scikit-learn's ``type_of_target`` is the reference for what is a class label):
+
+    * booleans, integers, and floats that are all integer-valued (``[0., 1., 2.]``) are
+      integer class labels, returned as int64 (object arrays of Python or numpy integers, as
+      pandas gives, included);
+    * strings (``str`` or object arrays of ``str``) are string class labels;
+    * other finite floats are *continuous* (float64): soft targets, which only binary
+      calibrators accept;
+    * NaN or infinite values, ``None``, a mix of strings and numbers, bytes, dates and any
+      other object raise a ``ValueError`` or ``TypeError`` that says which.
+
+    A column vector of shape (n, 1) is flattened (with a ``DataConversionWarning`` when
+    ``warn_column``, as scikit-learn estimators do); other shapes raise.
+    """
     if y is None:
-        raise ValueError(
-            "This calibrator requires y to be passed, but the target y is None."
-        )
+        # scikit-learn's wording (check_requires_y_none looks for it)
+        raise ValueError(f"This estimator requires {name} to be passed, but the target {name} "
+                         "is None.")
     arr = to_numpy(y, name=name)
     if arr.ndim == 2 and arr.shape[1] == 1:
         if warn_column:  # sklearn's estimator convention (check_supervised_y_2d)
@@ -365,43 +399,110 @@ def check_labels_1d(y, *, name: str = "y", warn_column: bool = False) -> np.ndar
                 f"A column-vector {name} was passed when a 1d array was expected. Please "
                 f"change the shape of {name} to (n_samples,), for example using ravel().",
                 DataConversionWarning,
-                stacklevel=5,
+                stacklevel=4,
             )
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one label per sample); got shape {arr.shape}.")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty; at least one sample is needed.")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    if arr.dtype == object:
-        from sklearn.utils.multiclass import type_of_target
+    kind = arr.dtype.kind
+    if kind == "O":
+        arr = _object_labels(arr, name)
+        kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(np.int64)
+    if kind in "iu":
+        if kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} holds integer labels beyond the int64 range.")
+        return arr.astype(np.int64, copy=False)
+    if kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite values; labels must be finite.")
+        arr = arr.astype(np.float64, copy=False)
+        if np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2.0**63):
+            return arr.astype(np.int64)
+        return arr
+    if kind == "U":
+        return arr
+    if kind == "S":
+        raise TypeError(f"{name} holds bytes; use str or integer labels (e.g. decode them).")
+    if kind in "mM":
+        raise TypeError(
+            f"{name} holds {arr.dtype} values; labels must be integers, booleans or strings "
+            f"(convert them, e.g. {name}.astype(str))."
+        )
+    raise TypeError(f"{name} has unsupported label dtype {arr.dtype}; use integers or strings.")
 
-        type_of_target(arr, input_name=name, raise_unknown=True)
-    return arr
+
+def _object_labels(arr: np.ndarray, name: str) -> np.ndarray:
+    """An object array of labels as an int64, float64 or str array (see :func:`check_labels`)."""
+    kinds = set()
+    for v in arr:
+        if v is None:
+            raise ValueError(f"{name} contains None (a missing label); every sample needs one.")
+        if isinstance(v, (bool, np.bool_)):
+            kinds.add("b")
+        elif isinstance(v, (int, np.integer)):
+            kinds.add("i")
+        elif isinstance(v, (float, np.floating)):
+            kinds.add("f")
+        elif isinstance(v, str):
+            kinds.add("U")
+        else:
+            raise TypeError(
+                f"{name} holds a label of type {type(v).__name__} ({v!r}); labels must be "
+                "integers, booleans or strings."
+            )
+    if "U" in kinds and len(kinds) > 1:
+        raise TypeError(
+            f"{name} mixes strings and numbers; use labels of one type (all strings or all "
+            "integers)."
+        )
+    if kinds == {"U"}:
+        return arr.astype(str)
+    if kinds == {"b"}:
+        return arr.astype(bool)
+    if "f" in kinds:
+        return arr.astype(np.float64)
+    try:
+        return arr.astype(np.int64)
+    except OverflowError:
+        raise ValueError(f"{name} holds integer labels beyond the int64 range.") from None
 
 
 def _is_soft(y: np.ndarray) -> bool:
-    if y.dtype.kind != "f":
-        return False
-    return bool(np.any((y != 0.0) & (y != 1.0)))
+    return y.dtype.kind == "f"
 
 
-def encode_targets(
-    y, n_columns: int, *, allow_soft: bool = False, name: str = "y"
+def encode_labels(
+    y,
+    n_classes: int,
+    *,
+    labels=None,
+    allow_soft: bool = False,
+    min_classes: int = 1,
+    name: str = "y",
+    warn_column: bool = False,
 ) -> Targets:
-    """Encode labels of any type against scores with ``n_columns`` columns.
+    """Encode labels against ``n_classes`` columns of scores: the one label encoder.
 
-    * 1 column (binary scores of shape (n,)): ``y`` has exactly two distinct labels, the
-      larger one (``classes_[1]``) being the positive class; or soft targets in [0, 1]
-      when ``allow_soft``.
-    * K >= 2 columns: ``classes_`` is ``np.unique(y)`` when it has K labels; integer labels
-      in ``[0, K)`` with some classes absent use ``classes_ = arange(K)`` (columns are
-      class indices).
+    Labels are first checked with :func:`check_labels`. Then:
+
+    * ``labels`` given: the label of each column; every label of ``y`` must be one of them;
+    * integer labels all in ``[0, n_classes)``: they are the column indices
+      (``classes = arange(n_classes)``, classes may be absent from ``y``);
+    * otherwise the sorted distinct labels of ``y`` must number exactly ``n_classes``
+      (for binary 1-D scores ``n_classes = 2`` and the larger label is the positive class);
+    * soft targets (non-integer floats in [0, 1]) are accepted only with ``allow_soft`` and
+      ``n_classes == 2``, with ``classes = [0, 1]``.
+
+    ``min_classes``: the least number of distinct labels ``y`` must hold (calibrators need
+    2; metrics accept 1).
     """
-    arr = check_labels_1d(y, name=name, warn_column=True)
+    arr = check_labels(y, name=name, warn_column=warn_column)
     if _is_soft(arr):
-        if not allow_soft or n_columns > 2:
+        if not allow_soft or n_classes != 2:
             raise ValueError(
                 f"Unknown label type: {name} is continuous (non-integer values); soft "
                 "targets in [0, 1] are only supported by binary calibrators (scores of "
@@ -412,42 +513,67 @@ def encode_targets(
                 f"Unknown label type: {name} is continuous with values outside [0, 1]; "
                 "soft targets must lie in [0, 1]."
             )
-        return Targets(arr.astype(np.float64), np.array([0, 1]), soft=True)
+        return Targets(arr, np.array([0, 1]), soft=True)
+    if labels is not None:
+        classes = check_labels(labels, name="labels")
+        if len(classes) != n_classes or len(np.unique(classes)) != n_classes:
+            raise ValueError(
+                f"labels must list {n_classes} distinct labels, one per score column; got "
+                f"{_show(classes)}."
+            )
+        order = np.argsort(classes, kind="stable")
+        codes = order[transform_labels(arr, classes[order], name=name)]
+        _check_min_classes(codes, min_classes, classes, name)
+        return Targets(codes, classes, soft=False)
+    if arr.dtype.kind == "i" and arr.min() >= 0 and arr.max() < n_classes:
+        _check_min_classes(arr, min_classes, np.arange(n_classes), name)
+        return Targets(arr.astype(np.intp), np.arange(n_classes), soft=False)
     classes, codes = np.unique(arr, return_inverse=True)
-    k = max(n_columns, 2)
-    if len(classes) == 1:
-        raise ValueError(
-            f"{name} contains only one class ({classes.tolist()[0]!r}); calibration needs "
-            "at least two classes."
-        )
-    if len(classes) == k:
+    if len(classes) == n_classes:
+        _check_min_classes(codes, min_classes, classes, name)
         return Targets(codes.astype(np.intp), classes, soft=False)
-    if (
-        len(classes) < k
-        and arr.dtype.kind in "iu"
-        and classes.min() >= 0
-        and classes.max() < k
-    ):
-        return Targets(arr.astype(np.intp), np.arange(k), soft=False)
+    if len(classes) == 1 and min_classes > 1:
+        _check_min_classes(codes, min_classes, classes, name)
     raise ValueError(
-        f"{name} has {len(classes)} distinct labels but the scores have {n_columns} "
-        f"column(s) ({k} classes). Integer labels must lie in [0, {k}), other labels must "
-        "cover every column."
+        f"{name} has {len(classes)} distinct label(s) {_show(classes)} but the scores have "
+        f"{n_classes} class column(s). Integer labels must lie in [0, {n_classes}); other "
+        "labels must cover every column (or give labels=, the label of each column)."
     )
 
 
 def transform_labels(y, classes: np.ndarray, *, name: str = "y") -> np.ndarray:
-    """Map labels to indices into ``classes``; raise on labels not seen in fit."""
-    arr = check_labels_1d(y, name=name)
-    idx = np.searchsorted(classes, arr)
-    idx = np.clip(idx, 0, len(classes) - 1)
+    """Indices into the sorted ``classes`` of every label of ``y``; raise on a label not in
+    ``classes`` (labels of both are normalised by :func:`check_labels`)."""
+    arr = check_labels(y, name=name)
+    classes = check_labels(classes, name="classes")
+    if (arr.dtype.kind == "U") != (classes.dtype.kind == "U"):
+        raise ValueError(
+            f"{name} holds {'strings' if arr.dtype.kind == 'U' else 'numbers'} but the classes "
+            f"are {'strings' if classes.dtype.kind == 'U' else 'numbers'}: {_show(classes)}."
+        )
+    idx = np.clip(np.searchsorted(classes, arr), 0, len(classes) - 1)
     unseen = classes[idx] != arr
     if np.any(unseen):
-        bad = np.unique(arr[unseen])[:5]
-        raise ValueError(
-            f"{name} contains label(s) {list(bad)} not in classes_ {list(classes)}."
-        )
+        bad = np.unique(arr[unseen])
+        raise ValueError(f"{name} contains label(s) {_show(bad)} not in the classes "
+                         f"{_show(classes)}.")
     return idx.astype(np.intp)
+
+
+def _check_min_classes(codes, min_classes, classes, name) -> None:
+    if min_classes > 1 and len(np.unique(codes)) < min_classes:
+        only = _show(classes[np.unique(codes)])
+        raise ValueError(
+            f"{name} contains only one class {only}; calibration needs at least "
+            f"{min_classes} classes."
+        )
+
+
+def _show(values, limit: int = 5) -> str:
+    """A short plain list of label values for messages (not a numpy repr)."""
+    vals = [v.item() if hasattr(v, "item") else v for v in np.asarray(values)[:limit]]
+    more = ", ..." if len(values) > limit else ""
+    return "[" + ", ".join(repr(v) for v in vals) + more + "]"
 
 
 def is_torch_tensor(x) -> bool:
@@ -624,6 +750,13 @@ def check_param(value, name: str, constraints, *, owner: str | None = None):
     )
     error = ValueError if right_type else TypeError
     raise error(f"The {name!r} parameter{of} must be {wanted}; got {value!r}.")
+
+
+def check_params(owner: str, constraints: dict, **values) -> None:
+    """:func:`check_param` for several keyword arguments of the public function ``owner``,
+    each against its entry in ``constraints`` (the function's declared constraints)."""
+    for name, value in values.items():
+        check_param(value, name, constraints[name], owner=owner)
 
 
 def validate_params(estimator) -> None:

@@ -26,7 +26,7 @@ from calibkit._validation import (
     check_consistent_length,
     check_sample_weight,
     check_scores,
-    encode_targets,
+    encode_labels,
     like_input,
     validate_params,
 )
@@ -117,7 +117,8 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
         s = check_scores(
             scores, input=getattr(self, "input", "auto"), keep_float32=self._fit_keeps_float32
         )
-        t = encode_targets(y, s.n_columns, allow_soft=self._supports_soft_targets)
+        t = encode_labels(y, max(s.n_columns, 2), allow_soft=self._supports_soft_targets,
+                          min_classes=2, warn_column=True)
         n = check_consistent_length(("scores", s.values), ("y", t.y))
         w = check_sample_weight(sample_weight, n)
         self._fit(s, t, w)

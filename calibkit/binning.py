@@ -1,7 +1,7 @@
 """Histogram binning and beta calibration: maps of one probability to one probability.
 
 * :class:`HistogramBinning`: the mean target of the calibration samples in the bin of the
-  score (Zadrozny & Elkan 2001), with the bins of :mod:`calibkit.metrics._binning`.
+  score (Zadrozny & Elkan 2001), with the bins of :mod:`calibkit.metrics.binning`.
 * :class:`BetaCalibration`: ``sigmoid(a ln p - b ln(1 - p) + c)`` with ``a, b >= 0``
   (Kull, Silva Filho & Flach 2017), fitted by a float64 Newton method.
 """
@@ -16,7 +16,7 @@ from scipy.special import expit, log_expit
 
 from calibkit._validation import PROB_EPS, Interval, Options
 from calibkit.base import BinaryCalibrator, ConvergenceWarning
-from calibkit.metrics._binning import (
+from calibkit.metrics.binning import (
     MAX_BINS,
     STRATEGIES,
     assign_quantile,
@@ -64,7 +64,7 @@ class HistogramBinning(BinaryCalibrator):
 
     Notes
     -----
-    Bin membership comes from :mod:`calibkit.metrics._binning` at both fit and predict
+    Bin membership comes from :mod:`calibkit.metrics.binning` at both fit and predict
     time, so a calibration score is mapped to the mean of exactly the bin it was counted in
     (netcal's fit/transform edge mismatch cannot happen).
     """

@@ -16,7 +16,6 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.model_selection import LeaveOneOut, check_cv, cross_val_predict
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, get_tags, indexable
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
@@ -40,6 +39,8 @@ from calibkit._validation import (
     InstanceOf,
     Interval,
     Options,
+    check_labels,
+    transform_labels,
     validate_params,
 )
 from calibkit._wrapping import (
@@ -146,7 +147,7 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         validate_params(self)
         y = check_y(X, y)
         X, y = indexable(X, y)
-        self.classes_ = LabelEncoder().fit(y).classes_
+        self.classes_ = np.unique(check_labels(y, name="y"))
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y contains only one class ({self.classes_[0]!r}); calibration needs at "
@@ -291,7 +292,7 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         cal = make_calibrator(self.method, input=kind)
         # integer codes: every column of the scores is a class of classes_, even when a
         # calibration fold happens to miss one of them
-        codes = np.searchsorted(self.classes_, y)
+        codes = transform_labels(y, self.classes_)
         return cal.fit(scores, codes, sample_weight=sample_weight)
 
 

@@ -12,7 +12,7 @@
 * :func:`expected_calibration_error` is the functional form: tensors in, a 0-d tensor on the
   same device out.
 
-Bins follow :mod:`calibkit.metrics._binning`: equal-width edges ``linspace(0, 1, n_bins + 1)``,
+Bins follow :mod:`calibkit.metrics.binning`: equal-width edges ``linspace(0, 1, n_bins + 1)``,
 bin ``j`` is ``[e_j, e_{j+1})`` and the last bin is closed, assigned by comparing against the
 edge values (``torch.bucketize(..., right=True)`` is ``searchsorted(side="right")``).
 
@@ -30,7 +30,7 @@ from torch import nn
 
 from calibkit._validation import PROB_EPS
 from calibkit.base import ConvergenceWarning
-from calibkit.metrics._binning import uniform_edges
+from calibkit.metrics.binning import uniform_edges
 
 __all__ = [
     "TemperatureScaler",
@@ -497,7 +497,7 @@ def expected_calibration_error(
 
 
 def _assign_uniform(conf: torch.Tensor, n_bins: int) -> torch.Tensor:
-    # the edge values of _binning itself, so scores on an edge land in the same bin
+    # the edge values of calibkit.metrics.binning itself, so scores on an edge land in the same bin
     inner = torch.as_tensor(uniform_edges(n_bins)[1:-1], device=conf.device)
     return torch.bucketize(conf.contiguous(), inner, right=True)
 

@@ -27,7 +27,7 @@ from calibkit.detection.matching import (
     match_many,
     match_netcal,
 )
-from calibkit.metrics._binning import assign_uniform, assign_uniform_closure, check_n_bins
+from calibkit.metrics.binning import assign_uniform, assign_uniform_closure, check_n_bins
 
 __all__ = [
     "evaluate",

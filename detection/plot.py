@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from calibkit.detection.matching import Matches
-from calibkit.metrics._binning import assign_uniform_closure, check_n_bins, uniform_edges
+from calibkit.metrics.binning import assign_uniform_closure, check_n_bins, uniform_edges
 
 __all__ = [
     "laece_reliability",

@@ -15,7 +15,6 @@ EXPECTED_FAILED_CHECKS = {
     "check_estimators_fit_returns_self": CLASS_COUNT,
     "check_readonly_memmap_input": CLASS_COUNT,
     "check_classifiers_classes": CLASS_COUNT,
-    "check_estimators_nan_inf": CLASS_COUNT + " (binary float labels with 3 columns)",
     "check_classifiers_train": (
         "fits 3-class labels on 2 blob features and asserts accuracy > 0.83 on the binary "
         "part: blob features are not the logits of the classes, so a monotone map of them "

@@ -237,7 +237,7 @@ def _bad_fit_cases():
         "3-D scores": ((z[:, :, None], y), {}, "1-D or 2-D"),
         "length mismatch": ((z, y[:-1]), {}, "[Ii]nconsistent"),
         "2-D labels": ((z, np.column_stack([y, y])), {}, "1-D"),
-        "labels do not match columns": ((z, np.arange(60) % 5), {}, "distinct labels"),
+        "labels do not match columns": ((z, np.arange(60) % 5), {}, "distinct label"),
         "one class": ((z, np.zeros(60, dtype=int)), {}, "one class"),
         "empty": ((np.empty((0, 3)), np.empty(0, dtype=int)), {}, "empty"),
         "probs as logits": ((p, y), {"input": "logits"}, "look like probabilities"),

@@ -23,7 +23,7 @@ from scipy.special import expit, logit, softmax
 
 from calibkit.base import ConvergenceWarning
 from calibkit.binning import BetaCalibration, HistogramBinning
-from calibkit.metrics._binning import assign_quantile
+from calibkit.metrics.binning import assign_quantile
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::calibkit._validation.SaturatedProbabilityWarning"

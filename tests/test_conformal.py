@@ -281,7 +281,7 @@ def test_binary_scores_give_two_column_sets():
     )
     labels = np.array(["neg", "pos"])[y]
     m = SplitConformalClassifier(alpha=0.2).fit(s[:600], labels[:600])
-    assert empirical_coverage(labels[600:], m.predict_set(s[600:]), classes=m.classes_) > 0.7
+    assert empirical_coverage(labels[600:], m.predict_set(s[600:]), labels=m.classes_) > 0.7
 
 
 def test_logits_equal_their_softmax():
@@ -436,7 +436,7 @@ def test_metrics_by_definition():
     for k in range(4):
         assert per[k] == pytest.approx(np.mean([hit[i] for i in range(200) if y[i] == k]))
     assert np.isnan(class_conditional_coverage(np.zeros(200, int), sets)[1])
-    with pytest.raises(ValueError, match="classes="):
+    with pytest.raises(ValueError, match="labels="):
         empirical_coverage(np.full(200, 9), sets)
     with pytest.raises(ValueError, match="2-D"):
         mean_set_size(sets[0])

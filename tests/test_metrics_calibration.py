@@ -19,7 +19,7 @@ from calibkit.metrics import (
     expected_calibration_error,
     reliability_curve,
 )
-from calibkit.metrics._binning import assign_uniform
+from calibkit.metrics.binning import assign_uniform
 
 # ------------------------------------------------------------------------------------
 # slow reference
@@ -430,7 +430,7 @@ def test_bootstrap_ci_equals_slow_loop():
         ([0, 1, 7, 8], np.full((4, 3), 1 / 3), "distinct label"),
         ([0, 1], np.ones((2, 2, 2)) / 2, "1-D or 2-D"),
         ([[0, 1]], [0.1, 0.2], "1-D"),
-        ([0, 1], [[1.0], [1.0]], "1-D"),
+        ([0, 1], [[[1.0]], [[1.0]]], "1-D or 2-D"),
     ],
 )
 def test_bad_input(y, p, match):
@@ -447,7 +447,7 @@ def test_bad_arguments():
     ]:
         with pytest.raises(ValueError, match=match):
             expected_calibration_error(y, p, **kw)
-    with pytest.raises(ValueError, match="not in classes"):
+    with pytest.raises(ValueError, match="not in the classes"):
         expected_calibration_error([0, 5], np.full((2, 3), 1 / 3), labels=[0, 1, 2])
     with pytest.raises(ValueError, match="binary"):
         expected_calibration_error([0, 1], np.full((2, 3), 1 / 3), mode="binary")
@@ -472,7 +472,7 @@ def test_inputs_not_mutated_and_torch_accepted():
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_chunked_uniform_bin_sums_equal_one_pass(weighted):
-    from calibkit.metrics._binning import bin_sums, uniform_bin_sums
+    from calibkit.metrics.binning import bin_sums, uniform_bin_sums
 
     rng = np.random.default_rng(12)
     p = np.r_[rng.random(1000), np.linspace(0, 1, 50)]

@@ -86,7 +86,7 @@ def test_bad_input():
         brier_score([0, 1], [[0.3, 0.3], [0.5, 0.5]])
     with pytest.raises(ValueError, match="NaN"):
         negative_log_likelihood([0, 1], [0.3, np.nan])
-    with pytest.raises(ValueError, match="not in classes"):
+    with pytest.raises(ValueError, match="not in the classes"):
         brier_score(["a", "z"], [0.1, 0.2], labels=["a", "b"])
     with pytest.raises(ValueError, match="empty"):
         negative_log_likelihood([], [])

@@ -20,7 +20,7 @@ from calibkit.metrics import (
     expected_calibration_error,
     negative_log_likelihood,
 )
-from calibkit.metrics._binning import assign_uniform
+from calibkit.metrics.binning import assign_uniform
 
 
 def ref_state(conf, acc, n_bins):
@@ -119,7 +119,7 @@ def test_reset_and_errors():
         m.update(y[:5], P[:5, :3] / P[:5, :3].sum(1, keepdims=True))
     with pytest.raises(ValueError, match="same type"):
         m.merge(StreamingCalibrationError(n_bins=10))
-    with pytest.raises(ValueError, match="integer class indices"):
+    with pytest.raises(ValueError, match="integer column indices"):
         m.update(np.array(["a"] * 5), P[:5])
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         m.update(np.full(5, 7), P[:5])

@@ -362,7 +362,7 @@ def test_bad_input_errors(cls):
         est.fit(z, y[:-1])
     extra = y.copy()
     extra[0] = 9  # four labels for three score columns
-    with pytest.raises(ValueError, match="distinct labels"):
+    with pytest.raises(ValueError, match="distinct label"):
         est.fit(z, extra)
     with pytest.raises(ValueError, match="only one class"):
         est.fit(z, np.zeros(len(y), dtype=int))

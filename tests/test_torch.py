@@ -23,7 +23,7 @@ from scipy.optimize import minimize_scalar  # noqa: E402
 from scipy.special import logsumexp  # noqa: E402
 
 from calibkit.base import ConvergenceWarning  # noqa: E402
-from calibkit.metrics import _binning  # noqa: E402
+from calibkit.metrics import binning  # noqa: E402
 from calibkit.torch import (  # noqa: E402
     BrierScore,
     CalibrationError,
@@ -177,7 +177,7 @@ def test_temperature_scaler_keeps_dtype_and_grad():
 
 def test_calibration_error_matches_definition_on_edges():
     n_bins = 7
-    edges = _binning.uniform_edges(n_bins)
+    edges = binning.uniform_edges(n_bins)
     conf = np.concatenate([edges, np.nextafter(edges[1:], 0), np.linspace(0, 1, 53)])
     conf = np.clip(conf, 0.0, 1.0)
     acc = (np.arange(len(conf)) % 3 == 0).astype(float)

@@ -6,7 +6,6 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import get_tags, indexable
 from sklearn.utils.validation import _check_method_params, _num_samples, check_is_fitted
 
@@ -18,6 +17,8 @@ from calibkit._validation import (
     InstanceOf,
     Interval,
     Options,
+    check_labels,
+    transform_labels,
     validate_params,
 )
 from calibkit._wrapping import (
@@ -122,7 +123,7 @@ class ConformalClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         validate_params(self)
         y = check_y(X, y)
         X, y = indexable(X, y)
-        self.classes_ = LabelEncoder().fit(y).classes_
+        self.classes_ = np.unique(check_labels(y, name="y"))
         if len(self.classes_) < 2:
             raise ValueError(f"y contains only one class ({self.classes_[0]!r}); conformal "
                              "sets need at least two classes.")
@@ -145,7 +146,7 @@ class ConformalClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             confidence_level=self.confidence_level, class_conditional=self.class_conditional,
             input=kind, random_state=self.random_state, **(self.conformal_params or {}),
         )
-        self.conformal_ = conformal.fit(scores, np.searchsorted(self.classes_, y_cal))
+        self.conformal_ = conformal.fit(scores, transform_labels(y_cal, self.classes_))
         self.estimator_ = est
         if hasattr(est, "n_features_in_"):
             self.n_features_in_ = est.n_features_in_

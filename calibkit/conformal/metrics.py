@@ -2,14 +2,14 @@
 
 Every function takes ``y_true`` (n,) and ``y_sets``, a boolean mask of shape (n, K) as
 returned by :meth:`SplitConformalClassifier.predict_set`. ``y_true`` holds column indices in
-``[0, K)``, or any labels when ``classes=`` (the predictor's ``classes_``) is given.
+``[0, K)``, or any labels when ``labels=`` (the predictor's ``classes_``) is given.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from calibkit._validation import check_consistent_length, to_numpy, transform_labels
+from calibkit._validation import check_consistent_length, encode_labels, to_numpy
 
 __all__ = [
     "empirical_coverage",
@@ -19,9 +19,9 @@ __all__ = [
 ]
 
 
-def empirical_coverage(y_true, y_sets, *, classes=None) -> float:
+def empirical_coverage(y_true, y_sets, *, labels=None) -> float:
     """Fraction of samples whose true label is in its set: ``mean_i 1[y_i in C(x_i)]``."""
-    return float(np.mean(_covered(y_true, y_sets, classes)[0]))
+    return float(np.mean(_covered(y_true, y_sets, labels)[0]))
 
 
 def mean_set_size(y_sets) -> float:
@@ -29,7 +29,7 @@ def mean_set_size(y_sets) -> float:
     return float(np.mean(_check_sets(y_sets).sum(axis=1)))
 
 
-def size_stratified_coverage(y_true, y_sets, *, classes=None):
+def size_stratified_coverage(y_true, y_sets, *, labels=None):
     """Coverage among the samples whose set has each size (Angelopoulos et al., 2021).
 
     Returns
@@ -41,16 +41,16 @@ def size_stratified_coverage(y_true, y_sets, *, classes=None):
     counts : ndarray of shape (m,)
         Number of samples with that set size.
     """
-    hit, sets, _ = _covered(y_true, y_sets, classes)
+    hit, sets, _ = _covered(y_true, y_sets, labels)
     size = sets.sum(axis=1)
     sizes, inv, counts = np.unique(size, return_inverse=True, return_counts=True)
     coverage = np.bincount(inv, weights=hit, minlength=len(sizes)) / counts
     return sizes, coverage, counts
 
 
-def class_conditional_coverage(y_true, y_sets, *, classes=None) -> np.ndarray:
+def class_conditional_coverage(y_true, y_sets, *, labels=None) -> np.ndarray:
     """Coverage among the samples of each true class, shape (K,); NaN for absent classes."""
-    hit, sets, y = _covered(y_true, y_sets, classes)
+    hit, sets, y = _covered(y_true, y_sets, labels)
     K = sets.shape[1]
     counts = np.bincount(y, minlength=K).astype(np.float64)
     covered = np.bincount(y, weights=hit, minlength=K)
@@ -72,17 +72,9 @@ def _check_sets(y_sets) -> np.ndarray:
     return sets
 
 
-def _covered(y_true, y_sets, classes):
+def _covered(y_true, y_sets, labels):
     sets = _check_sets(y_sets)
     K = sets.shape[1]
-    if classes is not None:
-        y = transform_labels(y_true, np.asarray(classes), name="y_true")
-    else:
-        y = to_numpy(y_true, name="y_true").ravel()
-        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
-            raise ValueError("y_true must hold column indices in [0, K); pass classes= for labels.")
-        y = y.astype(np.intp)
-        if np.any((y < 0) | (y >= K)):
-            raise ValueError(f"y_true holds values outside [0, {K}); pass classes= for labels.")
+    y = encode_labels(y_true, K, labels=labels, name="y_true").y
     check_consistent_length(("y_true", y), ("y_sets", sets))
     return sets[np.arange(len(y)), y].astype(np.float64), sets, y

@@ -18,10 +18,10 @@ from calibkit._validation import (
     Interval,
     Options,
     check_consistent_length,
-    check_labels_1d,
+    check_labels,
     check_param,
     check_scores,
-    encode_targets,
+    encode_labels,
     like_input,
     validate_params,
 )
@@ -188,7 +188,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         reset_fitted_state(self)
         self.alpha_ = _check_alpha(self.alpha, self.confidence_level)
         s = check_scores(scores, input=self.input)
-        t = encode_targets(y, s.n_columns)
+        t = encode_labels(y, max(s.n_columns, 2), min_classes=2, warn_column=True)
         n = check_consistent_length(("scores", s.values), ("y", t.y))
         probs = _as_probs(s)
         self.classes_ = t.classes
@@ -196,7 +196,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         self.input_kind_ = s.kind
         g = None
         if groups is not None:
-            g = check_labels_1d(groups, name="groups")
+            g = check_labels(groups, name="groups")
             check_consistent_length(("scores", s.values), ("groups", g))
         self.random_seed_ = _draw_seed(self.random_state)
         y_idx = t.y
@@ -413,7 +413,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
             return probs, None
         if groups is None:
             raise ValueError("the predictor was fitted with groups=; pass groups= here too.")
-        g = check_labels_1d(groups, name="groups")
+        g = check_labels(groups, name="groups")
         check_consistent_length(("scores", probs), ("groups", g))
         idx = np.clip(np.searchsorted(fitted_groups, g), 0, len(fitted_groups) - 1)
         unseen = fitted_groups[idx] != g

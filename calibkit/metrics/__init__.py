@@ -1,6 +1,6 @@
 """Calibration metrics (sklearn convention ``f(y_true, y_prob, *, ...)``).
 
-Binning (edges and assignment) lives in :mod:`calibkit.metrics._binning`; every binned
+Binning (edges and assignment) lives in :mod:`calibkit.metrics.binning`; every binned
 metric here and the reliability display use it.
 """
 

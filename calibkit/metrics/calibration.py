@@ -1,7 +1,8 @@
 """Binned calibration errors (ECE family), reliability curves and bootstrap intervals.
 
-Every function bins with :mod:`calibkit.metrics._binning` and turns per-bin sums into an
-error with :func:`_ce_from_bin_sums`, which the streaming metrics share.
+Every function bins with :mod:`calibkit.metrics.binning` and turns per-bin sums into an
+error with :func:`calibration_error_from_bin_sums`, which the streaming metrics, the torch
+metrics and the detection errors share.
 """
 
 from __future__ import annotations
@@ -11,22 +12,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibkit._validation import (
-    SUM_TOL,
+    BOOLEAN,
+    NONE,
+    RANDOM_STATE,
+    Interval,
+    Options,
     check_consistent_length,
-    check_labels_1d,
+    check_labels,
+    check_params,
+    check_probabilities,
     check_sample_weight,
-    check_scores,
+    encode_labels,
     is_torch_tensor,
     like_input,
-    to_numpy,
-    transform_labels,
 )
-from calibkit.metrics._binning import (
+from calibkit.metrics.binning import (
+    MAX_BINS,
+    STRATEGIES,
     assign_bins,
     assign_uniform,
     bin_sums,
-    check_n_bins,
-    check_strategy,
     uniform_bin_sums,
     uniform_edges,
 )
@@ -36,6 +41,19 @@ MODES = ("top_label", "classwise", "binary")
 
 #: normal resamples drawn by the L1 / max debiasing (as verified_calibration)
 N_DEBIAS_RESAMPLES = 1000
+
+#: what the keyword arguments of this module's functions accept
+CONSTRAINTS = {
+    "n_bins": [Interval("integer", 1, MAX_BINS)],
+    "strategy": [Options(*STRATEGIES)],
+    "norm": [Options(*NORMS)],
+    "mode": [Options(*MODES)],
+    "debias": [BOOLEAN],
+    "random_state": [RANDOM_STATE],
+    "confidence_level": [Interval("real", 0, 1, closed="neither")],
+    "n_bootstrap": [Interval("integer", 1, None)],
+    "class_index": [NONE, Interval("integer", 0, None)],
+}
 
 
 def expected_calibration_error(
@@ -69,7 +87,7 @@ def expected_calibration_error(
         on an inner edge belongs to the bin on its right; 0 and 1 fall in the first and last
         bins. ``"quantile"``: equal-mass bins over the sorted (weighted) scores; tied scores
         share one bin and no bin is empty or collapsed, so there may be fewer than
-        ``n_bins`` bins (see :func:`calibkit.metrics._binning.assign_quantile`).
+        ``n_bins`` bins (see :func:`calibkit.metrics.binning.assign_quantile`).
     norm : {"l1", "l2", "max"}, default="l1"
         With ``w_b = n_b / N`` (weighted counts) and per-bin mean outcome ``acc_b`` and mean
         confidence ``conf_b``: L1 (ECE) ``sum_b w_b |acc_b - conf_b|``; L2 (RMSCE)
@@ -102,15 +120,14 @@ def expected_calibration_error(
     float
         A 0-d tensor on ``y_prob``'s device when ``y_prob`` is a torch tensor.
     """
-    norm = _check_choice(norm, NORMS, "norm")
-    n_bins = check_n_bins(n_bins)
-    strategy = check_strategy(strategy)
+    check_params("expected_calibration_error", CONSTRAINTS, n_bins=n_bins, strategy=strategy,
+                 norm=norm, mode=mode, debias=debias, random_state=random_state)
     problems, w = _problems(y_true, y_prob, mode=mode, labels=labels, sample_weight=sample_weight)
     rng = np.random.default_rng(random_state) if debias and norm != "l2" else None
     if strategy == "uniform" and problems.is_full_classwise:
         count, sum_conf, sum_acc, sum_w2 = _classwise_uniform_sums(problems, n_bins, debias)
-        ces = _ce_from_bin_sums(count, sum_conf, sum_acc, norm, debias=debias, sum_w2=sum_w2,
-                                rng=rng)
+        ces = calibration_error_from_bin_sums(count, sum_conf, sum_acc, norm=norm,
+                                              debias=debias, sum_w2=sum_w2, random_state=rng)
     else:
         ces = np.array(
             [
@@ -118,7 +135,7 @@ def expected_calibration_error(
                 for conf, acc in problems
             ]
         )
-    value = float(_combine_classes(ces, norm))
+    value = float(combine_classwise(ces, norm))
     if is_torch_tensor(y_prob):  # a 0-d tensor on y_prob's device, as torch users expect
         return like_input(np.asarray(value), y_prob)
     return value
@@ -182,10 +199,8 @@ def reliability_curve(
     """
     from scipy.stats import beta
 
-    n_bins = check_n_bins(n_bins)
-    strategy = check_strategy(strategy)
-    if not 0.0 < confidence_level < 1.0:
-        raise ValueError(f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
+    check_params("reliability_curve", CONSTRAINTS, n_bins=n_bins, strategy=strategy, mode=mode,
+                 class_index=class_index, confidence_level=confidence_level)
     problems, w = _problems(
         y_true, y_prob, mode=mode, labels=labels, sample_weight=sample_weight,
         pos_label=pos_label, class_index=class_index,
@@ -251,12 +266,8 @@ def calibration_error_ci(
     -------
     (estimate, lower, upper) : tuple of float
     """
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or (
-        n_bootstrap < 1
-    ):
-        raise ValueError(f"n_bootstrap must be a positive integer; got {n_bootstrap!r}.")
-    if not 0.0 < confidence_level < 1.0:
-        raise ValueError(f"confidence_level must lie in (0, 1); got {confidence_level!r}.")
+    check_params("calibration_error_ci", CONSTRAINTS, n_bootstrap=n_bootstrap,
+                 confidence_level=confidence_level, random_state=random_state)
     bad = set(ece_kwargs) - {
         "n_bins", "strategy", "norm", "mode", "debias", "sample_weight", "labels"
     }
@@ -264,10 +275,10 @@ def calibration_error_ci(
         raise TypeError(f"calibration_error_ci got unexpected keyword argument(s) {sorted(bad)}.")
     rng = np.random.default_rng(random_state)
     estimate = expected_calibration_error(y_true, y_prob, random_state=rng, **ece_kwargs)
-    n_bins = check_n_bins(ece_kwargs.get("n_bins", 15))
-    strategy = check_strategy(ece_kwargs.get("strategy", "uniform"))
-    norm = _check_choice(ece_kwargs.get("norm", "l1"), NORMS, "norm")
-    debias = bool(ece_kwargs.get("debias", False))
+    n_bins = ece_kwargs.get("n_bins", 15)
+    strategy = ece_kwargs.get("strategy", "uniform")
+    norm = ece_kwargs.get("norm", "l1")
+    debias = ece_kwargs.get("debias", False)
     problems, w = _problems(
         y_true, y_prob, mode=ece_kwargs.get("mode", "top_label"),
         labels=ece_kwargs.get("labels"), sample_weight=ece_kwargs.get("sample_weight"),
@@ -295,9 +306,9 @@ def calibration_error_ci(
                 w2 = cnt if ww is None else np.bincount(
                     k, weights=ww * ww, minlength=m
                 ).reshape(r, n_bins)
-                ces.append(_ce_from_bin_sums(cnt, sc, sa, norm, debias=debias, sum_w2=w2,
-                                             rng=rng))
-            reps[start:start + r] = _combine_classes(np.array(ces), norm)
+                ces.append(calibration_error_from_bin_sums(
+                    cnt, sc, sa, norm=norm, debias=debias, sum_w2=w2, random_state=rng))
+            reps[start:start + r] = combine_classwise(np.array(ces), norm)
     else:
         for b in range(n_bootstrap):
             rows = rng.integers(0, n, size=n)
@@ -309,56 +320,109 @@ def calibration_error_ci(
                 _ce_of_problem(conf[rows], acc[rows], wb, n_bins, strategy, norm, debias, rng)
                 for conf, acc in problems
             ]
-            reps[b] = _combine_classes(np.array(ces), norm)
+            reps[b] = combine_classwise(np.array(ces), norm)
     a = 1.0 - confidence_level
     lower, upper = np.nanquantile(reps, [a / 2, 1 - a / 2])
     return float(estimate), float(lower), float(upper)
 
 
 # --------------------------------------------------------------------------------------
-# The formula (shared with calibkit.metrics.streaming)
+# The formula: per-bin sums -> calibration error (shared by every binned error of calibkit)
 # --------------------------------------------------------------------------------------
 
 
-def _ce_from_bin_sums(count, sum_conf, sum_acc, norm, *, debias=False, sum_w2=None, rng=None):
-    """Calibration error from per-bin sums along the last axis (leading axes are batches).
+def calibration_error_from_bin_sums(
+    count, sum_conf, sum_acc, *, norm="l1", total=None, debias=False, sum_w2=None,
+    random_state=None,
+):
+    """Calibration error from per-bin sums: the one formula of every binned error.
 
-    ``count``, ``sum_conf`` and ``sum_acc`` are the (weighted) count, sum of confidences
-    and sum of outcomes per bin; ``sum_w2`` the sum of squared weights (equal to ``count``
-    without weights), used only for debiasing. See :func:`expected_calibration_error`.
+    :func:`expected_calibration_error`, :func:`calibration_error_ci`, the streaming metrics
+    (numpy and torch) and the detection errors (LaECE, D-ECE) compute their bin sums and
+    call this function.
+
+    Parameters
+    ----------
+    count, sum_conf, sum_acc : array-like of shape (..., n_bins)
+        Per bin: the (weighted) number of samples, the sum of their confidences and the sum
+        of their outcomes (0/1, or targets in [0, 1] such as an IoU). Leading axes are
+        independent problems (classes, bootstrap resamples).
+    norm : {"l1", "l2", "max"}, default="l1"
+        With ``w_b = count_b / N``, ``acc_b = sum_acc_b / count_b`` and
+        ``conf_b = sum_conf_b / count_b``: ``l1`` is ``sum_b w_b |acc_b - conf_b|``, ``l2``
+        is ``sqrt(sum_b w_b (acc_b - conf_b)^2)``, ``max`` is ``max_b |acc_b - conf_b|``
+        over non-empty bins. Empty bins contribute nothing.
+    total : array-like of shape (...) or None, default=None
+        ``N``: the number of samples the weights ``w_b`` are relative to. ``None`` is
+        ``sum_b count_b``. Give it when some samples are in no bin but still count (SAOD's
+        LaECE: a score of exactly 1 with left-closed bins) or when cells below a sample
+        threshold are dropped from the sums (netcal's D-ECE).
+    debias : bool, default=False
+        L2: the unbiased estimator of Kumar et al. (2019): per bin with ``n_b >= 2`` the term
+        ``(acc_b - conf_b)^2 - acc_b (1 - acc_b) / (n_b - 1)`` (0 for ``n_b < 2``), summed
+        with the weights ``w_b``. L1 and max: ``2 * plugin - mean(resampled)`` over 1000
+        resamples ``acc_b ~ Normal(acc_b, acc_b (1 - acc_b) / n_b)`` (Kumar et al.'s
+        ``normal_debiased_ce``). ``n_b`` is the effective count ``count_b^2 / sum_w2_b``
+        with weights. Every debiased value is clamped at 0: it estimates a non-negative
+        quantity and falls below 0 only when the error is smaller than its sampling noise.
+    sum_w2 : array-like of shape (..., n_bins) or None, default=None
+        Per-bin sum of squared weights (``None``: unweighted, ``sum_w2 = count``).
+    random_state : int, Generator or None, default=None
+        Seeds the resamples of the L1 / max debiasing.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        The error of each problem (a 0-d array for one problem).
     """
     count = np.asarray(count, dtype=np.float64)
-    total = count.sum(axis=-1, keepdims=True)
+    sum_conf = np.asarray(sum_conf, dtype=np.float64)
+    sum_acc = np.asarray(sum_acc, dtype=np.float64)
+    if total is None:
+        total = count.sum(axis=-1)
+    total = np.asarray(total, dtype=np.float64)[..., None]
     nonempty = count > 0
     safe = np.where(nonempty, count, 1.0)
     conf = sum_conf / safe
     acc = sum_acc / safe
-    frac = count / np.where(total > 0, total, 1.0)
-    gap = np.abs(acc - conf)
-    if norm == "l2" and debias:
-        n_eff = count if sum_w2 is None else count * count / np.where(nonempty, sum_w2, 1.0)
+    frac = np.where(total > 0, count / np.where(total > 0, total, 1.0), 0.0)
+    gap = np.where(nonempty, np.abs(acc - conf), 0.0)
+    if not debias:
+        return _norm_of_gaps(gap, frac, nonempty, norm)
+    n_eff = count if sum_w2 is None else np.where(
+        nonempty, count * (count / np.where(nonempty, sum_w2, 1.0)), 0.0
+    )
+    var = np.clip(acc * (1.0 - acc), 0.0, None)
+    if norm == "l2":
         with np.errstate(divide="ignore", invalid="ignore"):
-            term = gap**2 - acc * (1.0 - acc) / (n_eff - 1.0)
+            term = gap**2 - var / (n_eff - 1.0)
         term = np.where(n_eff >= 2.0 - 1e-9, term, 0.0)
         return np.sqrt(np.maximum((frac * term).sum(axis=-1), 0.0))
     plugin = _norm_of_gaps(gap, frac, nonempty, norm)
-    if not debias:
-        return plugin
-    n_eff = count if sum_w2 is None else count * count / np.where(nonempty, sum_w2, 1.0)
-    scale = np.where(nonempty, np.sqrt(np.clip(acc * (1.0 - acc), 0.0, None) / safe), 0.0)
-    if sum_w2 is not None:
-        scale = np.where(nonempty, np.sqrt(np.clip(acc * (1 - acc), 0, None) / n_eff), 0.0)
-    rng = np.random.default_rng(rng)
-    size = max(1, gap.size)
-    chunk = max(1, 2**22 // size)
+    scale = np.where(nonempty & (n_eff > 0), np.sqrt(var / np.where(n_eff > 0, n_eff, 1.0)), 0.0)
+    rng = np.random.default_rng(random_state)
+    chunk = max(1, 2**22 // max(1, gap.size))
     total_resampled = np.zeros(plugin.shape)
     for start in range(0, N_DEBIAS_RESAMPLES, chunk):
         r = min(chunk, N_DEBIAS_RESAMPLES - start)
         draws = rng.normal(loc=acc, scale=scale, size=(r, *gap.shape))
         total_resampled = total_resampled + _norm_of_gaps(
-            np.abs(draws - conf), frac, nonempty, norm
+            np.where(nonempty, np.abs(draws - conf), 0.0), frac, nonempty, norm
         ).sum(axis=0)
-    return 2.0 * plugin - total_resampled / N_DEBIAS_RESAMPLES
+    return np.maximum(2.0 * plugin - total_resampled / N_DEBIAS_RESAMPLES, 0.0)
+
+
+def combine_classwise(errors, norm: str = "l1"):
+    """Reduce per-class errors (first axis) to the class-wise error: the mean (L1), the root
+    mean square (L2) or the maximum (max); a single problem is returned as is."""
+    errors = np.asarray(errors, dtype=np.float64)
+    if len(errors) == 1:
+        return errors[0]
+    if norm == "l1":
+        return errors.mean(axis=0)
+    if norm == "l2":
+        return np.sqrt((errors**2).mean(axis=0))
+    return errors.max(axis=0)
 
 
 def _norm_of_gaps(gap, frac, nonempty, norm):
@@ -367,17 +431,6 @@ def _norm_of_gaps(gap, frac, nonempty, norm):
     if norm == "l2":
         return np.sqrt((frac * gap * gap).sum(axis=-1))
     return np.where(nonempty, gap, 0.0).max(axis=-1)
-
-
-def _combine_classes(ces: np.ndarray, norm: str):
-    """Class-wise reduction over the first axis (a single problem is returned as is)."""
-    if len(ces) == 1:
-        return ces[0]
-    if norm == "l1":
-        return ces.mean(axis=0)
-    if norm == "l2":
-        return np.sqrt((ces**2).mean(axis=0))
-    return ces.max(axis=0)
 
 
 def _ce_of_problem(conf, acc, w, n_bins, strategy, norm, debias, rng):
@@ -389,76 +442,13 @@ def _ce_of_problem(conf, acc, w, n_bins, strategy, norm, debias, rng):
         count, sum_conf, sum_acc = bin_sums(idx, nb, conf, acc, w)
         if debias and w is not None:
             sum_w2 = np.bincount(idx, weights=w * w, minlength=nb)
-    return _ce_from_bin_sums(count, sum_conf, sum_acc, norm, debias=debias, sum_w2=sum_w2,
-                             rng=rng)
+    return calibration_error_from_bin_sums(count, sum_conf, sum_acc, norm=norm, debias=debias,
+                                           sum_w2=sum_w2, random_state=rng)
 
 
 # --------------------------------------------------------------------------------------
 # Input handling
 # --------------------------------------------------------------------------------------
-
-
-def _check_choice(value, choices, name):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}; got {value!r}.")
-    return value
-
-
-def check_probabilities(y_prob) -> np.ndarray:
-    """``y_prob`` as checked float64 probabilities of shape (n,) or (n, K).
-
-    Valid float64 input is returned as is (a few reductions, no copy); anything else goes
-    through :func:`calibkit._validation.check_scores` with ``input="probs"``.
-    """
-    p = to_numpy(y_prob, name="y_prob")
-    if p.dtype == np.float64 and p.ndim in (1, 2) and p.size > 0:
-        # the acceptance test of check_scores(input="probs") in fewer passes; anything it
-        # would reject goes through it below for the standard error message
-        if p.min() >= 0.0 and p.max() <= 1.0:  # False for NaN as well
-            if p.ndim == 1 or bool(np.all(np.abs(p.sum(axis=1) - 1.0) <= SUM_TOL)):
-                return p
-    if p.ndim == 2 and p.shape[1] == 1:
-        raise ValueError(
-            "y_prob has shape (n, 1); pass P(positive) as a 1-D array or both columns."
-        )
-    return check_scores(y_prob, input="probs", name="y_prob", declared=False).values
-
-
-def encode_y(y_true, n_classes: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
-    """Column index of each label and the label of each column.
-
-    ``labels`` given: columns follow it. Otherwise integer labels in ``[0, n_classes)``
-    index the columns; otherwise the sorted unique labels must number ``n_classes``.
-    """
-    y = check_labels_1d(y_true, name="y_true")
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or len(labels) != n_classes or len(np.unique(labels)) != n_classes:
-            raise ValueError(
-                f"labels must list {n_classes} distinct labels, one per column of y_prob; "
-                f"got {labels!r}."
-            )
-        order = np.argsort(labels, kind="stable")
-        try:
-            return order[transform_labels(y, labels[order], name="y_true")], labels
-        except TypeError as exc:
-            raise ValueError(f"y_true labels cannot be compared with labels: {exc}") from exc
-    if y.dtype.kind == "b":
-        y = y.astype(np.intp)
-    if y.dtype.kind in "iu":
-        if y.min() >= 0 and y.max() < n_classes:
-            return y, np.arange(n_classes)
-    elif y.dtype.kind == "f" and np.all(y == np.round(y)):
-        if y.min() >= 0 and y.max() < n_classes:
-            return y.astype(np.intp), np.arange(n_classes)
-    classes, codes = np.unique(y, return_inverse=True)
-    if len(classes) == n_classes:
-        return codes.astype(np.intp), classes
-    raise ValueError(
-        f"y_true has {len(classes)} distinct label(s) {classes[:5].tolist()} but y_prob has "
-        f"{n_classes} class column(s). Integer labels must lie in [0, {n_classes}); other "
-        "labels must cover every column, or pass labels= (the label of each column)."
-    )
 
 
 class _Problems:
@@ -530,12 +520,10 @@ def _problems(
     y_true, y_prob, *, mode, labels, sample_weight, pos_label=None, class_index=None
 ) -> tuple[_Problems, np.ndarray | None]:
     """Validate the inputs once; the (confidence, outcome) pairs are built lazily."""
-    _check_choice(mode, MODES, "mode")
     p = check_probabilities(y_prob)
     n_classes = 2 if p.ndim == 1 else p.shape[1]
-    if p.ndim == 2 and n_classes < 2:
-        raise ValueError("y_prob needs at least 2 columns (or a 1-D P(positive)).")
-    y, classes = encode_y(y_true, n_classes, labels)
+    targets = encode_labels(y_true, n_classes, labels=labels, name="y_true")
+    y, classes = targets.y, targets.classes
     n = check_consistent_length(("y_true", y), ("y_prob", p))
     w = check_sample_weight(sample_weight, n)
     if mode == "binary" and n_classes != 2:
@@ -549,9 +537,10 @@ def _problems(
         if pos_label is not None and class_index is not None:
             raise ValueError("pass pos_label or class_index, not both.")
         if pos_label is not None:
-            hit = np.flatnonzero(classes == pos_label)
+            hit = np.flatnonzero(classes == check_labels([pos_label], name="pos_label")[0])
             if len(hit) != 1:
-                raise ValueError(f"pos_label {pos_label!r} is not one of {list(classes)}.")
+                raise ValueError(f"pos_label {pos_label!r} is not one of the classes "
+                                 f"{[c.item() for c in classes]}.")
             ks = [int(hit[0])]
         elif class_index is not None:
             k = int(class_index)

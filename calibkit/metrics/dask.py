@@ -15,9 +15,7 @@ Dask is imported inside the functions; ``import calibkit.metrics`` never imports
 
 from __future__ import annotations
 
-import numpy as np
-
-from calibkit._validation import transform_labels
+from calibkit._validation import check_labels
 from calibkit.metrics.streaming import (
     StreamingBrierScore,
     StreamingCalibrationError,
@@ -92,8 +90,8 @@ def negative_log_likelihood(y_true, y_prob, *, sample_weight=None, labels=None, 
 def _factory(cls, **params):
     cls(**params)  # fail fast on bad parameters, before any task is built
 
-    def make(n_classes):
-        return cls(n_classes=n_classes, **params)
+    def make(n_classes, labels):
+        return cls(n_classes=n_classes, labels=labels, **params)
 
     return make
 
@@ -113,7 +111,7 @@ def _reduce(make, y_true, y_prob, sample_weight, labels, compute):
     w = None if sample_weight is None else _rows_like(
         da.asarray(sample_weight), rows, "sample_weight", p.shape[0]
     )
-    classes = None if labels is None else np.asarray(labels)
+    classes = None if labels is None else check_labels(labels, name="labels")
     p_blocks = p.to_delayed().ravel()
     y_blocks = y.to_delayed().ravel()
     w_blocks = [None] * len(p_blocks) if w is None else list(w.to_delayed().ravel())
@@ -139,11 +137,9 @@ def _rows_like(arr, rows, name, n):
 
 
 def _chunk_state(make, n_classes, classes, y, p, w):
-    metric = make(n_classes)
+    metric = make(n_classes, classes)
     if len(p) == 0:
         return metric
-    if classes is not None:
-        y = transform_labels(y, classes, name="y_true")
     return metric.update(y, p, sample_weight=w)
 
 

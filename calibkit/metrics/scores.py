@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibkit._validation import PROB_EPS, check_consistent_length, check_sample_weight
-from calibkit.metrics.calibration import check_probabilities, encode_y
+from calibkit._validation import (
+    PROB_EPS,
+    check_consistent_length,
+    check_probabilities,
+    check_sample_weight,
+    encode_labels,
+)
 
 
 def brier_score(y_true, y_prob, *, sample_weight=None, labels=None) -> float:
@@ -80,9 +85,7 @@ def nll_per_sample(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _validate(y_true, y_prob, sample_weight, labels):
     p = check_probabilities(y_prob)
-    if p.ndim == 2 and p.shape[1] < 2:
-        raise ValueError("y_prob needs at least 2 columns (or a 1-D P(positive)).")
     n_classes = 2 if p.ndim == 1 else p.shape[1]
-    y, _ = encode_y(y_true, n_classes, labels)
+    y = encode_labels(y_true, n_classes, labels=labels, name="y_true").y
     n = check_consistent_length(("y_true", y), ("y_prob", p))
     return p, y, check_sample_weight(sample_weight, n)
