@@ -129,9 +129,13 @@ class TemperatureScaling(Calibrator):
                 )
         else:
             z = scores.logits()
-            device = _torch_device(self.device, self._torch_scores)
+            device = None
+            if self.device is not None or self._torch_scores is not None:
+                from calibkit.torch import SoftmaxNLLDerivatives, resolve_device
+
+                device = resolve_device(self.device, self._torch_scores)
             if device is not None:
-                derivs = _TorchSoftmaxNLL(z, targets.y, w, device, self._torch_scores)
+                derivs = SoftmaxNLLDerivatives(z, targets.y, w, device, self._torch_scores)
             else:
                 derivs = _SoftmaxNLL(z, targets.y, w)
             n_iter, converged, theta, status = fit_softmax_log_temperature(
@@ -557,101 +561,6 @@ class _SoftmaxNLL:
                 ws = w[s:t]
                 acc += (_dot(ws, g), _dot(ws, var), _dot(ws, k3))
         return acc
-
-
-class _TorchSoftmaxNLL:
-    """:class:`_SoftmaxNLL` in torch, float64 throughout, on ``device``.
-
-    Rows are processed in chunks: cache-sized on the CPU, large on a GPU (bounded memory).
-    """
-
-    def __init__(self, z, y, w, device, source=None, rows=None):
-        import torch
-
-        self.torch = torch
-        same = source is not None and source.device.type == device.type
-        if same and device.index is not None:
-            same = source.device.index == device.index
-        if same and source.ndim == 2:
-            zt = source.detach()
-        else:
-            zt = torch.as_tensor(z, device=device)
-        self.z = zt
-        self.y = torch.as_tensor(y, device=zt.device, dtype=torch.long)
-        self.w = None if w is None else torch.as_tensor(w, device=zt.device, dtype=torch.float64)
-        # few large operations: torch's CPU thread pool synchronises once per operation
-        chunk = (1 << 24) if zt.device.type != "cpu" else (1 << 22)
-        self.rows = int(rows) if rows else max(1, chunk // zt.shape[1])
-
-    def slope_at_zero_temperature(self):
-        torch = self.torch
-        total = torch.zeros((), dtype=torch.float64, device=self.z.device)
-        for s in range(0, self.z.shape[0], self.rows):
-            zc = self.z[s : s + self.rows]
-            gap = (zc.amax(dim=1) - zc.gather(1, self.y[s : s + self.rows, None])[:, 0]).double()
-            total += gap.sum() if self.w is None else self.w[s : s + self.rows] @ gap
-        return float(total)
-
-    def close(self):
-        pass
-
-    def subsample(self):
-        n = self.z.shape[0]
-        if n < 8 * 1024:
-            return None
-        w = None if self.w is None else self.w[::16]
-        return _TorchSoftmaxNLL(
-            None, self.y[::16], w, self.z.device, source=self.z[::16], rows=self.rows
-        )
-
-    def __call__(self, beta):
-        torch = self.torch
-        acc = torch.zeros(3, dtype=torch.float64, device=self.z.device)
-        with torch.no_grad():
-            for s in range(0, self.z.shape[0], self.rows):
-                zc = self.z[s : s + self.rows].to(torch.float64)
-                zc = zc - zc.amax(dim=1, keepdim=True)
-                zy = zc.gather(1, self.y[s : s + self.rows, None])[:, 0]
-                u = torch.exp(beta * zc)
-                s0 = u.sum(dim=1)
-                u.mul_(zc)
-                m1 = u.sum(dim=1) / s0
-                u.mul_(zc)
-                m2 = u.sum(dim=1) / s0
-                u.mul_(zc)
-                m3 = u.sum(dim=1) / s0
-                rowvals = torch.stack(
-                    [m1 - zy, m2 - m1 * m1, m3 - 3.0 * m1 * m2 + 2.0 * m1**3], dim=1
-                )
-                if self.w is None:
-                    acc += rowvals.sum(dim=0)
-                else:
-                    acc += self.w[s : s + self.rows] @ rowvals
-        l1, l2, l3 = acc.tolist()
-        return beta, l1, l2, l3
-
-
-def _torch_device(device, source):
-    """The torch device to fit on, or None for numpy."""
-    if device is None:
-        if source is not None and source.device.type != "cpu":
-            return source.device
-        return None
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - torch is installed in the test env
-        raise ImportError(
-            f"device={device!r} needs torch; install it (pip install torch) or use device=None."
-        ) from exc
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device must be None, 'cpu', 'cuda' or a torch.device; got {device!r}."
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but CUDA is not available; use device=None.")
-    return dev
 
 
 # --------------------------------------------------------------------------------------

@@ -21,14 +21,24 @@ This module imports torch at import time; ``import calibkit`` never imports it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from calibkit._validation import PROB_EPS
+from calibkit._validation import (
+    BOOLEAN,
+    DEVICE,
+    NONE,
+    PROB_EPS,
+    SUM_TOL,
+    Options,
+    check_param,
+)
 from calibkit.base import ConvergenceWarning
 from calibkit.metrics.binning import uniform_edges
 
@@ -42,8 +52,6 @@ __all__ = [
 ]
 
 INPUT_KINDS = ("probs", "logits")
-MODES = ("top_label", "binary", "classwise")
-NORMS = ("l1", "l2", "max")
 
 
 # --------------------------------------------------------------------------------------
@@ -149,10 +157,10 @@ def fit_temperature(
     Warns :class:`~calibkit.base.ConvergenceWarning` when the NLL has no minimiser (e.g.
     separable data, where ``T -> 0``) or ``max_iter`` is reached.
     """
-    from calibkit.scaling import _TorchSoftmaxNLL, fit_softmax_log_temperature
+    from calibkit.scaling import fit_softmax_log_temperature
 
     z, y, w = _check_logits_labels(logits, labels, sample_weight)
-    derivs = _TorchSoftmaxNLL(None, y, w, z.device, source=z, rows=chunk_size)
+    derivs = SoftmaxNLLDerivatives(None, y, w, z.device, source=z, rows=chunk_size)
     n_iter, converged, theta, status = fit_softmax_log_temperature(derivs, max_iter, tol)
     if not converged:
         warnings.warn(
@@ -193,47 +201,193 @@ def _check_logits_labels(logits, labels, sample_weight):
     return logits, y, w
 
 
+class SoftmaxNLLDerivatives:
+    """The derivatives of the softmax NLL in ``beta = 1 / T`` (the evaluator of
+    :func:`calibkit.scaling.fit_softmax_log_temperature`, as ``calibkit.scaling._SoftmaxNLL``
+    is for numpy), in torch, float64 throughout, on ``device``.
+
+    Rows are processed in chunks: cache-sized on the CPU, large on a GPU (bounded memory).
+    """
+
+    def __init__(self, z, y, w, device, source=None, rows=None):
+        self.torch = torch
+        same = source is not None and source.device.type == device.type
+        if same and device.index is not None:
+            same = source.device.index == device.index
+        if same and source.ndim == 2:
+            zt = source.detach()
+        else:
+            zt = torch.as_tensor(z, device=device)
+        self.z = zt
+        self.y = torch.as_tensor(y, device=zt.device, dtype=torch.long)
+        self.w = None if w is None else torch.as_tensor(w, device=zt.device, dtype=torch.float64)
+        # few large operations: torch's CPU thread pool synchronises once per operation
+        chunk = (1 << 24) if zt.device.type != "cpu" else (1 << 22)
+        self.rows = int(rows) if rows else max(1, chunk // zt.shape[1])
+
+    def slope_at_zero_temperature(self):
+        torch = self.torch
+        total = torch.zeros((), dtype=torch.float64, device=self.z.device)
+        for s in range(0, self.z.shape[0], self.rows):
+            zc = self.z[s : s + self.rows]
+            gap = (zc.amax(dim=1) - zc.gather(1, self.y[s : s + self.rows, None])[:, 0]).double()
+            total += gap.sum() if self.w is None else self.w[s : s + self.rows] @ gap
+        return float(total)
+
+    def close(self):
+        pass
+
+    def subsample(self):
+        n = self.z.shape[0]
+        if n < 8 * 1024:
+            return None
+        w = None if self.w is None else self.w[::16]
+        return SoftmaxNLLDerivatives(
+            None, self.y[::16], w, self.z.device, source=self.z[::16], rows=self.rows
+        )
+
+    def __call__(self, beta):
+        torch = self.torch
+        acc = torch.zeros(3, dtype=torch.float64, device=self.z.device)
+        with torch.no_grad():
+            for s in range(0, self.z.shape[0], self.rows):
+                zc = self.z[s : s + self.rows].to(torch.float64)
+                zc = zc - zc.amax(dim=1, keepdim=True)
+                zy = zc.gather(1, self.y[s : s + self.rows, None])[:, 0]
+                u = torch.exp(beta * zc)
+                s0 = u.sum(dim=1)
+                u.mul_(zc)
+                m1 = u.sum(dim=1) / s0
+                u.mul_(zc)
+                m2 = u.sum(dim=1) / s0
+                u.mul_(zc)
+                m3 = u.sum(dim=1) / s0
+                rowvals = torch.stack(
+                    [m1 - zy, m2 - m1 * m1, m3 - 3.0 * m1 * m2 + 2.0 * m1**3], dim=1
+                )
+                if self.w is None:
+                    acc += rowvals.sum(dim=0)
+                else:
+                    acc += self.w[s : s + self.rows] @ rowvals
+        l1, l2, l3 = acc.tolist()
+        return beta, l1, l2, l3
+
+
+def resolve_device(device, source):
+    """The torch device to fit on, or None for numpy."""
+    if device is None:
+        if source is not None and source.device.type != "cpu":
+            return source.device
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be None, 'cpu', 'cuda' or a torch.device; got {device!r}."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device=None.")
+    return dev
+
+
 # --------------------------------------------------------------------------------------
-# Streaming metrics with fixed-size, sum-reducible state
+# Streaming metrics with fixed-size, sum-reducible state (mirrors calibkit.metrics.streaming)
 # --------------------------------------------------------------------------------------
 
 
 class _SumStateMetric:
-    """State is a dict of float64 tensors that merge by addition."""
+    """State is a dict of float64 tensors that merge by addition. The arguments, the state
+    layout, :meth:`state_dict` / :meth:`from_state` and the errors are those of the numpy
+    class named by ``_numpy_twin`` (:mod:`calibkit.metrics.streaming`), which also checks a
+    state handed to :meth:`from_state`."""
+
+    _numpy_twin: ClassVar[str] = ""
 
     def __init__(self, *, input: str = "probs", sync_on_compute: bool = True, device=None):
-        if input not in INPUT_KINDS:
-            raise ValueError(f"input must be one of {INPUT_KINDS}; got {input!r}.")
+        owner = type(self).__name__
+        check_param(input, "input", [Options(*INPUT_KINDS)], owner=owner)
+        check_param(sync_on_compute, "sync_on_compute", [BOOLEAN], owner=owner)
+        check_param(device, "device", [NONE, DEVICE], owner=owner)
         self.input = input
         self.sync_on_compute = sync_on_compute
         self.device = None if device is None else torch.device(device)
         self._state: dict[str, torch.Tensor] | None = None
-        self._shape_key = None
+        self._n_classes_seen: int | None = None
 
-    # -- to implement: _state_shapes(k) -> dict[name, shape]; _update(state, p, y, w); _compute
-    def reset(self) -> None:
-        """Forget every update (the state goes back to zeros)."""
-        if self._state is not None:
-            for v in self._state.values():
-                v.zero_()
+    def _twin(self):
+        from calibkit.metrics import streaming
 
-    def merge(self, other) -> None:
-        """Add ``other``'s state into this one (same class and settings)."""
-        if type(other) is not type(self):
-            raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}.")
+        return getattr(streaming, self._numpy_twin)(**self._params())
+
+    def _params(self) -> dict:
+        return {}
+
+    def reset(self):
+        """Forget every update; returns ``self``."""
+        self._state = None
+        self._n_classes_seen = None
+        return self
+
+    def merge(self, other):
+        """Add ``other``'s state into this one (same class and settings); returns ``self``."""
+        if type(other) is not type(self) or other._params() != self._params():
+            raise ValueError(
+                "can only merge metrics of the same type and parameters; got "
+                f"{type(other).__name__}{other._params()} into "
+                f"{type(self).__name__}{self._params()}."
+            )
         if other._state is None:
-            return
-        self._ensure_state(other._shape_key, other._state_device())
-        if self._shape_key != other._shape_key:
-            raise ValueError("cannot merge metrics fitted on a different number of classes.")
+            return self
+        if self._state is None:
+            self._n_classes_seen = other._n_classes_seen
+            self._state = {k: v.clone().to(self.device or v.device)
+                           for k, v in other._state.items()}
+            return self
+        if self._n_classes_seen != other._n_classes_seen:
+            raise ValueError(f"cannot merge states over {other._n_classes_seen} and "
+                             f"{self._n_classes_seen} classes.")
         for k, v in other._state.items():
             self._state[k] += v.to(self._state[k].device)
+        return self
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The raw state tensors (copies)."""
-        return {} if self._state is None else {k: v.clone() for k, v in self._state.items()}
+    def state_dict(self) -> dict:
+        """``{"params", "n_classes_seen", "state"}`` as the numpy metric's, with the state as
+        float64 tensors (copies, on the state's device; ``None`` before any update)."""
+        names = self._twin()._state_names
+        return {
+            "params": self._params(),
+            "n_classes_seen": self._n_classes_seen,
+            "state": {k: None if self._state is None else self._state[k].clone() for k in names},
+        }
 
-    def to(self, device) -> _SumStateMetric:
+    @classmethod
+    def from_state(cls, state: dict, *, input: str = "probs", sync_on_compute: bool = True,
+                   device=None):
+        """Rebuild a metric from :meth:`state_dict` (or the numpy metric's), checked exactly
+        as the numpy metric's ``from_state`` checks it."""
+        from calibkit.metrics import streaming
+
+        if not isinstance(state, dict) or not {"params", "state"} <= set(state):
+            raise ValueError(f"{cls.__name__}.from_state needs a dict with 'params' and "
+                             "'state' (the output of state_dict()).")
+        arrays = {k: (None if v is None else np.asarray(torch.as_tensor(v).cpu()))
+                  for k, v in dict(state["state"]).items()}
+        checked = getattr(streaming, cls._numpy_twin).from_state({**state, "state": arrays})
+        accepted = inspect.signature(cls.__init__).parameters
+        obj = cls(input=input, sync_on_compute=sync_on_compute, device=device,
+                  **{k: v for k, v in checked._params().items() if k in accepted})
+        if checked._n_classes_seen is not None and getattr(
+            checked, checked._state_names[0]
+        ) is not None:
+            dev = obj.device or torch.device("cpu")
+            obj._n_classes_seen = checked._n_classes_seen
+            obj._state = {k: torch.as_tensor(getattr(checked, k), dtype=torch.float64,
+                                              device=dev)
+                          for k in checked._state_names}
+        return obj
+
+    def to(self, device):
+        """Move the state to ``device``; returns ``self``."""
         self.device = torch.device(device)
         if self._state is not None:
             self._state = {k: v.to(self.device) for k, v in self._state.items()}
@@ -268,170 +422,180 @@ class _SumStateMetric:
     def _state_device(self):
         return next(iter(self._state.values())).device
 
-    def _ensure_state(self, key, device):
+    def _add(self, n_classes: int, values: dict[str, torch.Tensor]) -> None:
         if self._state is None:
-            dev = self.device or device
-            self._state = {
-                k: torch.zeros(shape, dtype=torch.float64, device=dev)
-                for k, shape in self._state_shapes(key).items()
-            }
-            self._shape_key = key
+            self._n_classes_seen = n_classes
+            self._state = {k: v.clone() for k, v in values.items()}
+            return
+        for k, v in values.items():
+            self._state[k] += v
 
-    def _prepare(self, preds, target, sample_weight, *, mode: str):
-        """Check and convert a batch: float64 probabilities on the state's device."""
-        if not isinstance(preds, torch.Tensor):
-            preds = torch.as_tensor(np.asarray(preds))
-        if not isinstance(target, torch.Tensor):
-            target = torch.as_tensor(np.asarray(target))
-        dev = self.device or (self._state_device() if self._state is not None else preds.device)
-        p = preds.detach().to(device=dev, dtype=torch.float64)
+    def _prepare(self, y_true, y_prob, sample_weight):
+        """Check a batch as :func:`calibkit._validation.check_probabilities` and the numpy
+        metric do (same rule and tolerance, on the tensor's device): float64 probabilities
+        of shape (n,) or (n, K), integer column indices and optional weights."""
+        if not isinstance(y_prob, torch.Tensor):
+            y_prob = torch.as_tensor(np.asarray(y_prob))
+        if not isinstance(y_true, torch.Tensor):
+            y_true = torch.as_tensor(np.asarray(y_true))
+        dev = self.device or (self._state_device() if self._state is not None else y_prob.device)
+        p = y_prob.detach().to(device=dev, dtype=torch.float64)
         if p.ndim == 2 and p.shape[1] == 1:
             p = p[:, 0]
         if p.ndim not in (1, 2) or p.shape[0] == 0:
-            raise ValueError(f"preds must be non-empty with shape (n,) or (n, K); got "
-                             f"{tuple(preds.shape)}.")
+            raise ValueError(f"y_prob must be non-empty with shape (n,) or (n, K); got "
+                             f"{tuple(y_prob.shape)}.")
         if not bool(torch.isfinite(p).all()):
-            raise ValueError("preds contains NaN or infinite values.")
-        t = target.detach().reshape(-1).to(dev)
-        if t.shape[0] != p.shape[0]:
-            raise ValueError(f"target has {t.shape[0]} entries but preds has {p.shape[0]} rows.")
-        if t.is_floating_point():
-            if not bool(((t == 0) | (t == 1)).all()) and not (p.ndim == 1 or mode == "binary"):
-                raise ValueError("target must hold integer class indices.")
+            raise ValueError("y_prob contains NaN or infinite values; remove or impute them "
+                             "first.")
         if self.input == "logits":
             p = torch.sigmoid(p) if p.ndim == 1 else torch.softmax(p, dim=1)
         else:
             if bool(((p < 0) | (p > 1)).any()):
-                raise ValueError("preds were declared input='probs' but contain values outside "
+                raise ValueError("y_prob must be probabilities but contain values outside "
                                  "[0, 1]; pass input='logits' for logits.")
-        if p.ndim == 1 and mode != "binary":  # P(positive) read as [1 - p, p]
-            p = torch.stack([1 - p, p], dim=1)
+            if p.ndim == 2 and bool(((p.sum(dim=1) - 1.0).abs() > SUM_TOL).any()):
+                raise ValueError(f"y_prob must be probabilities but some rows do not sum to 1 "
+                                 f"(tolerance {SUM_TOL}). Normalise the rows.")
         k = 2 if p.ndim == 1 else p.shape[1]
-        if not t.is_floating_point() and bool(((t < 0) | (t >= k)).any()):
-            raise ValueError(f"target must lie in [0, {k}) (column indices of preds).")
+        if self._n_classes_seen is not None and k != self._n_classes_seen:
+            raise ValueError(f"y_prob has {k} class column(s) but earlier updates had "
+                             f"{self._n_classes_seen}.")
+        t = y_true.detach().reshape(-1).to(dev)
+        if t.shape[0] != p.shape[0]:
+            raise ValueError(f"Inconsistent numbers of samples: y_true has {t.shape[0]}, "
+                             f"y_prob has {p.shape[0]}.")
+        if t.dtype == torch.bool:
+            t = t.long()
+        if t.is_floating_point():
+            if not bool(torch.isfinite(t).all()) or bool((t != t.round()).any()):
+                raise ValueError("y_true must hold integer column indices of y_prob.")
+            t = t.long()
+        if bool(((t < 0) | (t >= k)).any()):
+            raise ValueError(f"y_true must hold column indices in [0, {k}).")
         w = None
         if sample_weight is not None:
             w = torch.as_tensor(sample_weight).detach().to(device=dev, dtype=torch.float64)
             w = w.reshape(-1)
-            if w.shape[0] != p.shape[0] or bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
-                raise ValueError("sample_weight must be finite, non-negative, one per row.")
+            if w.shape[0] != p.shape[0]:
+                raise ValueError(f"sample_weight has {w.shape[0]} entries but there are "
+                                 f"{p.shape[0]} samples.")
+            if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+                raise ValueError("sample_weight must be finite and non-negative.")
+            if not float(w.sum()) > 0:
+                raise ValueError("sample_weight sums to zero; at least one sample needs a "
+                                 "positive weight.")
         return p, t, w
 
 
 class CalibrationError(_SumStateMetric):
-    """Streaming equal-width expected calibration error with O(n_bins) state.
+    """Streaming equal-width calibration error with O(n_bins) state, on the device of the
+    predictions: the torch twin of :class:`calibkit.metrics.StreamingCalibrationError`.
 
     Parameters
     ----------
     n_bins : int, default=15
         Equal-width bins on [0, 1] (see the module docstring for the edges).
     norm : {"l1", "l2", "max"}, default="l1"
-        ``l1``: ``sum_b |A_b - C_b| / N`` (the ECE); ``l2``:
-        ``sqrt(sum_b n_b (a_b - c_b)^2 / N)``; ``max``: ``max_b |a_b - c_b|`` over non-empty
-        bins; ``n_b`` the (weighted) count, ``A_b, C_b`` the sums of outcomes and
-        confidences in bin ``b``, ``a_b = A_b / n_b``, ``c_b = C_b / n_b``, ``N = sum n_b``.
+        As :func:`calibkit.metrics.expected_calibration_error` (the same formula,
+        :func:`calibkit.metrics.calibration_error_from_bin_sums`, applied to the state).
     mode : {"top_label", "binary", "classwise"}, default="top_label"
-        ``top_label``: confidence ``max_k p_k``, outcome ``argmax == target``; ``binary``:
-        confidence ``P(positive)`` (preds of shape (n,), or column 1 of (n, 2)), outcome
-        ``target`` (0/1); ``classwise``: every class ``k`` binned separately on
-        ``p_k`` vs ``1[target == k]``, the result is the mean of the K per-class errors.
+        ``top_label``: confidence ``max_k p_k``, outcome ``argmax == y_true``; ``binary``:
+        confidence ``P(positive)`` (y_prob of shape (n,), or column 1 of (n, 2)), outcome
+        ``y_true == 1``; ``classwise``: every class ``k`` binned on ``p_k`` against
+        ``1[y_true == k]``, reduced over classes.
     input : {"probs", "logits"}, default="probs"
-        What ``preds`` are; logits go through softmax (sigmoid for 1-D).
+        What ``y_prob`` is; logits go through softmax (sigmoid for 1-D).
     sync_on_compute : bool, default=True
         Sum the state across ``torch.distributed`` processes in :meth:`compute`.
     device : torch.device, optional
-        Where the state lives (default: the device of the first ``preds``).
+        Where the state lives (default: the device of the first ``y_prob``).
     """
+
+    _numpy_twin = "StreamingCalibrationError"
 
     def __init__(self, *, n_bins: int = 15, norm: str = "l1", mode: str = "top_label",
                  input: str = "probs", sync_on_compute: bool = True, device=None):
-        super().__init__(input=input, sync_on_compute=sync_on_compute, device=device)
-        if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-            raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}.")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}; got {norm!r}.")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
-        self.n_bins = int(n_bins)
-        self.norm = norm
-        self.mode = mode
+        from calibkit.metrics.streaming import StreamingCalibrationError
 
-    def _state_shapes(self, k):
-        rows = (k,) if self.mode == "classwise" else ()
-        shape = (*rows, self.n_bins)
-        return {"count": shape, "sum_conf": shape, "sum_acc": shape}
+        StreamingCalibrationError(n_bins=n_bins, norm=norm, mode=mode)  # the same checks
+        super().__init__(input=input, sync_on_compute=sync_on_compute, device=device)
+        self.n_bins, self.norm, self.mode = int(n_bins), norm, mode
+
+    def _params(self):
+        return {"n_bins": self.n_bins, "norm": self.norm, "mode": self.mode,
+                "labels": None, "n_classes": None}
 
     @torch.no_grad()
-    def update(self, preds, target, sample_weight=None) -> None:
-        """Add a batch: ``preds`` (n, K) or (n,) and ``target`` (n,) class indices."""
-        p, t, w = self._prepare(preds, target, sample_weight, mode=self.mode)
+    def update(self, y_true, y_prob, sample_weight=None):
+        """Add a batch and return ``self``: ``y_true`` (n,) column indices, ``y_prob``
+        (n, K) or (n,) (tensors or arrays)."""
+        p, t, w = self._prepare(y_true, y_prob, sample_weight)
+        k = 2 if p.ndim == 1 else p.shape[1]
+        if self.mode != "binary" and p.ndim == 1:  # P(positive) read as [1 - p, p]
+            p = torch.stack([1 - p, p], dim=1)
         if self.mode == "binary":
             if p.ndim == 2:
                 if p.shape[1] != 2:
-                    raise ValueError(f"mode='binary' needs preds (n,) or (n, 2); got {p.shape}.")
+                    raise ValueError(f"mode='binary' needs 1-D y_prob or 2 columns; got {k}.")
                 p = p[:, 1]
-            conf, acc = p[None, :], t.to(torch.float64)[None, :]
+            conf, acc = p[None, :], (t == 1).to(torch.float64)[None, :]
         elif self.mode == "top_label":
             conf, pred = p.max(dim=1)
             conf, acc = conf[None, :], (pred == t).to(torch.float64)[None, :]
         else:
             conf = p.T
             acc = (t[None, :] == torch.arange(p.shape[1], device=p.device)[:, None]).double()
-        key = p.shape[1] if self.mode == "classwise" else None
-        self._ensure_state(key, p.device)
         rows = conf.shape[0]
         idx = _assign_uniform(conf, self.n_bins)
         flat = (idx + self.n_bins * torch.arange(rows, device=p.device)[:, None]).reshape(-1)
         size = rows * self.n_bins
         wr = None if w is None else w.repeat(rows)
-        c = conf.reshape(-1)
-        a = acc.reshape(-1)
-        st = self._state
-        shape = st["count"].shape
-        st["count"] += _bincount(flat, wr, size).reshape(shape)
-        st["sum_conf"] += _bincount(flat, c if w is None else c * wr, size).reshape(shape)
-        st["sum_acc"] += _bincount(flat, a if w is None else a * wr, size).reshape(shape)
+        c, a = conf.reshape(-1), acc.reshape(-1)
+        shape = (rows, self.n_bins)
+        self._add(k, {
+            "count": _bincount(flat, wr, size).reshape(shape),
+            "sum_conf": _bincount(flat, c if w is None else c * wr, size).reshape(shape),
+            "sum_acc": _bincount(flat, a if w is None else a * wr, size).reshape(shape),
+        })
+        return self
 
     def _compute(self, state):
-        count, sc, sa = state["count"], state["sum_conf"], state["sum_acc"]
-        total = count.sum(dim=-1)
-        if bool((total <= 0).any()):
+        from calibkit.metrics.calibration import (
+            calibration_error_from_bin_sums,
+            combine_classwise,
+        )
+
+        count, sc, sa = (state[k].cpu().numpy() for k in ("count", "sum_conf", "sum_acc"))
+        if np.any(count.sum(axis=-1) <= 0):
             raise ValueError("the metric has no (positively weighted) samples.")
-        nonempty = count > 0
-        safe = torch.where(nonempty, count, torch.ones_like(count))
-        gap = (sa - sc).abs() / safe  # |a_b - c_b|
-        if self.norm == "l1":
-            per = (sa - sc).abs().sum(dim=-1) / total
-        elif self.norm == "l2":
-            per = torch.sqrt((count * gap * gap).sum(dim=-1) / total)
-        else:
-            per = torch.where(nonempty, gap, torch.zeros_like(gap)).amax(dim=-1)
-        if self.mode != "classwise":
-            return per
-        # class-wise reduction of calibkit.metrics.expected_calibration_error
-        if self.norm == "l1":
-            return per.mean()
-        if self.norm == "l2":
-            return torch.sqrt((per * per).mean())
-        return per.amax()
+        value = combine_classwise(
+            calibration_error_from_bin_sums(count, sc, sa, norm=self.norm), self.norm
+        )
+        return torch.as_tensor(float(value), dtype=torch.float64, device=state["count"].device)
 
 
 class BrierScore(_SumStateMetric):
-    """Streaming Brier score, as :func:`calibkit.metrics.brier_score`.
+    """Streaming Brier score, the torch twin of :class:`calibkit.metrics.StreamingBrierScore`
+    (the definition of :func:`calibkit.metrics.brier_score`).
 
-    Multiclass (K > 2): ``sum_i w_i sum_k (p_ik - 1[y_i = k])^2 / sum_i w_i``; binary (preds
-    (n,) = P(positive), or (n, 2)): ``sum_i w_i (p_i1 - y_i)^2 / sum_i w_i`` (half the
-    two-column sum, as sklearn's ``brier_score_loss``).
+    Multiclass (K > 2): ``sum_i w_i sum_k (p_ik - 1[y_i = k])^2 / sum_i w_i``; binary
+    (y_prob (n,) = P(positive), or (n, 2)): ``sum_i w_i (p_i1 - y_i)^2 / sum_i w_i`` (half
+    the two-column sum, as sklearn's ``brier_score_loss``).
 
     Parameters are those of :class:`CalibrationError` except the binning ones.
     """
 
-    def _state_shapes(self, key):
-        return {"sum": (), "weight": ()}
+    _numpy_twin = "StreamingBrierScore"
+
+    def _params(self):
+        return {"labels": None, "n_classes": None}
 
     @torch.no_grad()
-    def update(self, preds, target, sample_weight=None) -> None:
-        p, t, w = self._prepare(preds, target, sample_weight, mode="binary")
+    def update(self, y_true, y_prob, sample_weight=None):
+        """Add a batch and return ``self``."""
+        p, t, w = self._prepare(y_true, y_prob, sample_weight)
+        k = 2 if p.ndim == 1 else p.shape[1]
         if p.ndim == 1:
             p = torch.stack([1 - p, p], dim=1)
         onehot = torch.zeros_like(p)
@@ -439,45 +603,48 @@ class BrierScore(_SumStateMetric):
         err = ((p - onehot) ** 2).sum(dim=1)
         if p.shape[1] == 2:
             err = 0.5 * err
-        self._ensure_state(None, p.device)
-        self._state["sum"] += err.sum() if w is None else err @ w
-        self._state["weight"] += p.shape[0] if w is None else w.sum()
+        self._add_loss(k, err, w)
+        return self
+
+    def _add_loss(self, k, loss, w):
+        n = torch.tensor(float(loss.shape[0]), dtype=torch.float64, device=loss.device)
+        self._add(k, {"sum_loss": (loss.sum() if w is None else loss @ w).reshape(1),
+                      "sum_weight": (n if w is None else w.sum()).reshape(1)})
 
     def _compute(self, state):
-        return state["sum"] / state["weight"]
+        return (state["sum_loss"] / state["sum_weight"])[0]
 
 
-class NegativeLogLikelihood(_SumStateMetric):
-    """Streaming mean negative log-likelihood ``-sum_i w_i log p_{i, y_i} / sum_i w_i``.
+class NegativeLogLikelihood(BrierScore):
+    """Streaming mean negative log-likelihood ``-sum_i w_i log p_{i, y_i} / sum_i w_i``, the
+    torch twin of :class:`calibkit.metrics.StreamingNegativeLogLikelihood`.
 
     As :func:`calibkit.metrics.negative_log_likelihood`: probabilities are clipped to
     ``[PROB_EPS, 1 - PROB_EPS]`` before the log (``PROB_EPS`` of :mod:`calibkit._validation`,
     the float64 machine epsilon); logits use ``log_softmax`` directly.
     """
 
-    def _state_shapes(self, key):
-        return {"sum": (), "weight": ()}
+    _numpy_twin = "StreamingNegativeLogLikelihood"
 
     @torch.no_grad()
-    def update(self, preds, target, sample_weight=None) -> None:
+    def update(self, y_true, y_prob, sample_weight=None):
+        """Add a batch and return ``self``."""
         if self.input == "logits":
-            raw = preds.detach().to(torch.float64)
+            raw = torch.as_tensor(y_prob).detach().to(torch.float64)
+            if raw.ndim == 2 and raw.shape[1] == 1:
+                raw = raw[:, 0]
             if raw.ndim == 1:
                 raw = torch.stack([torch.zeros_like(raw), raw], dim=1)
-            _, t, w = self._prepare(raw, target, sample_weight, mode="top_label")
+            _, t, w = self._prepare(y_true, raw, sample_weight)
             logp = torch.log_softmax(raw.to(t.device), dim=1)
         else:
-            p, t, w = self._prepare(preds, target, sample_weight, mode="binary")
+            p, t, w = self._prepare(y_true, y_prob, sample_weight)
             if p.ndim == 1:
                 p = torch.stack([1 - p, p], dim=1)
             logp = torch.log(p.clamp(PROB_EPS, 1.0 - PROB_EPS))
         nll = -logp.gather(1, t.long()[:, None]).squeeze(1)
-        self._ensure_state(None, logp.device)
-        self._state["sum"] += nll.sum() if w is None else nll @ w
-        self._state["weight"] += logp.shape[0] if w is None else w.sum()
-
-    def _compute(self, state):
-        return state["sum"] / state["weight"]
+        self._add_loss(logp.shape[1], nll, w)
+        return self
 
 
 @torch.no_grad()
@@ -492,8 +659,7 @@ def expected_calibration_error(
     """
     metric = CalibrationError(n_bins=n_bins, norm=norm, mode=mode, input=input,
                               sync_on_compute=False)
-    metric.update(y_prob, y_true, sample_weight)
-    return metric.compute()
+    return metric.update(y_true, y_prob, sample_weight).compute()
 
 
 def _assign_uniform(conf: torch.Tensor, n_bins: int) -> torch.Tensor:

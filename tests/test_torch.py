@@ -214,9 +214,9 @@ def test_brier_and_nll_match_core_metrics():
         p = torch.softmax(torch.tensor(z), dim=1)
         b, n1, n2 = BrierScore(), NegativeLogLikelihood(), NegativeLogLikelihood(input="logits")
         for part in np.array_split(np.arange(len(y)), 3):
-            b.update(p[part], torch.tensor(y[part]))
-            n1.update(p[part], torch.tensor(y[part]))
-            n2.update(torch.tensor(z[part]), torch.tensor(y[part]))
+            b.update(torch.tensor(y[part]), p[part])
+            n1.update(torch.tensor(y[part]), p[part])
+            n2.update(torch.tensor(y[part]), torch.tensor(z[part]))
         assert float(b.compute()) == pytest.approx(brier_score(y, p.numpy()), abs=1e-12)
         nll = negative_log_likelihood(y, p.numpy())
         assert float(n1.compute()) == pytest.approx(nll, abs=1e-12)
@@ -225,7 +225,7 @@ def test_brier_and_nll_match_core_metrics():
     z, y = make_logits(n=1500, k=2, seed=7)
     p = torch.softmax(torch.tensor(z), dim=1)
     b1 = BrierScore()
-    b1.update(p[:, 1], torch.tensor(y))
+    b1.update(torch.tensor(y), p[:, 1])
     assert float(b1.compute()) == pytest.approx(brier_score(y, p[:, 1].numpy()), abs=1e-12)
 
 
@@ -235,11 +235,11 @@ def test_streaming_is_split_invariant(n_parts, seed):
     z, y = make_logits(n=300, k=3, seed=seed)
     p = torch.softmax(torch.tensor(z), dim=1)
     full = CalibrationError(mode="classwise", n_bins=8)
-    full.update(p, torch.tensor(y))
+    full.update(torch.tensor(y), p)
     merged = CalibrationError(mode="classwise", n_bins=8)
     for part in np.array_split(np.arange(len(y)), n_parts):
         m = CalibrationError(mode="classwise", n_bins=8)
-        m.update(p[part], torch.tensor(y[part]))
+        m.update(torch.tensor(y[part]), p[part])
         merged.merge(m)
     assert float(merged.compute()) == pytest.approx(float(full.compute()), abs=1e-12)
 
@@ -249,26 +249,73 @@ def test_state_is_fixed_size_reset_and_errors():
     with pytest.raises(ValueError, match="before any update"):
         m.compute()
     for _ in range(3):
-        m.update(torch.rand(100, 4).softmax(dim=1), torch.randint(0, 4, (100,)))
-    state = m.state_dict()
+        assert m.update(torch.randint(0, 4, (100,)), torch.rand(100, 4).softmax(dim=1)) is m
+    state = m.state_dict()["state"]
     assert {k: tuple(v.shape) for k, v in state.items()} == {
-        "count": (12,), "sum_conf": (12,), "sum_acc": (12,)
+        "count": (1, 12), "sum_conf": (1, 12), "sum_acc": (1, 12)
     }
     assert float(state["count"].sum()) == 300
-    m.reset()
-    assert float(m.state_dict()["count"].sum()) == 0
+    assert m.reset() is m
+    assert m.state_dict()["state"]["count"] is None
     with pytest.raises(ValueError, match="input='logits'"):
-        m.update(torch.tensor([[2.0, -1.0]]), torch.tensor([0]))
+        m.update(torch.tensor([0]), torch.tensor([[2.0, -1.0]]))
     with pytest.raises(ValueError, match="NaN"):
-        m.update(torch.tensor([[float("nan"), 1.0]]), torch.tensor([0]))
-    with pytest.raises(ValueError, match="entries"):
-        m.update(torch.tensor([[0.5, 0.5]]), torch.tensor([0, 1]))
+        m.update(torch.tensor([0]), torch.tensor([[float("nan"), 1.0]]))
+    with pytest.raises(ValueError, match="numbers of samples"):
+        m.update(torch.tensor([0, 1]), torch.tensor([[0.5, 0.5]]))
     with pytest.raises(ValueError, match="n_bins"):
         CalibrationError(n_bins=0)
     with pytest.raises(ValueError, match="norm"):
         CalibrationError(norm="l3")
-    with pytest.raises(TypeError, match="merge"):
+    with pytest.raises(ValueError, match="merge"):
         m.merge(BrierScore())
+
+
+@pytest.mark.parametrize("mode", ["top_label", "classwise", "binary"])
+def test_torch_and_numpy_streaming_metrics_mirror_each_other(mode):
+    """Same argument order, same state layout, same formula, states interchangeable through
+    from_state, and the same exception types for the same bad input."""
+    from calibkit.metrics import (
+        StreamingBrierScore,
+        StreamingCalibrationError,
+        StreamingNegativeLogLikelihood,
+    )
+
+    rng = np.random.default_rng(5)
+    k = 2 if mode == "binary" else 4
+    p = rng.dirichlet(np.ones(k), size=300)
+    y = rng.integers(0, k, 300)
+    pairs = [(CalibrationError(n_bins=7, mode=mode), StreamingCalibrationError(n_bins=7,
+                                                                               mode=mode)),
+             (BrierScore(), StreamingBrierScore()),
+             (NegativeLogLikelihood(), StreamingNegativeLogLikelihood())]
+    for tm, nm in pairs:
+        for part in np.array_split(np.arange(300), 3):
+            assert tm.update(torch.tensor(y[part]), torch.tensor(p[part])) is tm
+            assert nm.update(y[part], p[part]) is nm
+        assert float(tm.compute()) == pytest.approx(nm.compute(), abs=1e-12)
+        ts, ns = tm.state_dict(), nm.state_dict()
+        assert ts["params"] == ns["params"] and ts["n_classes_seen"] == ns["n_classes_seen"]
+        for name, arr in ns["state"].items():
+            np.testing.assert_allclose(ts["state"][name].numpy(), arr, atol=1e-9)
+        # states cross over in both directions
+        assert float(type(tm).from_state(ns).compute()) == pytest.approx(nm.compute(), abs=1e-12)
+        back = type(nm).from_state({**ts, "state": {k2: v.numpy() for k2,
+                                                    v in ts["state"].items()}})
+        assert back.compute() == pytest.approx(nm.compute(), abs=1e-12)
+        # a state of the wrong shape or with negative counts is refused by both
+        name = next(iter(ns["state"]))
+        for bad in (np.zeros((3, 3)), -np.ones_like(ns["state"][name])):
+            broken = {**ns, "state": {**ns["state"], name: bad}}
+            with pytest.raises(ValueError):
+                type(nm).from_state(broken)
+            with pytest.raises(ValueError):
+                type(tm).from_state(broken)
+        for bad_y, bad_p in ((y[:2], p[:3]), (np.array([k + 3]), p[:1])):
+            with pytest.raises(ValueError):
+                type(nm)().update(bad_y, bad_p)
+            with pytest.raises(ValueError):
+                type(tm)().update(torch.tensor(bad_y), torch.tensor(bad_p))
 
 
 def test_metric_returns_tensor_on_input_device():

@@ -30,9 +30,9 @@ def run(rank, world, init_file, result_dir):
         "nll": NegativeLogLikelihood(),
     }
     for m in metrics.values():
-        m.update(p[part], y[part])
+        m.update(y[part], p[part])
     out = {name: m.compute().item() for name, m in metrics.items()}
     # compute() must leave the local state alone
-    out["local_count"] = metrics["ece"].state_dict()["count"].sum().item()
+    out["local_count"] = metrics["ece"].state_dict()["state"]["count"].sum().item()
     np.save(os.path.join(result_dir, f"rank{rank}.npy"), out)
     dist.destroy_process_group()
