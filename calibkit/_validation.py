@@ -113,7 +113,15 @@ def check_consistent_length(*pairs: tuple[str, np.ndarray]) -> int:
 
 
 def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
-    """Validate ``sample_weight``: shape (n,), finite, non-negative, positive sum."""
+    """Validate and normalise ``sample_weight``: shape (n,), finite, non-negative, some
+    positive.
+
+    Weights only matter up to a common factor, so they are returned rescaled by the power of
+    two that brings their largest value into [0.5, 1): the scaling is exact (no rounding), so
+    ``w`` and ``c * w`` give bit-identical results when ``c`` is a power of two and agree to
+    rounding otherwise, and sums of any weights (all 1e307, all 1e-300) neither overflow nor
+    underflow.
+    """
     if sample_weight is None:
         return None
     w = check_array(sample_weight, name="sample_weight", ndim=(1,))
@@ -121,12 +129,13 @@ def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
         raise ValueError(f"sample_weight has {len(w)} entries but there are {n} samples.")
     if np.any(w < 0):
         raise ValueError("sample_weight must be non-negative.")
-    if not np.sum(w) > 0:
+    top = w.max()
+    if not top > 0:
         raise ValueError(
             "sample_weight sums to zero (all weights are zero); at least one sample needs "
             "a positive weight."
         )
-    return w
+    return np.ldexp(w, -np.frexp(top)[1])
 
 
 def check_input_kind(input: str) -> str:

@@ -173,10 +173,18 @@ class BinaryCalibrator(Calibrator):
     float targets in [0, 1], and ``_predict_binary(s) -> q`` with q = P(positive).
 
     Binary scores (n,) or (n, 2) are fitted directly (``classes_[1]`` is the positive class;
-    soft targets in [0, 1] are accepted). Multiclass scores (n, K) are calibrated one-vs-rest:
-    one fitted copy per class in ``estimators_``, fitted on ``p_k`` (the softmax probability of
-    class k) against ``1[y == k]``; their outputs ``q_k`` are renormalised to sum to 1
-    (a row where every ``q_k`` is 0 becomes uniform).
+    soft targets in [0, 1] are accepted). Multiclass scores (n, K) become K or K(K-1)/2
+    binary problems, one fitted copy of the calibrator each (in ``estimators_``); this is the
+    one implementation of both strategies in calibkit:
+
+    * one-vs-rest (the default): copy k is fitted on the score of class k (the softmax
+      probability ``p_k``, see :meth:`_class_scores`) against ``1[y == k]``; the outputs
+      ``q_k`` are renormalised to sum to 1 (a row where every ``q_k`` is 0 becomes uniform);
+    * one-vs-one (for calibrators with ``multiclass="one_vs_one"``): copy (i, j), i < j, is
+      fitted on the samples of classes i and j with the score of ``P(j | i or j)``
+      (``p_j / (p_i + p_j)`` for probabilities, ``z_j - z_i`` for logits) against
+      ``1[y == j]``; the pairwise probabilities are coupled by :func:`couple_pairwise` and
+      renormalised. ``pairs_`` holds the (i, j) of each copy.
     """
 
     _supports_soft_targets = True
@@ -186,32 +194,93 @@ class BinaryCalibrator(Calibrator):
             y = targets.y if targets.soft else targets.y.astype(np.float64)
             self._fit_binary(scores.positive(), y, sample_weight)
             return
+        strategy = self._multiclass_strategy()
         estimators = []
-        probs = Scores(scores.probs(), "probs")  # one softmax, not one per class
-        for k in range(scores.n_columns):
+        for score, rows, y01 in _binary_problems(self, scores, targets.y, strategy):
             est = clone(self)
-            est._fit_binary(probs.column(k), (targets.y == k).astype(np.float64), sample_weight)
+            w = sample_weight if (rows is None or sample_weight is None) else sample_weight[rows]
+            est._fit_binary(score, y01, w)
             est.classes_ = np.array([0, 1])
             est.n_features_in_ = 1
-            est.input_kind_ = "probs"
+            est.input_kind_ = score.kind
             estimators.append(est)
         self.estimators_ = estimators
+        if strategy == "one_vs_one":
+            self.pairs_ = _pairs(scores.n_columns)
 
     def _predict_proba(self, scores):
         if scores.n_columns <= 2:
             q = self._predict_binary(scores.positive())
             return np.column_stack([1.0 - q, q])
-        probs = Scores(scores.probs(), "probs")  # one softmax, not one per class
-        q = np.column_stack(
-            [est._predict_binary(probs.column(k)) for k, est in enumerate(self.estimators_)]
-        )
+        strategy = self._multiclass_strategy()
+        q = np.column_stack([
+            est._predict_binary(score)
+            for est, (score, _, _) in zip(
+                self.estimators_, _binary_problems(self, scores, None, strategy), strict=True
+            )
+        ])
+        if strategy == "one_vs_one":
+            q = couple_pairwise(q, self.pairs_, scores.n_columns)
         return renormalise(q)
+
+    def _multiclass_strategy(self) -> str:
+        return getattr(self, "multiclass", "one_vs_rest")
+
+    def _class_scores(self, scores: Scores) -> Scores:
+        """The (n, K) scores whose column k is fitted one-vs-rest for class k: the softmax
+        probabilities (computed once, not once per class)."""
+        return Scores(scores.probs(), "probs")
 
     def _fit_binary(self, s: Scores, y: np.ndarray, w) -> None:
         raise NotImplementedError
 
     def _predict_binary(self, s: Scores) -> np.ndarray:
         raise NotImplementedError
+
+
+def _pairs(n_classes: int) -> np.ndarray:
+    return np.array([(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)],
+                    dtype=np.intp).reshape(-1, 2)
+
+
+def _binary_problems(calibrator, scores: Scores, y, strategy: str):
+    """Yield ``(score, rows, target)`` of each binary problem of a multiclass fit: the 1-D
+    ``Scores``, the rows it covers (None for all) and the 0/1 target (None when ``y`` is
+    None, at predict time)."""
+    k = scores.n_columns
+    if strategy == "one_vs_rest":
+        cols = calibrator._class_scores(scores)
+        for c in range(k):
+            target = None if y is None else (y == c).astype(np.float64)
+            yield Scores(cols.values[:, c], cols.kind, scores.name), None, target
+        return
+    for i, j in _pairs(k):
+        rows = None if y is None else np.flatnonzero((y == i) | (y == j))
+        v = scores.values if rows is None else scores.values[rows]
+        if scores.kind == "logits":
+            score = Scores(v[:, j] - v[:, i], "logits", scores.name)
+        else:
+            total = v[:, i] + v[:, j]
+            share = np.full(len(v), 0.5)
+            np.divide(v[:, j], total, out=share, where=total > 0)
+            score = Scores(share, "probs", scores.name)
+        target = None if y is None else (y[rows] == j).astype(np.float64)
+        yield score, rows, target
+
+
+def couple_pairwise(q_pair: np.ndarray, pairs: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class probabilities from pairwise ones: ``q_i = 1 / (sum_{j != i} 1 / P(i | i or j)
+    - (K - 2))`` (the coupling of the ``venn-abers`` package), before renormalisation.
+
+    ``q_pair[:, m]`` is ``P(j | i or j)`` for ``pairs[m] = (i, j)``. A zero pairwise
+    probability gives ``q_i = 0``.
+    """
+    inv_sum = np.zeros((len(q_pair), n_classes))
+    with np.errstate(divide="ignore"):
+        for m, (i, j) in enumerate(pairs):
+            inv_sum[:, i] += 1.0 / (1.0 - q_pair[:, m])
+            inv_sum[:, j] += 1.0 / q_pair[:, m]
+        return 1.0 / (inv_sum - (n_classes - 2))
 
 
 def reset_fitted_state(estimator) -> None:

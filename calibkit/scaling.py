@@ -174,7 +174,8 @@ class PlattScaling(BinaryCalibrator):
     target_smoothing : bool, default=False
         Replace the targets by Platt's (1999) regularised targets
         ``t+ = (N+ + 1) / (N+ + 2)`` for positives and ``t- = 1 / (N- + 2)`` for negatives,
-        ``N+``, ``N-`` being the (weighted) numbers of positives and negatives; a soft
+        ``N+``, ``N-`` being the numbers of positives and negatives (with weights: their
+        weighted sums, weights rescaled to mean 1, so that only their ratios matter); a soft
         target ``y`` becomes ``y * t+ + (1 - y) * t-``. This is what scikit-learn's
         ``CalibratedClassifierCV(method="sigmoid")`` does; it keeps ``a`` finite on
         separable scores.
@@ -569,10 +570,18 @@ class _SoftmaxNLL:
 
 
 def _platt_targets(t, w):
-    """Platt's regularised targets: positives -> (N+ + 1)/(N+ + 2), negatives -> 1/(N- + 2)."""
-    ww = np.ones_like(t) if w is None else w
-    n_pos = _dot(ww, t)
-    n_neg = _dot(ww, 1.0 - t)
+    """Platt's regularised targets: positives -> (N+ + 1)/(N+ + 2), negatives -> 1/(N- + 2).
+
+    ``N+`` and ``N-`` are counted in samples: with weights, ``sum w t`` and ``sum w (1 - t)``
+    for weights rescaled to mean 1 over the samples of positive weight, so that ``w`` and
+    ``c * w`` give the same targets (scikit-learn counts the raw weighted sums, which agree
+    when the weights have mean 1).
+    """
+    if w is None:
+        n_pos, n_neg = float(t.sum()), float((1.0 - t).sum())
+    else:
+        ww = w * (np.count_nonzero(w) / w.sum())
+        n_pos, n_neg = _dot(ww, t), _dot(ww, 1.0 - t)
     return t * ((n_pos + 1.0) / (n_pos + 2.0)) + (1.0 - t) * (1.0 / (n_neg + 2.0))
 
 

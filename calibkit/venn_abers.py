@@ -19,8 +19,8 @@ from typing import ClassVar
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from calibkit._validation import BOOLEAN, NONE, RANDOM_STATE, Interval, Options, like_input
-from calibkit.base import Calibrator
+from calibkit._validation import BOOLEAN, NONE, RANDOM_STATE, Interval, Options, Scores, like_input
+from calibkit.base import BinaryCalibrator
 
 __all__ = ["VennAbers", "ivap_fit", "ivap_predict"]
 
@@ -28,7 +28,7 @@ MERGES = ("log", "brier")
 MULTICLASS = ("one_vs_rest", "one_vs_one")
 
 
-class VennAbers(Calibrator):
+class VennAbers(BinaryCalibrator):
     """Venn-ABERS calibration from scores: IVAP, or CVAP when ``n_splits`` is set.
 
     Parameters
@@ -64,12 +64,14 @@ class VennAbers(Calibrator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    ivaps_ : list of list of dict
-        ``ivaps_[problem][fold]`` holds ``c`` (the sorted distinct calibration scores, shape
-        (k,)), ``p0`` and ``p1`` (shape (k + 1,)); a test score ``s`` gets
+    ivaps_ : list of dict
+        Binary problems: ``ivaps_[fold]`` holds ``c`` (the sorted distinct calibration
+        scores, shape (k,)), ``p0`` and ``p1`` (shape (k + 1,)); a test score ``s`` gets
         ``p0[searchsorted(c, s, "right")]`` and ``p1[searchsorted(c, s, "left")]``.
-        Problems: 1 (binary), K (one-vs-rest) or K(K-1)/2 (one-vs-one, in the order of
-        ``pairs_``).
+    estimators_ : list of VennAbers
+        Multiclass only: one fitted binary predictor per problem, K (one-vs-rest) or
+        K(K-1)/2 (one-vs-one, in the order of ``pairs_``), each with its ``ivaps_``
+        (the one-vs-rest / one-vs-one strategies of :class:`calibkit.base.BinaryCalibrator`).
     pairs_ : ndarray of shape (K(K-1)/2, 2)
         One-vs-one only: the class indices (i, j) of each problem, j positive.
 
@@ -77,10 +79,11 @@ class VennAbers(Calibrator):
     -----
     The score of a binary problem is used as given (probability of the positive class, or the
     logit difference); Venn-ABERS depends only on the order of scores, so no conversion is
-    applied that could create ties. ``sample_weight`` is supported as *frequency* weights: a
-    weight of 2 is the same as repeating the sample; the test point always has weight 1, so
-    the result depends on the scale of the weights, and the validity guarantee of Venn-ABERS
-    holds for unit weights only.
+    applied that could create ties. ``sample_weight`` is supported as *frequency* weights,
+    rescaled to mean 1 over the samples of positive weight (only the ratios of the weights
+    matter): a sample of weight 2 counts as two average samples, and the test point counts as
+    one. The validity guarantee of Venn-ABERS holds for unit weights only. CVAP folds are
+    stratified on each binary problem's 0/1 target.
 
     Fit is O(k log k) for k distinct calibration scores (one sort, two linear hull passes),
     predict O(log k) per score. The hull pass is compiled with numba when numba is installed
@@ -122,6 +125,8 @@ class VennAbers(Calibrator):
         self.shuffle = shuffle
         self.random_state = random_state
 
+    _supports_soft_targets = False  # Venn-ABERS calibrates 0/1 labels
+
     # ------------------------------------------------------------------ public API
     def predict_interval(self, scores, *, return_folds=False):
         """The Venn-ABERS multiprobability ``(p0, p1)`` of each class.
@@ -129,6 +134,7 @@ class VennAbers(Calibrator):
         Parameters
         ----------
         scores : array-like of shape (n,) or (n, K)
+            Test scores of the same kind and width as in fit.
         return_folds : bool, default=False
             CVAP only: return the per-fold values with a trailing fold axis.
 
@@ -142,42 +148,61 @@ class VennAbers(Calibrator):
             CVAP (``return_folds=False``): ``1 - GM(1 - p0)`` and ``GM(p1)`` over folds, the
             interval whose log merge equals the CVAP log merge.
         """
+        from calibkit.base import _binary_problems
+
         s = self._check_predict_scores(scores)
-        p0, p1 = self._problem_intervals(s)  # each (n, n_problems, n_folds)
+        if s.n_columns <= 2:
+            per_problem = [(self, s.positive())]
+        else:
+            per_problem = [
+                (est, score) for est, (score, _, _) in zip(
+                    self.estimators_,
+                    _binary_problems(self, s, None, self._multiclass_strategy()),
+                    strict=True,
+                )
+            ]
+        intervals = [est._fold_intervals(score) for est, score in per_problem]
+        p0 = np.stack([lo for lo, _ in intervals], axis=1)  # (n, problems, folds)
+        p1 = np.stack([hi for _, hi in intervals], axis=1)
         if not return_folds:
             p0, p1 = _reduce_folds(p0, p1)
-        if self._n_classes_fit() == 2:
+        if s.n_columns <= 2:
             p0, p1 = p0[:, 0], p1[:, 0]
         elif self.multiclass == "one_vs_one":
-            p0, p1 = self._couple_bounds(p0, p1)
+            p0, p1 = self._couple_bounds(p0, p1, s.n_columns)
         return like_input(p0, scores), like_input(p1, scores)
 
-    # ------------------------------------------------------------------ fitting
-    def _fit(self, scores, targets, sample_weight):
-        y = targets.y
-        n_classes = targets.n_classes
-        folds = self._folds(y)
-        problems = self._problem_scores(scores, n_classes)
-        ivaps = []
-        for score, mask, positive in problems(y):
-            per_fold = []
-            for fold in folds:
-                idx = fold[mask[fold]] if mask is not None else fold
-                # a fold holding one class (or, one-vs-one, none of the pair) is still a
-                # well-defined IVAP: p0 = 0 or p1 = 1 for every test score
-                yy = positive[idx]
-                ss = score[idx]
-                if self.precision is not None:
-                    ss = np.round(ss, int(self.precision))
-                w = None if sample_weight is None else sample_weight[idx]
-                c, p0, p1 = ivap_fit(ss, yy, sample_weight=w)
-                per_fold.append({"c": c, "p0": p0, "p1": p1})
-            ivaps.append(per_fold)
-        self.ivaps_ = ivaps
-        if n_classes > 2 and self.multiclass == "one_vs_one":
-            self.pairs_ = np.array(
-                [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)], dtype=np.intp
-            )
+    # ------------------------------------------------------------------ one binary problem
+    def _class_scores(self, scores):
+        # Venn-ABERS depends only on the order of the scores: logits give log-softmax
+        # columns (order-equal to the softmax, without its saturation ties)
+        if scores.kind == "probs":
+            return scores
+        return Scores(scores.log_probs(), "logits", scores.name)
+
+    def _fit_binary(self, s, y, w):
+        score = s.values
+        if self.precision is not None:
+            score = np.round(score, int(self.precision))
+        if w is not None:
+            w = w * (np.count_nonzero(w) / w.sum())  # frequency weights of mean 1
+        folds = []
+        for fold in self._folds(y):
+            c, p0, p1 = ivap_fit(score[fold], y[fold],
+                                 sample_weight=None if w is None else w[fold])
+            folds.append({"c": c, "p0": p0, "p1": p1})
+        self.ivaps_ = folds
+
+    def _fold_intervals(self, s):
+        """``(p0, p1)`` of each fold, each of shape (n, n_folds)."""
+        ss = _SortedScores(s.values)
+        pairs = [_lookup(f["c"], f["p0"], f["p1"], ss) for f in self.ivaps_]
+        return (np.column_stack([lo for lo, _ in pairs]),
+                np.column_stack([hi for _, hi in pairs]))
+
+    def _predict_binary(self, s):
+        p0, p1 = self._fold_intervals(s)
+        return _merge(p0, p1, self.merge)
 
     def _folds(self, y):
         if self.n_splits is None:
@@ -189,77 +214,7 @@ class VennAbers(Calibrator):
         )
         return [test for _, test in kf.split(np.zeros(len(y)), y)]
 
-    def _problem_scores(self, scores, n_classes):
-        """Return a generator factory yielding (score, sample mask or None, 0/1 target)."""
-        if n_classes == 2:
-            pos = scores.positive().values
-
-            def gen(y):
-                yield pos, None, (y == 1).astype(np.float64)
-
-            return gen
-        if self.multiclass == "one_vs_rest":
-            cols = _class_scores(scores)
-
-            def gen(y):
-                for k in range(n_classes):
-                    yield cols[:, k], None, (y == k).astype(np.float64)
-
-            return gen
-
-        def gen(y):
-            for i in range(n_classes):
-                for j in range(i + 1, n_classes):
-                    yield _pair_score(scores, i, j), (y == i) | (y == j), (y == j).astype(float)
-
-        return gen
-
-    # ------------------------------------------------------------------ prediction
-    def _n_classes_fit(self) -> int:
-        return len(self.classes_)
-
-    def _problem_intervals(self, s):
-        """(p0, p1), each of shape (n, n_problems, n_folds)."""
-        n_classes = self._n_classes_fit()
-        if n_classes == 2:
-            test_scores = [s.positive().values]
-        elif self.multiclass == "one_vs_rest":
-            cols = _class_scores(s)
-            test_scores = [cols[:, k] for k in range(n_classes)]
-        else:
-            test_scores = [_pair_score(s, i, j) for i, j in self.pairs_]
-        n = len(s.values)
-        n_folds = len(self.ivaps_[0])
-        p0 = np.empty((n, len(test_scores), n_folds))
-        p1 = np.empty_like(p0)
-        for m, (score, folds) in enumerate(zip(test_scores, self.ivaps_, strict=True)):
-            ss = _SortedScores(score)
-            for f, fold in enumerate(folds):
-                p0[:, m, f], p1[:, m, f] = _lookup(fold["c"], fold["p0"], fold["p1"], ss)
-        return p0, p1
-
-    def _predict_proba(self, scores):
-        p0, p1 = self._problem_intervals(scores)
-        q = _merge(p0, p1, self.merge)  # (n, n_problems)
-        n_classes = self._n_classes_fit()
-        if n_classes == 2:
-            return np.column_stack([1.0 - q[:, 0], q[:, 0]])
-        if self.multiclass == "one_vs_one":
-            q = self._couple(q)
-        return _renormalise(q)
-
-    def _couple(self, q_pair):
-        """Pairwise coupling of the venn-abers package (``predict_proba_prefitted_va``)."""
-        n_classes = self._n_classes_fit()
-        inv_sum = np.zeros((len(q_pair), n_classes))
-        with np.errstate(divide="ignore"):
-            for m, (i, j) in enumerate(self.pairs_):
-                inv_sum[:, i] += 1.0 / (1.0 - q_pair[:, m])
-                inv_sum[:, j] += 1.0 / q_pair[:, m]
-            return 1.0 / (inv_sum - (n_classes - 2))
-
-    def _couple_bounds(self, p0, p1):
-        n_classes = self._n_classes_fit()
+    def _couple_bounds(self, p0, p1, n_classes):
         lo = np.zeros((len(p0), n_classes))
         hi = np.zeros_like(lo)
         with np.errstate(divide="ignore"):
@@ -452,24 +407,8 @@ def _hull_kernel():
     return _KERNEL
 
 
-def _class_scores(s):
-    """One-vs-rest scores: probabilities as given, log-softmax for logits (no saturation)."""
-    return s.values if s.kind == "probs" else s.log_probs()
-
-
-def _pair_score(s, i, j):
-    """One-vs-one score of class j against class i."""
-    v = s.values
-    if s.kind == "logits":
-        return v[:, j] - v[:, i]
-    total = v[:, i] + v[:, j]
-    out = np.full(len(v), 0.5)
-    np.divide(v[:, j], total, out=out, where=total > 0)
-    return out
-
-
 def _merge(p0, p1, merge):
-    """Merge (n, problems, folds) intervals into (n, problems) probabilities."""
+    """Merge (..., folds) intervals into (...) probabilities."""
     if merge == "log":
         with np.errstate(divide="ignore"):
             g1 = np.exp(np.mean(np.log(p1), axis=-1))
@@ -487,8 +426,3 @@ def _reduce_folds(p0, p1):
     return lo, hi
 
 
-def _renormalise(q):
-    total = q.sum(axis=1, keepdims=True)
-    out = np.full_like(q, 1.0 / q.shape[1])
-    np.divide(q, total, out=out, where=total > 0)
-    return out

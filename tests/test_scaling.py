@@ -268,6 +268,7 @@ def test_platt_sklearn_parity():
     clf = LogisticRegression().fit(X[:1000], y[:1000])
     f, yc = clf.decision_function(X[1000:]), y[1000:]
     w = rng.uniform(0.5, 2.0, len(yc))
+    w /= w.mean()  # Platt's prior counts samples: calibkit rescales weights to mean 1
     for weights in (None, w):
         A, B = _sigmoid_calibration(f, yc, weights)
         pl = PlattScaling(input="logits", target_smoothing=True).fit(f, yc, sample_weight=weights)

@@ -210,7 +210,7 @@ def test_string_labels_and_predict():
 def test_cvap_is_fitted_once_and_merges_folds():
     p, y = binary_scores(600)
     va = VennAbers(n_splits=4, shuffle=True, random_state=0).fit(p, y)
-    assert len(va.ivaps_[0]) == 4
+    assert len(va.ivaps_) == 4
     t = np.linspace(0, 1, 21)
     f0, f1 = va.predict_interval(t, return_folds=True)
     assert f0.shape == (21, 4)
@@ -265,7 +265,8 @@ def test_logits_multiclass_use_log_softmax_scores():
     va = VennAbers(input="logits").fit(z, y)
     # Venn-ABERS only needs the order of scores: log-softmax is used as is, not exponentiated
     for k in range(3):
-        np.testing.assert_array_equal(va.ivaps_[k][0]["c"], np.unique(log_softmax(z, axis=1)[:, k]))
+        np.testing.assert_array_equal(va.estimators_[k].ivaps_[0]["c"], np.unique(log_softmax(z,
+            axis=1)[:, k]))
 
 
 def test_precision_is_opt_in_rounding():
@@ -275,7 +276,7 @@ def test_precision_is_opt_in_rounding():
     rounded = VennAbers(precision=2).fit(p, y)
     ref = VennAbers().fit(np.round(p, 2), y)
     np.testing.assert_array_equal(rounded.predict_proba(t), ref.predict_proba(t))
-    assert len(exact.ivaps_[0][0]["c"]) > len(rounded.ivaps_[0][0]["c"])
+    assert len(exact.ivaps_[0]["c"]) > len(rounded.ivaps_[0]["c"])
 
 
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
@@ -341,7 +342,24 @@ def test_torch_in_torch_out():
 
 
 def test_sklearn_check_estimator():
-    assert_passes_check_estimator(VennAbers(input="logits"))
+    assert_passes_check_estimator(VennAbers(input="logits"), {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "weights only matter up to a common factor (w and c * w give the same fit), so "
+            "Venn-ABERS rescales them to mean 1; its test point has weight 1, so integer "
+            "weights cannot also equal repeated rows"
+        ),
+    })
+
+
+def test_sample_weight_scale_does_not_matter():
+    p, y = binary_scores()
+    w = np.random.default_rng(1).uniform(0.5, 3.0, len(y))
+    t = np.linspace(0, 1, 21)
+    a = VennAbers().fit(p, y, sample_weight=w).predict_interval(t)
+    for c in (1e-300, 1e-5, 7.0, 1e300):
+        b = VennAbers().fit(p, y, sample_weight=w * c).predict_interval(t)
+        np.testing.assert_allclose(b[0], a[0], rtol=1e-12)
+        np.testing.assert_allclose(b[1], a[1], rtol=1e-12)
 
 
 # ------------------------------------------------------------------ parity with venn-abers
