@@ -26,6 +26,7 @@ from calibkit.metrics.binning import (
     quantile_upper_edges,
     uniform_edges,
 )
+from calibkit.scaling import fit_logistic_newton
 
 __all__ = ["HistogramBinning", "BetaCalibration"]
 
@@ -123,8 +124,8 @@ class BetaCalibration(BinaryCalibrator):
     max_iter : int, default=100
         Maximum number of Newton iterations per logistic fit.
     tol : float, default=1e-10
-        Stop when every component of the gradient of the weighted mean log loss is below
-        ``tol`` (or when the Newton decrement is below the rounding of the loss).
+        Stop when a Newton step is below ``tol * max(1, max |theta|)`` (the rule of
+        :class:`~calibkit.scaling.PlattScaling`, whose solver this is).
 
     Attributes
     ----------
@@ -132,6 +133,8 @@ class BetaCalibration(BinaryCalibrator):
         The fitted map ``q = sigmoid(a_ ln p - b_ ln(1 - p) + c_)``, ``a_, b_ >= 0``.
     n_iter_ : int
         Newton iterations of the final logistic fit (multiclass: the largest over classes).
+    converged_ : bool
+        Whether the final fit converged (multiclass: every class's).
     estimators_ : list of BetaCalibration
         Multiclass only: one binary calibrator per class (one-vs-rest).
 
@@ -142,12 +145,13 @@ class BetaCalibration(BinaryCalibrator):
     rounding of ``1 - expit(z)``). The parameters minimise the weighted log loss
     ``sum_i w_i [log(1 + e^{z_i}) - y_i z_i]`` with ``z_i = a ln p_i - b ln(1 - p_i) + c``
     and ``y_i`` in [0, 1] (hard or soft targets): a logistic regression on the features
-    ``[ln p, -ln(1 - p)]``, solved by Newton's method with the analytic gradient and
-    Hessian and a backtracking line search, in float64. As in the ``betacal`` package,
-    ``a, b >= 0`` is enforced by refitting: if the fitted ``a`` is negative the fit is
-    redone with ``a = 0``; otherwise if ``b`` is negative, with ``b = 0`` (a remaining
-    negative coefficient is also set to 0). Non-convergence (e.g. separable data) raises a
-    :class:`ConvergenceWarning`.
+    ``[ln p, -ln(1 - p)]``, solved by :func:`calibkit.scaling.fit_logistic_newton` (the
+    solver of Platt scaling: Newton's method with the analytic gradient and Hessian and a
+    backtracking line search, in float64), started at the identity map ``a = b = 1, c = 0``.
+    As in the ``betacal`` package, ``a, b >= 0`` is enforced by refitting: if the fitted
+    ``a`` is negative the fit is redone with ``a = 0``; otherwise if ``b`` is negative, with
+    ``b = 0`` (a remaining negative coefficient is also set to 0). Non-convergence (e.g.
+    separable data) raises a :class:`ConvergenceWarning`.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -166,10 +170,10 @@ class BetaCalibration(BinaryCalibrator):
         super()._fit(scores, targets, sample_weight)
         if hasattr(self, "estimators_") and scores.n_columns > 2:
             self.n_iter_ = max(est.n_iter_ for est in self.estimators_)
+            self.converged_ = all(est.converged_ for est in self.estimators_)
 
     def _fit_binary(self, s, y, w):
         log_p, log_1mp = _log_features(s)
-        w = np.ones(len(y)) if w is None else w
         if self.parameters == "am":
             features = (log_p - log_1mp)[:, None]
             intercept = True
@@ -179,7 +183,7 @@ class BetaCalibration(BinaryCalibrator):
         else:
             features = np.column_stack([log_p, -log_1mp])
             intercept = True
-        coef, c, n_iter = self._fit_nonnegative(features, y, w, intercept)
+        coef, c, n_iter, converged = self._fit_nonnegative(features, y, w, intercept)
         if self.parameters == "am":
             a = b = coef[0]
         else:
@@ -188,6 +192,14 @@ class BetaCalibration(BinaryCalibrator):
                 c = (a - b) * np.log(2.0)
         self.a_, self.b_, self.c_ = float(a), float(b), float(c)
         self.n_iter_ = int(n_iter)
+        self.converged_ = bool(converged)
+        if not converged:
+            warnings.warn(
+                f"BetaCalibration did not converge in {n_iter} Newton iterations (a_ = {a:.6g},"
+                f" b_ = {b:.6g}, c_ = {c:.6g}); the classes may be separable by the score.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     def _predict_binary(self, s):
         log_p, log_1mp = _log_features(s)
@@ -196,10 +208,16 @@ class BetaCalibration(BinaryCalibrator):
     def _fit_nonnegative(self, features, y, w, intercept):
         """betacal's rule: fit, then refit with the first negative coefficient fixed at 0."""
         active = list(range(features.shape[1]))
+        ones = np.ones((len(y), 1 if intercept else 0))
         while True:
-            theta, n_iter = _newton_logistic(
-                features[:, active], y, w, intercept, self.max_iter, self.tol
-            )
+            design = np.column_stack([features[:, active], ones])
+            if design.shape[1] == 0:
+                theta, n_iter, converged = np.zeros(0), 0, True
+            else:
+                start = np.r_[np.ones(len(active)), np.zeros(ones.shape[1])]
+                theta, n_iter, converged = fit_logistic_newton(
+                    design, y, w, start, self.max_iter, self.tol
+                )
             coef = theta[: len(active)]
             negative = [j for j, v in zip(active, coef, strict=True) if v < 0]
             if not negative:
@@ -208,7 +226,7 @@ class BetaCalibration(BinaryCalibrator):
         full = np.zeros(features.shape[1])
         full[active] = theta[: len(active)]
         c = theta[-1] if intercept else 0.0
-        return full, c, n_iter
+        return full, c, n_iter, converged
 
 
 def _log_features(s):
@@ -219,68 +237,3 @@ def _log_features(s):
         return np.clip(log_expit(z), lo, hi), np.clip(log_expit(-z), lo, hi)
     p = np.clip(s.values, PROB_EPS, 1.0 - PROB_EPS)
     return np.log(p), np.log1p(-p)
-
-
-def _newton_logistic(features, y, w, intercept, max_iter, tol):
-    """Weighted logistic regression (soft targets allowed) by damped Newton, float64.
-
-    Minimises ``J(theta) = sum_i w_i [softplus(z_i) - y_i z_i] / sum_i w_i`` with
-    ``z = X theta`` (``X`` = features plus a column of ones when ``intercept``); gradient
-    ``X^T w (sigma(z) - y) / W``, Hessian ``X^T diag(w sigma (1 - sigma)) X / W``.
-    Returns ``(theta, n_iter)``, the intercept last.
-    """
-    n = len(y)
-    x = np.column_stack([features, np.ones(n)]) if intercept else features
-    if x.shape[1] == 0:
-        return np.zeros(0), 0
-    wn = w / w.sum()
-    theta = np.zeros(x.shape[1])
-    theta[: features.shape[1]] = 1.0  # the identity map sigmoid(ln p - ln(1 - p)) = p
-
-    def loss(t):
-        z = x @ t
-        return float(wn @ (np.logaddexp(0.0, z) - y * z))
-
-    value = loss(theta)
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007  (n_iter is reported)
-        sig = expit(x @ theta)
-        grad = x.T @ (wn * (sig - y))
-        if np.max(np.abs(grad)) < tol:
-            converged = True
-            n_iter -= 1
-            break
-        hess = (x * (wn * sig * (1.0 - sig))[:, None]).T @ x
-        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        slope = float(grad @ step)
-        if not slope > 0:  # singular Hessian along the gradient: fall back to descent
-            step, slope = grad, float(grad @ grad)
-        elif slope < 1e-18 * max(1.0, value):
-            # the predicted decrease (Newton decrement^2 / 2) is below the rounding of the
-            # loss, so a line search cannot see progress: take the full step and stop
-            theta = theta - step
-            converged = True
-            break
-        t = 1.0
-        while True:
-            candidate = theta - t * step
-            new_value = loss(candidate)
-            if new_value <= value - 1e-4 * t * slope or t < 1e-12:
-                break
-            t *= 0.5
-        if t < 1e-12:
-            # no decrease is representable any more: we are at the optimum to rounding
-            converged = np.max(np.abs(grad)) < np.sqrt(tol)
-            break
-        theta, value = candidate, new_value
-        if value < 1e-10:
-            break  # separable: the optimum is at infinity, more steps only grow theta
-    if not converged:
-        warnings.warn(
-            f"BetaCalibration: Newton's method did not converge in {n_iter} iterations "
-            "(the classes may be separable by the score); the last iterate is used.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-    return theta, n_iter

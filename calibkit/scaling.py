@@ -229,7 +229,12 @@ class PlattScaling(BinaryCalibrator):
         t = y.astype(np.float64, copy=False)
         if self.target_smoothing:
             t = _platt_targets(t, w)
-        (a, b), n_iter, converged = _fit_logistic_newton(x, t, w, self.max_iter, self.tol)
+        ww = np.ones_like(x) if w is None else w
+        mean_t = float(np.clip(_dot(ww, t) / ww.sum(), 1e-12, 1 - 1e-12))
+        (a, b), n_iter, converged = fit_logistic_newton(
+            np.column_stack([x, np.ones_like(x)]), t, w,
+            np.array([0.0, math.log(mean_t / (1.0 - mean_t))]), self.max_iter, self.tol,
+        )
         self.a_, self.b_ = float(a), float(b)
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
@@ -585,29 +590,54 @@ def _platt_targets(t, w):
     return t * ((n_pos + 1.0) / (n_pos + 2.0)) + (1.0 - t) * (1.0 / (n_neg + 2.0))
 
 
-def _fit_logistic_newton(x, t, w, max_iter, tol):
-    """Minimise ``sum w [log(1 + exp(a x + b)) - t (a x + b)]``; returns (params, n_iter, ok)."""
-    ww = np.ones_like(x) if w is None else w
-    total = ww.sum()
-    mean_t = float(np.clip(_dot(ww, t) / total, 1e-12, 1 - 1e-12))
-    params = np.array([0.0, math.log(mean_t / (1.0 - mean_t))])
+def fit_logistic_newton(design, t, w, theta0, max_iter, tol):
+    """Weighted logistic regression with soft targets by damped Newton, in float64: the one
+    solver of Platt scaling and beta calibration.
 
+    Minimises ``L(theta) = sum_i w_i [log(1 + exp(eta_i)) - t_i eta_i]`` with
+    ``eta = design @ theta`` (written ``-log_expit(eta) + (1 - t) eta``, stable for any
+    ``eta``); gradient ``X^T (w (q - t))``, Hessian ``X^T diag(w q (1 - q)) X`` with
+    ``q = sigmoid(eta)``. Each Newton step is damped by backtracking (Armijo) on ``L``; a
+    singular Hessian falls back to its pseudo-inverse.
+
+    Parameters
+    ----------
+    design : ndarray of shape (n, d)
+        Features, with a column of ones for an intercept.
+    t : ndarray of shape (n,)
+        Targets in [0, 1].
+    w : ndarray of shape (n,) or None
+        Sample weights.
+    theta0 : ndarray of shape (d,)
+        Start.
+    max_iter : int
+    tol : float
+        Stop when a step (after damping) is below ``tol * max(1, max |theta|)`` (max-norm).
+
+    Returns
+    -------
+    theta : ndarray of shape (d,)
+    n_iter : int
+    converged : bool
+        False when ``max_iter`` was reached (separable data drive ``theta`` to infinity).
+    """
+    ww = np.ones(len(t)) if w is None else w
     w_neg = ww * (1.0 - t)
+    params = np.asarray(theta0, dtype=np.float64).copy()
 
     def loss(p):
-        # log(1 + exp(eta)) - t eta = -log(sigmoid(eta)) + (1 - t) eta, stable for any eta
-        eta = p[0] * x + p[1]
+        eta = design @ p
         log_q = log_expit(eta)
         return _dot(w_neg, eta) - _dot(ww, log_q), log_q
+
+    def small(step):
+        return np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(params)))
 
     current, log_q = loss(params)
     for it in range(1, max_iter + 1):
         q = np.exp(log_q)
-        r = ww * (q - t)
-        v = ww * q * (1.0 - q)
-        grad = np.array([_dot(r, x), r.sum()])
-        vx = v * x
-        hess = np.array([[_dot(vx, x), vx.sum()], [vx.sum(), v.sum()]])
+        grad = design.T @ (ww * (q - t))
+        hess = (design * (ww * q * (1.0 - q))[:, None]).T @ design
         try:
             step = -np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
@@ -615,18 +645,20 @@ def _fit_logistic_newton(x, t, w, max_iter, tol):
         if not np.all(np.isfinite(step)):
             step = -np.linalg.pinv(hess) @ grad
         # backtracking: Newton is exact for a quadratic, the logistic loss needs damping
-        # only far from the optimum (e.g. after a poor start on badly scaled scores)
+        # only far from the optimum (e.g. after a poor start on badly scaled scores). Near
+        # the optimum the predicted decrease falls below the rounding of the loss, where a
+        # line search cannot see progress: the full Newton step is taken there.
         alpha = 1.0
+        resolved = -float(grad @ step) > 1e-13 * max(1.0, abs(current))
         for _ in range(60):
             trial = params + alpha * step
             new, trial_log_q = loss(trial)
-            if new <= current + 1e-4 * alpha * float(grad @ step) or alpha * np.max(
-                np.abs(step)
-            ) <= tol * max(1.0, np.max(np.abs(params))):
+            if (not resolved or new <= current + 1e-4 * alpha * float(grad @ step)
+                    or small(alpha * step)):
                 break
             alpha *= 0.5
         params, current, log_q = trial, new, trial_log_q
-        if alpha * np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(params))):
+        if small(alpha * step):
             return params, it, True
     return params, max_iter, False
 
