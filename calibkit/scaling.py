@@ -15,7 +15,6 @@ derivatives, reports ``n_iter_`` and ``converged_``, and warns with
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
@@ -24,6 +23,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logsumexp, softmax
 
+from calibkit._chunks import chunk_rows, effective_n_jobs
 from calibkit._validation import BOOLEAN, DEVICE, NONE, Interval, Scores, is_torch_tensor
 from calibkit.base import BinaryCalibrator, Calibrator, ConvergenceWarning
 
@@ -65,6 +65,9 @@ class TemperatureScaling(Calibrator):
         The iteration stops once the last step, or the step predicted from the observed
         (cubic) rate of convergence, is below ``tol``; the last step is applied. For
         float32 logits a step below the float32 resolution of ``1 / T`` (1.2e-7) also stops.
+    n_jobs : int or None, default=None
+        Threads of the numpy multiclass fit over row blocks of large inputs (numpy releases
+        the GIL): ``None`` or 1 is one thread, -1 every core.
 
     Attributes
     ----------
@@ -79,6 +82,10 @@ class TemperatureScaling(Calibrator):
 
     Notes
     -----
+    The fit runs on the logits divided by their scale ``s`` (:func:`logit_scale`: the mean
+    over rows of ``max_j z_ij - mean_j z_ij``, or of ``|z_i|`` for binary log-odds), which
+    makes it scale-equivariant, ``T(c z) = c T(z)``, and starts it where the softmax is not
+    saturated for logits of any magnitude; ``log(T / s)`` is kept within +-30.
     The fit minimises ``L(T) = sum_i w_i [logsumexp(z_i / T) - z_{i, y_i} / T]`` (binary:
     the binary cross-entropy of ``sigmoid(z_i / T)`` against ``y_i`` in [0, 1]) over
     ``theta = log T``. ``L`` is convex in ``beta = 1 / T``, so ``dL/dbeta`` is monotone in
@@ -95,15 +102,17 @@ class TemperatureScaling(Calibrator):
         "device": [NONE, DEVICE],
         "max_iter": [Interval("integer", 1, None)],
         "tol": [Interval("real", 0, None, closed="neither")],
+        "n_jobs": [NONE, Interval("integer", -1, -1), Interval("integer", 1, None)],
     }
     _supports_soft_targets = True
     _fit_keeps_float32 = True
 
-    def __init__(self, *, input="auto", device=None, max_iter=100, tol=1e-12):
+    def __init__(self, *, input="auto", device=None, max_iter=100, tol=1e-12, n_jobs=None):
         self.input = input
         self.device = device
         self.max_iter = max_iter
         self.tol = tol
+        self.n_jobs = n_jobs
 
     def fit(self, scores, y, *, sample_weight=None):
         """Fit ``temperature_`` on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``.
@@ -120,7 +129,8 @@ class TemperatureScaling(Calibrator):
         if scores.n_columns <= 2:
             x = scores.positive().logits().astype(np.float64, copy=False)
             t = targets.y.astype(np.float64, copy=False)
-            derivs = _BinaryNLL(x, t, w)
+            scale = logit_scale(np.abs(x))
+            derivs = _BinaryNLL(x / scale, t, w)
             if derivs.slope_at_zero_temperature() <= 0.0:
                 n_iter, converged, theta, status = 0, False, -LOG_T_BOUND, _SEPARABLE
             else:
@@ -137,11 +147,15 @@ class TemperatureScaling(Calibrator):
             if device is not None:
                 derivs = SoftmaxNLLDerivatives(z, targets.y, w, device, self._torch_scores)
             else:
-                derivs = _SoftmaxNLL(z, targets.y, w)
+                derivs = _SoftmaxNLL(z, targets.y, w, n_jobs=self.n_jobs)
+            scale = derivs.scale
             n_iter, converged, theta, status = fit_softmax_log_temperature(
                 derivs, self.max_iter, self.tol
             )
-        self.temperature_ = float(math.exp(theta))
+        # the fit runs on logits divided by their scale: T = scale * exp(theta) is then
+        # equivariant, T(c z) = c T(z), and the iteration starts where the softmax is not
+        # saturated whatever the magnitude of the logits
+        self.temperature_ = float(scale * math.exp(theta))
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
         if not converged:
@@ -156,7 +170,10 @@ class TemperatureScaling(Calibrator):
         if scores.n_columns <= 2:
             q = expit(scores.positive().logits() / self.temperature_)
             return np.column_stack([1.0 - q, q])
-        return softmax(scores.logits() / self.temperature_, axis=1)
+        z = scores.logits()
+        # shift before dividing: z / T can overflow to inf (then inf - inf is NaN), while
+        # (z - max) / T only underflows to -inf, whose softmax weight is 0
+        return softmax((z - z.max(axis=1, keepdims=True)) / self.temperature_, axis=1)
 
 
 class PlattScaling(BinaryCalibrator):
@@ -282,8 +299,10 @@ class VectorScaling(Calibrator):
     Notes
     -----
     Minimises the mean weighted NLL ``sum_i w_i [logsumexp(w * z_i + b) - w_y z_{i,y} - b_y]
-    / sum_i w_i`` in float64 with ``scipy.optimize.minimize(method="trust-exact")``, the
-    exact Hessian and the analytic gradient ``d/dw_k = sum_i w_i (q_ik - 1[y_i = k]) z_ik``,
+    / sum_i w_i`` in float64, on the logits divided by their scale (:func:`logit_scale`, so
+    the fit is the same for logits of any magnitude; ``w_`` is reported for the raw logits),
+    with ``scipy.optimize.minimize(method="trust-exact")``, the exact Hessian and the
+    analytic gradient ``d/dw_k = sum_i w_i (q_ik - 1[y_i = k]) z_ik``,
     ``d/db_k = sum_i w_i (q_ik - 1[y_i = k])``, starting from ``w = 1``, ``b = 0``.
     """
 
@@ -306,6 +325,10 @@ class VectorScaling(Calibrator):
             )
         z = scores.logits().astype(np.float64, copy=False)
         n, k = z.shape
+        # fit on logits divided by their scale (the weights scale back exactly): the
+        # Hessian is then well conditioned for logits of any magnitude
+        scale = logit_scale(z.max(axis=1) - z.mean(axis=1))
+        z = z / scale
         y = targets.y
         sw = np.ones(n) if sample_weight is None else sample_weight
         sw = sw / sw.sum()
@@ -348,7 +371,7 @@ class VectorScaling(Calibrator):
         # the trust region also stops when the model cannot predict an improvement at
         # machine precision; accept that when the gradient is small.
         converged = bool(res.success) or grad_max <= max(self.tol, 1e-6)
-        self.w_ = res.x[:k].copy()
+        self.w_ = res.x[:k] / scale
         self.b_ = res.x[k:] - res.x[k:].mean()
         self.n_iter_ = int(res.nit)
         self.converged_ = converged
@@ -367,6 +390,18 @@ class VectorScaling(Calibrator):
 # --------------------------------------------------------------------------------------
 # Temperature: one-dimensional root finding on dL/dbeta in theta = log T
 # --------------------------------------------------------------------------------------
+
+
+def logit_scale(spread: np.ndarray) -> float:
+    """The scale of a set of logits: the mean of ``spread`` (per row: ``max_j z - mean_j z``
+    for softmax logits, ``|z|`` for binary log-odds) in float64, or 1 when that is 0 (every
+    row constant: the NLL does not depend on T) or not finite.
+
+    Temperature scaling fits ``T / scale``, so that ``T`` is equivariant to the scale of the
+    logits and the iteration never starts in saturation.
+    """
+    s = float(np.mean(spread, dtype=np.float64))
+    return s if (s > 0.0 and math.isfinite(s)) else 1.0
 
 
 def fit_softmax_log_temperature(derivs, max_iter: int, tol: float):
@@ -478,27 +513,34 @@ class _BinaryNLL:
 class _SoftmaxNLL:
     """Derivatives in beta of ``sum_i w_i [logsumexp(beta z_i) - beta z_{i,y_i}]``.
 
-    One pass over row chunks that stay in cache: ``e = exp(beta (z - max_j z))`` in the
-    dtype of ``z`` (float32 logits stay float32), the row sums of ``e``, ``e z`` in float64
-    and of ``e z**2``, ``e z**3`` in the input dtype, then per-row cumulants in float64.
-    Large inputs are split over threads (numpy releases the GIL).
+    The logits are taken relative to their row maximum and divided by ``scale``
+    (:func:`logit_scale`), so ``beta`` is in units of ``1 / scale``. One pass over row chunks
+    that stay in cache: ``e = exp(beta (z - max_j z) / scale)`` in the dtype of ``z`` (float32
+    logits stay float32), the row sums of ``e``, ``e z`` in float64 and of ``e z**2``,
+    ``e z**3`` in the input dtype, then per-row cumulants in float64. ``n_jobs`` threads
+    share the row blocks (numpy releases the GIL).
     """
 
-    #: elements per chunk (a few hundred kB per buffer)
-    chunk_elements = 1 << 17
-
-    def __init__(self, z, y, w, *, n_threads=None):
+    def __init__(self, z, y, w, *, n_jobs=None, scale=None):
         self.z = z
         n, k = z.shape
         self.resolution = float(np.finfo(z.dtype).eps) if z.dtype == np.float32 else 0.0
-        self.m = z.max(axis=1)
-        self.zy = z[np.arange(n), y].astype(np.float64) - self.m
+        m = z.max(axis=1)
+        if scale is None:
+            scale = logit_scale(m.astype(np.float64) - z.mean(axis=1, dtype=np.float64))
+        self.scale = scale
+        # multiply before subtracting: (z - m) could overflow where z / s - m / s cannot
+        self.inv_scale = None if scale == 1.0 else z.dtype.type(1.0 / scale)
+        self.m = m if self.inv_scale is None else m * self.inv_scale
+        zy = z[np.arange(n), y]
+        zy = zy if self.inv_scale is None else zy * self.inv_scale
+        self.zy = zy.astype(np.float64) - self.m
         self.w = w
-        self.rows = max(1, self.chunk_elements // k)
-        if n_threads is None:
-            n_threads = min(os.cpu_count() or 1, 4) if z.size >= (1 << 20) else 1
-        self.n_threads = max(1, min(n_threads, n // self.rows or 1))
+        self.rows = chunk_rows(k * z.dtype.itemsize * 3)
+        threads = effective_n_jobs(n_jobs)
+        self.n_threads = max(1, min(threads, n // self.rows or 1))
         self._pool = ThreadPoolExecutor(self.n_threads) if self.n_threads > 1 else None
+        self._n_jobs = n_jobs
         self._y = y
 
     def slope_at_zero_temperature(self):
@@ -518,7 +560,7 @@ class _SoftmaxNLL:
             return None
         idx = np.arange(0, n, step)
         w = None if self.w is None else self.w[idx]
-        return _SoftmaxNLL(self.z[idx], self._y[idx], w)
+        return _SoftmaxNLL(self.z[idx], self._y[idx], w, n_jobs=self._n_jobs, scale=self.scale)
 
     def __call__(self, beta):
         dtype = self.z.dtype
@@ -549,7 +591,11 @@ class _SoftmaxNLL:
             t = min(s + rows, hi)
             r = t - s
             zc, e, u = zc_buf[:r], e_buf[:r], u_buf[:r]
-            np.subtract(z[s:t], m[s:t, None], out=zc)
+            if self.inv_scale is None:
+                np.subtract(z[s:t], m[s:t, None], out=zc)
+            else:
+                np.multiply(z[s:t], self.inv_scale, out=zc)
+                np.subtract(zc, m[s:t, None], out=zc)
             np.multiply(zc, b, out=e)
             np.exp(e, out=e)
             s0 = e.sum(axis=1).astype(np.float64)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from calibkit._chunks import WORKING_MEMORY_BYTES, chunk_rows
 from calibkit._validation import (
     BOOLEAN,
     DEVICE,
@@ -41,6 +42,7 @@ from calibkit._validation import (
 )
 from calibkit.base import ConvergenceWarning
 from calibkit.metrics.binning import uniform_edges
+from calibkit.scaling import logit_scale
 
 __all__ = [
     "TemperatureScaler",
@@ -162,13 +164,14 @@ def fit_temperature(
     z, y, w = _check_logits_labels(logits, labels, sample_weight)
     derivs = SoftmaxNLLDerivatives(None, y, w, z.device, source=z, rows=chunk_size)
     n_iter, converged, theta, status = fit_softmax_log_temperature(derivs, max_iter, tol)
+    t = derivs.scale * math.exp(theta)
     if not converged:
         warnings.warn(
-            f"temperature fit did not converge ({status}); T = {math.exp(theta):.6g}.",
+            f"temperature fit did not converge ({status}); T = {t:.6g}.",
             ConvergenceWarning,
             stacklevel=2,
         )
-    return torch.tensor(math.exp(theta), dtype=torch.float64, device=z.device), n_iter
+    return torch.tensor(t, dtype=torch.float64, device=z.device), n_iter
 
 
 def _check_logits_labels(logits, labels, sample_weight):
@@ -206,10 +209,12 @@ class SoftmaxNLLDerivatives:
     :func:`calibkit.scaling.fit_softmax_log_temperature`, as ``calibkit.scaling._SoftmaxNLL``
     is for numpy), in torch, float64 throughout, on ``device``.
 
-    Rows are processed in chunks: cache-sized on the CPU, large on a GPU (bounded memory).
+    The logits are divided by their scale (:func:`calibkit.scaling.logit_scale`, ``beta`` in
+    units of ``1 / scale``), as in numpy. Rows are processed in chunks: cache-sized on the
+    CPU, large on a GPU (bounded memory).
     """
 
-    def __init__(self, z, y, w, device, source=None, rows=None):
+    def __init__(self, z, y, w, device, source=None, rows=None, scale=None):
         self.torch = torch
         same = source is not None and source.device.type == device.type
         if same and device.index is not None:
@@ -222,8 +227,15 @@ class SoftmaxNLLDerivatives:
         self.y = torch.as_tensor(y, device=zt.device, dtype=torch.long)
         self.w = None if w is None else torch.as_tensor(w, device=zt.device, dtype=torch.float64)
         # few large operations: torch's CPU thread pool synchronises once per operation
-        chunk = (1 << 24) if zt.device.type != "cpu" else (1 << 22)
-        self.rows = int(rows) if rows else max(1, chunk // zt.shape[1])
+        budget = WORKING_MEMORY_BYTES * (2 if zt.device.type != "cpu" else 1)
+        self.rows = int(rows) if rows else chunk_rows(zt.shape[1] * 16, budget=budget)
+        if scale is None:
+            spread = torch.zeros((), dtype=torch.float64, device=zt.device)
+            for a in range(0, zt.shape[0], self.rows):
+                zc = zt[a : a + self.rows].to(torch.float64)
+                spread += (zc.amax(dim=1) - zc.mean(dim=1)).sum()
+            scale = logit_scale(np.array([float(spread) / zt.shape[0]]))
+        self.scale = scale
 
     def slope_at_zero_temperature(self):
         torch = self.torch
@@ -231,6 +243,7 @@ class SoftmaxNLLDerivatives:
         for s in range(0, self.z.shape[0], self.rows):
             zc = self.z[s : s + self.rows]
             gap = (zc.amax(dim=1) - zc.gather(1, self.y[s : s + self.rows, None])[:, 0]).double()
+            gap = gap / self.scale
             total += gap.sum() if self.w is None else self.w[s : s + self.rows] @ gap
         return float(total)
 
@@ -243,7 +256,8 @@ class SoftmaxNLLDerivatives:
             return None
         w = None if self.w is None else self.w[::16]
         return SoftmaxNLLDerivatives(
-            None, self.y[::16], w, self.z.device, source=self.z[::16], rows=self.rows
+            None, self.y[::16], w, self.z.device, source=self.z[::16], rows=self.rows,
+            scale=self.scale,
         )
 
     def __call__(self, beta):
@@ -251,7 +265,7 @@ class SoftmaxNLLDerivatives:
         acc = torch.zeros(3, dtype=torch.float64, device=self.z.device)
         with torch.no_grad():
             for s in range(0, self.z.shape[0], self.rows):
-                zc = self.z[s : s + self.rows].to(torch.float64)
+                zc = self.z[s : s + self.rows].to(torch.float64) / self.scale
                 zc = zc - zc.amax(dim=1, keepdim=True)
                 zy = zc.gather(1, self.y[s : s + self.rows, None])[:, 0]
                 u = torch.exp(beta * zc)

@@ -466,3 +466,79 @@ def test_bad_device():
 
 
 # scikit-learn's check_estimator runs for every calibrator in tests/test_base.py
+
+
+# ------------------------------------------------------------------ any logit scale
+
+
+def _reference_temperature(z, y):
+    """T minimising the NLL of softmax(z / T): the root in beta = 1 / T of
+    dNLL/dbeta = mean_i (E_beta[u_i] - u_{i, y_i}), by brentq, on the logits divided by their
+    own scale (slow and obvious; a minimiser of the NLL itself is only accurate to
+    sqrt(eps))."""
+    z = np.asarray(z, np.float64)
+    s = np.mean(z.max(axis=1) - z.mean(axis=1))
+    u = z / s
+    u = u - u.max(axis=1, keepdims=True)
+    uy = u[np.arange(len(y)), y]
+
+    def grad(log_beta):
+        p = softmax(np.exp(log_beta) * u, axis=1)
+        return np.mean((p * u).sum(axis=1) - uy)
+
+    return s / np.exp(brentq(grad, -20, 20, xtol=1e-14, rtol=1e-15))
+
+
+@settings(max_examples=40, deadline=None)
+@given(exponent=st.integers(-100, 300), k=st.sampled_from([1, 2, 5]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 10_000))
+def test_temperature_is_scale_equivariant(exponent, k, dtype, seed):
+    """T(c z) = c T(z) for c from 1e-100 to 1e300, binary (k=1: 1-D log-odds, k=2) and
+    multiclass, float32 and float64, wherever c z is representable."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    z = rng.normal(size=(n, max(k, 2))) * 2.0
+    y = (z + rng.gumbel(size=z.shape) * 1.5).argmax(axis=1)
+    if k == 1:
+        z = z[:, 1] - z[:, 0]
+    c = 10.0 ** exponent
+    info = np.finfo(dtype)
+    zc = z * c
+    if not np.all(np.abs(zc) < info.max / 10) or np.any((zc != 0) & (np.abs(zc) < info.tiny * 1e3)):
+        return  # not representable in this dtype
+    base = TemperatureScaling(input="logits").fit(z, y).temperature_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        t = TemperatureScaling(input="logits").fit(zc.astype(dtype), y).temperature_
+    rtol = 1e-6 if dtype == np.float32 else 1e-10
+    assert t == pytest.approx(c * base, rel=rtol)
+
+
+@pytest.mark.parametrize("c", [1e-100, 1e6, 1e7, 1e300])
+def test_temperature_at_extreme_scales_matches_reference(c):
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(600, 6)) * 2.0
+    y = (z + rng.gumbel(size=z.shape) * 1.5).argmax(axis=1)
+    for dtype in (np.float64, np.float32):
+        if dtype == np.float32 and not (1e-30 < c < 1e30):
+            continue
+        t = TemperatureScaling(input="logits").fit((z * c).astype(dtype), y).temperature_
+        ref = _reference_temperature(z * c, y)
+        assert t == pytest.approx(ref, rel=1e-6 if dtype == np.float32 else 1e-8)
+
+
+def test_temperature_separable_huge_logits_with_ties_give_finite_probabilities():
+    z = np.array([[1e300, 1e300, -1e300], [1e300, -1e300, 1e300], [-1e300, 1e300, 1e300]] * 20)
+    y = np.array([0, 0, 1] * 20)
+    with pytest.warns(ConvergenceWarning):
+        ts = TemperatureScaling(input="logits").fit(z, y)
+    p = ts.predict_proba(z)
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("c", [1e-160, 1e150])
+def test_vector_scaling_at_extreme_scales(c):
+    z, y = make_logits(800, 4, seed=3)
+    base = VectorScaling(input="logits").fit(z, y)
+    far = VectorScaling(input="logits").fit(z * c, y)
+    np.testing.assert_allclose(far.predict_proba(z * c), base.predict_proba(z), atol=1e-9)
