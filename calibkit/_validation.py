@@ -18,6 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, log_softmax, softmax
 
+from calibkit._chunks import chunk_rows
+
 #: Probabilities are clipped to ``[PROB_EPS, 1 - PROB_EPS]`` before ``log`` / ``logit``.
 PROB_EPS = float(np.finfo(np.float64).eps)
 
@@ -212,8 +214,6 @@ def _rows_sum_to_one(p: np.ndarray) -> np.ndarray:
     return np.abs(p.sum(axis=1) - 1.0) <= SUM_TOL
 
 
-#: rows of a large score matrix are scanned in blocks of about this many values (fits in cache)
-_SCAN_BLOCK = 1 << 18
 
 
 def _scan_scores(x: np.ndarray):
@@ -222,10 +222,10 @@ def _scan_scores(x: np.ndarray):
     Large matrices are read in row blocks that stay in cache while the three reductions run,
     instead of three full passes. NaN propagates to the min/max; +-inf shows in them.
     """
-    if x.ndim == 1 or x.size <= _SCAN_BLOCK:
+    step = chunk_rows(x.shape[1] * x.itemsize * 2) if x.ndim == 2 else x.size
+    if x.ndim == 1 or step >= x.shape[0]:
         rows_ok = x.ndim == 1 or bool(np.all(_rows_sum_to_one(x)))
         return x.min(), x.max(), rows_ok
-    step = max(1, _SCAN_BLOCK // x.shape[1])
     lo, hi, rows_ok = x[:1].min(), x[:1].max(), True
     for a in range(0, x.shape[0], step):
         block = x[a : a + step]

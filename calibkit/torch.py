@@ -155,7 +155,8 @@ def fit_temperature(
     that of :class:`calibkit.TemperatureScaling` (safeguarded Halley iteration on log T,
     warm-started on a strided subsample of large inputs) with the NLL's derivatives summed
     in float64 on ``logits.device``, over chunks of ``chunk_size`` rows (default: about
-    2**22 elements per chunk on the CPU, 2**24 on a GPU), without copying the logits.
+    ``calibkit._chunks.WORKING_MEMORY_BYTES`` of float64 temporaries per chunk on the CPU,
+    twice that on a GPU), without copying the logits.
     Warns :class:`~calibkit.base.ConvergenceWarning` when the NLL has no minimiser (e.g.
     separable data, where ``T -> 0``) or ``max_iter`` is reached.
     """

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
+from calibkit._chunks import chunk_rows
 from calibkit._validation import (
     BOOLEAN,
     INPUT_KINDS,
@@ -476,8 +477,9 @@ def _check_alpha(alpha, confidence_level) -> float:
     return 0.1 if alpha is None else float(alpha)
 
 
-def _lac_sets(probs, thr, block=256):
+def _lac_sets(probs, thr):
     """``1 - p <= q`` in row blocks: the temporary ``1 - p`` stays in cache."""
+    block = chunk_rows(probs.shape[1] * 8)
     out = np.empty(probs.shape, dtype=bool)
     thr = np.broadcast_to(thr, (len(probs), thr.shape[1]))
     for a in range(0, len(probs), block):

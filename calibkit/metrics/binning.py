@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibkit._chunks import chunk_rows
 from calibkit._validation import Interval, Options, check_param
 
 STRATEGIES = ("uniform", "quantile")
@@ -166,15 +167,17 @@ def assign_uniform_closure(p: np.ndarray, n_bins: int, closure: str = "numpy") -
 
 
 def uniform_bin_sums(
-    p: np.ndarray, n_bins: int, acc: np.ndarray, sample_weight=None, chunk: int = 1 << 16
+    p: np.ndarray, n_bins: int, acc: np.ndarray, sample_weight=None, chunk: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``bin_sums(assign_uniform(p, n_bins), n_bins, p, acc, sample_weight)`` for 1-D ``p``,
-    computed in chunks of ``chunk`` scores.
+    computed in chunks of ``chunk`` scores (default: a cache-sized chunk,
+    :func:`calibkit._chunks.chunk_rows`).
 
     Chunks small enough to stay in cache make the several passes of :func:`assign_uniform`
     cost less than one pass over a large array; unweighted boolean outcomes are packed with
     the bin index into one key (``2 * bin + outcome``), so two ``bincount`` calls suffice.
     """
+    chunk = chunk or chunk_rows(8 * 4)
     n_bins = check_n_bins(n_bins)
     fast = sample_weight is None and acc.dtype == np.bool_
     m = 2 * n_bins if fast else n_bins

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibkit._chunks import WORKING_MEMORY_BYTES, chunk_rows
 from calibkit._validation import (
     BOOLEAN,
     NONE,
@@ -288,7 +289,7 @@ def calibration_error_ci(
     reps = np.empty(n_bootstrap)
     if strategy == "uniform":
         keys = [assign_uniform(conf, n_bins) for conf, _ in problems]
-        chunk = max(1, min(n_bootstrap, 2**22 // n))
+        chunk = chunk_rows(n * 8 * 4, budget=WORKING_MEMORY_BYTES, max_rows=n_bootstrap)
         for start in range(0, n_bootstrap, chunk):
             r = min(chunk, n_bootstrap - start)
             rows = rng.integers(0, n, size=(r, n))
@@ -401,7 +402,7 @@ def calibration_error_from_bin_sums(
     plugin = _norm_of_gaps(gap, frac, nonempty, norm)
     scale = np.where(nonempty & (n_eff > 0), np.sqrt(var / np.where(n_eff > 0, n_eff, 1.0)), 0.0)
     rng = np.random.default_rng(random_state)
-    chunk = max(1, 2**22 // max(1, gap.size))
+    chunk = chunk_rows(gap.size * 8 * 2, budget=WORKING_MEMORY_BYTES)
     total_resampled = np.zeros(plugin.shape)
     for start in range(0, N_DEBIAS_RESAMPLES, chunk):
         r = min(chunk, N_DEBIAS_RESAMPLES - start)
@@ -489,7 +490,7 @@ def _classwise_uniform_sums(problems: _Problems, n_bins: int, need_w2: bool):
     sum_conf = np.zeros(size)
     sum_acc = np.zeros(size)
     sum_w2 = np.zeros(size) if (need_w2 and w is not None) else None
-    rows = max(1, 2**16 // k)  # chunks that stay in cache
+    rows = chunk_rows(k * 8 * 4)  # chunks that stay in cache
     for r0 in range(0, n, rows):
         blk = p[r0:r0 + rows]
         idx = assign_uniform(blk, n_bins)
