@@ -690,8 +690,9 @@ class InstanceOf:
         return self.description
 
 
-class _Special:
-    """Named constraints: ``None``, booleans, random states, callables."""
+class Predicate:
+    """A constraint given by a test function and a description for messages (``None``,
+    booleans, random states, callables, and class-specific checks)."""
 
     def __init__(self, name: str, test, description: str):
         self.name, self.test, self.description = name, test, description
@@ -717,22 +718,90 @@ class HasMethods:
         return "an object with " + " and ".join(f"{m}()" for m in self.methods)
 
 
-NONE = _Special("none", lambda v: v is None, "None")
-BOOLEAN = _Special("boolean", lambda v: isinstance(v, (bool, np.bool_)), "a bool")
-RANDOM_STATE = _Special(
+class Array:
+    """A numpy array of ``ndim`` dimensions whose dtype kind is one of ``kinds`` (``"b"``
+    bool, ``"i"`` integer, ``"f"`` float, ``"U"`` string), with finite values (NaN and
+    infinities allowed with ``allow_nan`` / ``allow_inf``) within ``[low, high]``."""
+
+    def __init__(self, ndim=None, kinds: str = "if", *, low=None, high=None,
+                 allow_nan: bool = False, allow_inf: bool = False):
+        self.ndim, self.kinds, self.low, self.high = ndim, kinds, low, high
+        self.allow_nan, self.allow_inf = allow_nan, allow_inf
+
+    def accepts(self, value) -> bool:
+        if not isinstance(value, np.ndarray):
+            return False
+        kind = "i" if value.dtype.kind in "iu" else value.dtype.kind
+        if kind not in self.kinds or (self.ndim is not None and value.ndim != self.ndim):
+            return False
+        if kind in "if" and value.size:
+            v = value.astype(np.float64)
+            if not self.allow_nan and np.isnan(v).any():
+                return False
+            if not self.allow_inf and np.isinf(v).any():
+                return False
+            finite = v[np.isfinite(v)]
+            if self.low is not None and finite.size and finite.min() < self.low:
+                return False
+            if self.high is not None and finite.size and finite.max() > self.high:
+                return False
+        return True
+
+    def __str__(self) -> str:
+        dims = "an array" if self.ndim is None else f"a {self.ndim}-D array"
+        rng = "" if self.low is None and self.high is None else (
+            f" with values in [{self.low}, {self.high}]"
+        )
+        return f"{dims} of dtype kind {'/'.join(self.kinds)}{rng}"
+
+
+class ListOf:
+    """A list whose every item satisfies one of ``constraints``."""
+
+    def __init__(self, *constraints):
+        self.constraints = constraints
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, list) and all(
+            any(c.accepts(v) for c in self.constraints) for v in value
+        )
+
+    def __str__(self) -> str:
+        return "a list of (" + " or ".join(str(c) for c in self.constraints) + ")"
+
+
+class DictOf:
+    """A dict with string keys whose every value satisfies one of ``constraints``."""
+
+    def __init__(self, *constraints):
+        self.constraints = constraints
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and any(c.accepts(v) for c in self.constraints)
+            for k, v in value.items()
+        )
+
+    def __str__(self) -> str:
+        return "a dict of str to (" + " or ".join(str(c) for c in self.constraints) + ")"
+
+
+NONE = Predicate("none", lambda v: v is None, "None")
+BOOLEAN = Predicate("boolean", lambda v: isinstance(v, (bool, np.bool_)), "a bool")
+RANDOM_STATE = Predicate(
     "random_state",
     lambda v: v is None
     or (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 0)
     or isinstance(v, (np.random.RandomState, np.random.Generator)),
     "None, a non-negative int, a numpy RandomState or a numpy Generator",
 )
-CALLABLE = _Special("callable", callable, "a callable")
-ITERABLE = _Special(
+CALLABLE = Predicate("callable", callable, "a callable")
+ITERABLE = Predicate(
     "iterable",
     lambda v: hasattr(v, "__iter__") and not isinstance(v, (str, bytes, dict)),
     "an iterable",
 )
-DEVICE = _Special(
+DEVICE = Predicate(
     "device",
     lambda v: isinstance(v, str) or type(v).__name__ == "device",
     "a device name such as 'cpu' or 'cuda', or a torch.device",
@@ -779,6 +848,15 @@ def validate_params(estimator) -> None:
         if name not in constraints:
             raise AttributeError(f"{owner} declares no constraint for its parameter {name!r}.")
         check_param(value, name, constraints[name], owner=owner)
+
+
+def fitted_constraints(cls) -> dict:
+    """The ``_fitted_constraints`` of ``cls`` merged over its bases (subclasses win): what
+    each fitted attribute may hold, checked when a saved estimator is loaded."""
+    merged: dict = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(vars(klass).get("_fitted_constraints", {}))
+    return merged
 
 
 def parameter_constraints(cls) -> dict:

@@ -9,17 +9,21 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, ClassVar
+import warnings
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import ConvergenceWarning  # noqa: F401  (re-exported)
 from sklearn.utils.validation import check_is_fitted
 
+from calibkit import _persistence
 from calibkit._validation import (
     INPUT_KINDS,
+    Array,
+    InstanceOf,
+    Interval,
+    ListOf,
     Options,
     Scores,
     Targets,
@@ -32,8 +36,6 @@ from calibkit._validation import (
 )
 
 __all__ = ["Persistable", "Calibrator", "BinaryCalibrator", "ConvergenceWarning", "load", "save"]
-
-FORMAT_VERSION = 1
 
 
 class Persistable:
@@ -50,28 +52,42 @@ class Persistable:
         super().__init_subclass__(**kwargs)
         Persistable._registry[cls.__name__] = cls
 
+    #: what each fitted attribute may hold (merged over subclasses), checked at load
+    _fitted_constraints: ClassVar[dict] = {}
+
     def to_dict(self) -> dict:
-        """JSON-safe dict of the class name, parameters and fitted state."""
-        return _encode(self, arrays=None)
+        """The class name, parameters and fitted state as a JSON-safe dict (strict JSON:
+        non-finite floats are written as tagged strings)."""
+        return _persistence.encode(self, None)
 
     @classmethod
     def from_dict(cls, data: dict):
-        """Rebuild an estimator from :meth:`to_dict` output."""
-        return _expect(cls, _decode(data, arrays=None), "the dict")
+        """Rebuild an estimator from :meth:`to_dict` output, checked as :func:`load` checks
+        a file."""
+        try:
+            obj = _persistence.decode(data)
+        except ValueError as exc:
+            raise ValueError(f"the dict: {exc}") from exc
+        return _expect(cls, obj, "the dict")
 
     def save(self, path) -> None:
-        """Save to ``path``: ``.npz`` stores arrays natively, anything else is JSON."""
+        """Save to ``path``: ``.npz`` stores arrays natively, anything else is strict JSON."""
         save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Load an estimator saved with :meth:`save` (no pickle involved)."""
+        """Load an estimator saved with :meth:`save` (no pickle involved; the file is checked
+        as untrusted input)."""
         return _expect(cls, load(path), str(path))
+
+    def _check_fitted_state(self) -> None:
+        """Check a loaded fitted state as a whole (each attribute was checked against
+        ``_fitted_constraints`` already); raise ``ValueError`` when it is inconsistent."""
 
 
 def _expect(cls, obj, where: str):
     if not isinstance(obj, cls):
-        raise TypeError(f"{where} holds a {type(obj).__name__}, not a {cls.__name__}.")
+        raise ValueError(f"{where} holds a {type(obj).__name__}, not a {cls.__name__}.")
     return obj
 
 
@@ -87,6 +103,11 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
     #: what each constructor parameter accepts (merged over subclasses; see
     #: :func:`calibkit._validation.validate_params`)
     _parameter_constraints: ClassVar[dict] = {"input": [Options(*INPUT_KINDS)]}
+    _fitted_constraints: ClassVar[dict] = {
+        "classes_": [Array(1, "iU")],
+        "n_features_in_": [Interval("integer", 1, None)],
+        "input_kind_": [Options("logits", "probs")],
+    }
     #: whether binary soft targets y in [0, 1] are accepted
     _supports_soft_targets: ClassVar[bool] = False
     #: whether ``fit`` receives float32 logits as float32 (the subclass then owns precision)
@@ -149,6 +170,31 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self._predict_proba(s), axis=1)]
 
     # ------------------------------------------------------------------ helpers
+    def _check_fitted_state(self) -> None:
+        """A loaded calibrator must be complete, its classes must match its score columns,
+        and it must predict probability rows on probe scores (which catches arrays of the
+        wrong shape anywhere in the state)."""
+        for name in ("classes_", "n_features_in_", "input_kind_"):
+            if not hasattr(self, name):
+                raise ValueError(f"the fitted attribute {name} is missing.")
+        k = len(self.classes_)
+        if k != max(self.n_features_in_, 2) or len(np.unique(self.classes_)) != k:
+            raise ValueError(f"classes_ holds {k} labels for {self.n_features_in_} score "
+                             "column(s); it needs one distinct label per class.")
+        self._check_own_fitted_state()
+        probe = _probe_scores(self.n_features_in_, self.input_kind_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = np.asarray(self.predict_proba(probe))
+        if q.shape != (len(probe), k) or not np.all(np.isfinite(q)) or np.any(
+            (q < 0) | (q > 1)
+        ) or not np.allclose(q.sum(axis=1), 1.0, atol=1e-6):
+            raise ValueError("it does not predict probabilities of the right shape on probe "
+                             "scores.")
+
+    def _check_own_fitted_state(self) -> None:
+        """Class-specific consistency checks of a loaded state (default: none)."""
+
     def _check_predict_scores(self, scores) -> Scores:
         return check_predict_scores(self, scores, fitted_attribute="classes_")
 
@@ -188,6 +234,24 @@ class BinaryCalibrator(Calibrator):
     """
 
     _supports_soft_targets = True
+    _fitted_constraints: ClassVar[dict] = {
+        "estimators_": [ListOf(InstanceOf(BaseEstimator, "a calibkit calibrator"))],
+        "pairs_": [Array(2, "i", low=0)],
+    }
+
+    def _check_fitted_state(self) -> None:
+        k = getattr(self, "n_features_in_", 0)
+        if k > 2:
+            n = k * (k - 1) // 2 if self._multiclass_strategy() == "one_vs_one" else k
+            ests = getattr(self, "estimators_", None)
+            if ests is None or len(ests) != n or any(type(e) is not type(self) for e in ests):
+                raise ValueError(f"a fit on {k} classes needs {n} binary {type(self).__name__} "
+                                 "copies in estimators_.")
+            if self._multiclass_strategy() == "one_vs_one" and not np.array_equal(
+                getattr(self, "pairs_", None), _pairs(k)
+            ):
+                raise ValueError("pairs_ must list the class pairs (i, j), i < j, in order.")
+        super()._check_fitted_state()
 
     def _fit(self, scores, targets, sample_weight):
         if scores.n_columns <= 2:
@@ -236,6 +300,21 @@ class BinaryCalibrator(Calibrator):
 
     def _predict_binary(self, s: Scores) -> np.ndarray:
         raise NotImplementedError
+
+
+def _probe_scores(n_columns: int, kind: str) -> np.ndarray:
+    """Deterministic scores spread over the range a calibrator sees: logits in [-6, 6]
+    (1-D log-odds for one column), or their softmax / sigmoid."""
+    grid = np.linspace(-6.0, 6.0, 9)
+    if n_columns == 1:
+        z = grid
+        return z if kind == "logits" else 1.0 / (1.0 + np.exp(-z))
+    z = np.stack([np.roll(grid, j)[: len(grid)] * (1.0 if j % 2 else -0.5)
+                  for j in range(n_columns)], axis=1)
+    if kind == "logits":
+        return z
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _pairs(n_classes: int) -> np.ndarray:
@@ -314,74 +393,39 @@ def renormalise(q: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# Persistence: a JSON tree whose leaves are scalars, strings and arrays
+# Persistence: the format and its checks live in calibkit._persistence
 # --------------------------------------------------------------------------------------
 
 
 def save(estimator: Persistable, path) -> None:
-    """Save a calibkit estimator: ``.npz`` stores arrays natively, anything else is JSON."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        arrays: dict[str, np.ndarray] = {}
-        tree = _encode(estimator, arrays=arrays)
-        np.savez(path, __tree__=np.array(json.dumps(tree)), **arrays)
-    else:
-        path.write_text(json.dumps(estimator.to_dict()))
+    """Save a calibkit estimator: ``.npz`` stores arrays natively, anything else is strict
+    JSON (no pickle, no non-standard tokens)."""
+    if not isinstance(estimator, Persistable):
+        raise TypeError(f"save() takes a calibkit estimator; got {type(estimator).__name__}.")
+    _persistence.save(estimator, path)
 
 
 def load(path) -> Persistable:
-    """Load any calibkit calibrator or conformal predictor saved as JSON or npz."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files if k != "__tree__"}
-            tree = json.loads(str(f["__tree__"]))
-        return _decode(tree, arrays=arrays)
-    try:
-        tree = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a valid calibrator JSON file: {exc}") from exc
-    return _decode(tree, arrays=None)
+    """Load any calibkit calibrator, conformal predictor or detection calibrator saved with
+    :func:`save`, treating the file as untrusted input (see :mod:`calibkit._persistence`):
+    anything else, or anything inconsistent, raises a ``ValueError`` naming the file."""
+    return _persistence.load(path)
 
 
-def _encode(obj: Any, arrays: dict | None) -> Any:
-    if isinstance(obj, Persistable):
-        fitted = {k: v for k, v in vars(obj).items() if k.endswith("_") and not k.startswith("_")}
-        return {
-            "__calibrator__": type(obj).__name__,
-            "format_version": FORMAT_VERSION,
-            "params": _encode(obj.get_params(deep=False), arrays),
-            "fitted": _encode(fitted, arrays),
-        }
-    if isinstance(obj, np.ndarray):
-        arr = obj.astype(str) if obj.dtype == object else obj
-        if arrays is not None:
-            key = f"a{len(arrays)}"
-            arrays[key] = arr
-            return {"__array__": key}
-        return {"__ndarray__": arr.tolist(), "dtype": arr.dtype.str, "shape": list(arr.shape)}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, dict):
-        return {str(k): _encode(v, arrays) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_encode(v, arrays) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot serialise a {type(obj).__name__} ({obj!r}).")
-
-
-def _import_calibrator(name: str):
-    """Find the class ``name``: import calibkit's calibrator modules, then the module that an
-    installed package registers for it under the ``calibkit.persistable`` entry-point group
-    (``calibkit.detection`` registers ``DetectionCalibrator`` there), so that the core never
-    imports the layers above it. Only registered modules are imported, never a name read from
-    a file."""
+def find_persistable_class(name: str):
+    """The calibkit class called ``name``, or None: a class already defined, else one of the
+    modules of the calibrator registry and the conformal predictors, else the module that an
+    installed package registers for ``name`` under the ``calibkit.persistable`` entry-point
+    group (``calibkit.detection`` registers ``DetectionCalibrator`` there), so that the core
+    never imports the layers above it. Only registered modules are imported, never a name
+    read from a file."""
     import importlib
     from importlib.metadata import entry_points
 
     from calibkit.registry import CALIBRATORS
 
+    if name in Persistable._registry:
+        return Persistable._registry[name]
     for module in (*dict.fromkeys(spec.module for spec in CALIBRATORS.values()),
                    "calibkit.conformal.split"):
         importlib.import_module(module)
@@ -392,24 +436,3 @@ def _import_calibrator(name: str):
             importlib.import_module(ep.value)
             break
     return Persistable._registry.get(name)
-
-
-def _decode(tree: Any, arrays: dict | None) -> Any:
-    if isinstance(tree, list):
-        return [_decode(v, arrays) for v in tree]
-    if not isinstance(tree, dict):
-        return tree
-    if "__calibrator__" in tree:
-        name = tree["__calibrator__"]
-        cls = Persistable._registry.get(name) or _import_calibrator(name)
-        if cls is None:
-            raise ValueError(f"unknown calibrator class {name!r} in saved data.")
-        obj = cls(**_decode(tree["params"], arrays))
-        for k, v in _decode(tree["fitted"], arrays).items():
-            setattr(obj, k, v)
-        return obj
-    if "__array__" in tree:
-        return arrays[tree["__array__"]]
-    if "__ndarray__" in tree:
-        return np.array(tree["__ndarray__"], dtype=np.dtype(tree["dtype"])).reshape(tree["shape"])
-    return {k: _decode(v, arrays) for k, v in tree.items()}

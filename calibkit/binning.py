@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import expit, log_expit
 
-from calibkit._validation import PROB_EPS, Interval, Options
+from calibkit._validation import BOOLEAN, PROB_EPS, Array, Interval, Options
 from calibkit.base import BinaryCalibrator, ConvergenceWarning
 from calibkit.metrics.binning import (
     MAX_BINS,
@@ -74,6 +74,21 @@ class HistogramBinning(BinaryCalibrator):
         "n_bins": [Interval("integer", 1, MAX_BINS)],
         "strategy": [Options(*STRATEGIES)],
     }
+    _fitted_constraints: ClassVar[dict] = {
+        "bin_edges_": [Array(1, "f", low=0.0, high=1.0)],
+        "bin_values_": [Array(1, "f", low=0.0, high=1.0)],
+        "bin_counts_": [Array(1, "f", low=0.0)],
+    }
+
+    def _check_own_fitted_state(self) -> None:
+        if self.n_features_in_ > 2:
+            return
+        e, v = self.bin_edges_, self.bin_values_
+        if not (len(e) == len(v) + 1 == len(self.bin_counts_) + 1) or np.any(np.diff(e) < 0):
+            raise ValueError("bin_edges_ must be increasing with one more entry than "
+                             "bin_values_ and bin_counts_.")
+        if self.strategy == "uniform" and not np.array_equal(e, uniform_edges(len(v))):
+            raise ValueError("uniform bins need bin_edges_ = linspace(0, 1, n_bins + 1).")
 
     def __init__(self, *, n_bins=15, strategy="uniform", input="auto"):
         self.n_bins = n_bins
@@ -158,6 +173,13 @@ class BetaCalibration(BinaryCalibrator):
         "parameters": [Options(*BETA_PARAMETERS)],
         "max_iter": [Interval("integer", 1, None)],
         "tol": [Interval("real", 0, None, closed="neither")],
+    }
+    _fitted_constraints: ClassVar[dict] = {
+        "a_": [Interval("real", 0, None)],
+        "b_": [Interval("real", 0, None)],
+        "c_": [Interval("real")],
+        "n_iter_": [Interval("integer", 0, None)],
+        "converged_": [BOOLEAN],
     }
 
     def __init__(self, *, parameters="abm", input="auto", max_iter=100, tol=1e-10):

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from calibkit._validation import BOOLEAN, Options
+from calibkit._validation import BOOLEAN, Array, Options
 from calibkit.base import BinaryCalibrator
 
 __all__ = ["IsotonicCalibration", "STRICT_SPREAD", "STRICT_TIE_TOL"]
@@ -90,6 +90,18 @@ class IsotonicCalibration(BinaryCalibrator):
         "strict": [BOOLEAN],
         "out_of_bounds": [Options(*OUT_OF_BOUNDS)],
     }
+    _fitted_constraints: ClassVar[dict] = {
+        "x_thresholds_": [Array(1, "f")],
+        "y_thresholds_": [Array(1, "f", low=0.0, high=1.0)],
+    }
+
+    def _check_own_fitted_state(self) -> None:
+        if self.n_features_in_ > 2:
+            return
+        x, y = self.x_thresholds_, self.y_thresholds_
+        if len(x) == 0 or len(x) != len(y) or np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
+            raise ValueError("x_thresholds_ must increase strictly and y_thresholds_ must not "
+                             "decrease, with as many entries.")
 
     def __init__(self, *, input="auto", strict=False, out_of_bounds="clip"):
         self.input = input

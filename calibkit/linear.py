@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from calibkit._validation import INPUT_KINDS, Options
+from calibkit._validation import INPUT_KINDS, Interval, Options
 from calibkit.base import BinaryCalibrator, Calibrator
 
 __all__ = ["IdentityCalibration", "LinearCalibration"]
@@ -74,6 +74,10 @@ class LinearCalibration(BinaryCalibrator):
     """
 
     _parameter_constraints: ClassVar[dict] = {"input": [Options(*INPUT_KINDS)]}
+    _fitted_constraints: ClassVar[dict] = {
+        "slope_": [Interval("real", 0, None)],
+        "intercept_": [Interval("real")],
+    }
 
     def __init__(self, *, input="probs"):
         self.input = input

@@ -24,7 +24,15 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logsumexp, softmax
 
 from calibkit._chunks import chunk_rows, effective_n_jobs
-from calibkit._validation import BOOLEAN, DEVICE, NONE, Interval, Scores, is_torch_tensor
+from calibkit._validation import (
+    BOOLEAN,
+    DEVICE,
+    NONE,
+    Array,
+    Interval,
+    Scores,
+    is_torch_tensor,
+)
 from calibkit.base import BinaryCalibrator, Calibrator, ConvergenceWarning
 
 __all__ = ["TemperatureScaling", "PlattScaling", "VectorScaling"]
@@ -103,6 +111,11 @@ class TemperatureScaling(Calibrator):
         "max_iter": [Interval("integer", 1, None)],
         "tol": [Interval("real", 0, None, closed="neither")],
         "n_jobs": [NONE, Interval("integer", -1, -1), Interval("integer", 1, None)],
+    }
+    _fitted_constraints: ClassVar[dict] = {
+        "temperature_": [Interval("real", 0, None, closed="neither")],
+        "n_iter_": [Interval("integer", 0, None)],
+        "converged_": [BOOLEAN],
     }
     _supports_soft_targets = True
     _fit_keeps_float32 = True
@@ -228,6 +241,12 @@ class PlattScaling(BinaryCalibrator):
         "max_iter": [Interval("integer", 1, None)],
         "tol": [Interval("real", 0, None, closed="neither")],
     }
+    _fitted_constraints: ClassVar[dict] = {
+        "a_": [Interval("real")],
+        "b_": [Interval("real")],
+        "n_iter_": [Interval("integer", 0, None)],
+        "converged_": [BOOLEAN],
+    }
 
     def __init__(self, *, input="auto", target_smoothing=False, max_iter=100, tol=1e-10):
         self.input = input
@@ -310,6 +329,12 @@ class VectorScaling(Calibrator):
         "max_iter": [Interval("integer", 1, None)],
         "tol": [Interval("real", 0, None, closed="neither")],
     }
+    _fitted_constraints: ClassVar[dict] = {
+        "w_": [Array(1, "f")],
+        "b_": [Array(1, "f")],
+        "n_iter_": [Interval("integer", 0, None)],
+        "converged_": [BOOLEAN],
+    }
 
     def __init__(self, *, input="auto", max_iter=200, tol=1e-10):
         self.input = input
@@ -385,6 +410,10 @@ class VectorScaling(Calibrator):
 
     def _predict_proba(self, scores: Scores) -> np.ndarray:
         return softmax(scores.logits() * self.w_ + self.b_, axis=1)
+
+    def _check_own_fitted_state(self) -> None:
+        if not (len(self.w_) == len(self.b_) == self.n_features_in_ >= 2):
+            raise ValueError("w_ and b_ need one entry per score column.")
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,17 @@ from typing import ClassVar
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from calibkit._validation import BOOLEAN, NONE, RANDOM_STATE, Interval, Options, Scores, like_input
+from calibkit._validation import (
+    BOOLEAN,
+    NONE,
+    RANDOM_STATE,
+    Interval,
+    ListOf,
+    Options,
+    Predicate,
+    Scores,
+    like_input,
+)
 from calibkit.base import BinaryCalibrator
 
 __all__ = ["VennAbers", "ivap_fit", "ivap_predict"]
@@ -105,6 +115,15 @@ class VennAbers(BinaryCalibrator):
         "shuffle": [BOOLEAN],
         "random_state": [RANDOM_STATE],
     }
+    _fitted_constraints: ClassVar[dict] = {"ivaps_": [ListOf(Predicate(
+        "ivap table", lambda t: _is_ivap_table(t),
+        "a dict of c (sorted distinct scores, shape (k,)), p0 and p1 (shape (k + 1,), in [0, 1])",
+    ))]}
+
+    def _check_own_fitted_state(self) -> None:
+        n = 1 if self.n_splits is None else self.n_splits
+        if self.n_features_in_ <= 2 and len(getattr(self, "ivaps_", [])) != n:
+            raise ValueError(f"ivaps_ needs {n} fold table(s).")
 
     def __init__(
         self,
@@ -234,6 +253,17 @@ class VennAbers(BinaryCalibrator):
 # --------------------------------------------------------------------------------------
 # IVAP core: fit and predict for one binary problem
 # --------------------------------------------------------------------------------------
+
+
+def _is_ivap_table(t) -> bool:
+    if not isinstance(t, dict) or set(t) != {"c", "p0", "p1"}:
+        return False
+    c, p0, p1 = t["c"], t["p0"], t["p1"]
+    arrays = all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind == "f"
+                 for a in (c, p0, p1))
+    return bool(arrays and len(p0) == len(p1) == len(c) + 1 and np.all(np.isfinite(c))
+                and np.all(np.diff(c) > 0) and np.all((p0 >= 0) & (p0 <= 1))
+                and np.all((p1 >= 0) & (p1 <= 1)))
 
 
 def ivap_fit(scores, y, *, sample_weight=None):

@@ -28,9 +28,12 @@ from sklearn.base import BaseEstimator
 from calibkit._validation import (
     BOOLEAN,
     NONE,
+    Array,
+    DictOf,
     InstanceOf,
     Interval,
     Options,
+    Predicate,
     SaturatedProbabilityWarning,
     validate_params,
 )
@@ -43,6 +46,12 @@ from calibkit.registry import CALIBRATORS, calibrator_names, make_calibrator, me
 __all__ = ["DetectionCalibrator"]
 
 TARGETS = ("iou", "binary")
+
+
+def _is_constant_model(m) -> bool:
+    """A class whose targets were all equal is calibrated to that constant."""
+    return (isinstance(m, dict) and set(m) == {"constant"}
+            and isinstance(m["constant"], (int, float)) and 0.0 <= m["constant"] <= 1.0)
 
 
 class DetectionCalibrator(Persistable, BaseEstimator):
@@ -108,6 +117,15 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         "iou_op": [Options(*IOU_OPS)],
         "max_dets": [Interval("integer", 1, None)],
         "tie_aware": [BOOLEAN],
+    }
+    _fitted_constraints: ClassVar[dict] = {
+        "category_ids_": [Array(1, "i")],
+        "lower_thresholds_": [Array(1, "f", low=-1.0, high=1.0, allow_nan=True)],
+        "upper_thresholds_": [Array(1, "f", low=-1.0, high=1.0, allow_nan=True)],
+        "n_train_": [Array(1, "i", low=0)],
+        "models_": [DictOf(NONE, InstanceOf(Calibrator, "a fitted calibkit calibrator"),
+                           Predicate("constant", _is_constant_model,
+                                     "{'constant': a score in [0, 1]}"))],
     }
 
     def __init__(
@@ -233,6 +251,24 @@ class DetectionCalibrator(Persistable, BaseEstimator):
                 f"method={self.method!r} needs binary targets; use target='binary' (D-ECE) "
                 "or a method that fits IoU targets in [0, 1]."
             )
+
+    def _check_fitted_state(self) -> None:
+        """A loaded detection calibrator must be complete, with one threshold pair and
+        training count per category and models keyed by its category ids."""
+        need = ("category_ids_", "lower_thresholds_", "upper_thresholds_", "n_train_",
+                "models_")
+        missing = [n for n in need if not hasattr(self, n)]
+        if missing:
+            raise ValueError(f"the fitted attribute(s) {missing} are missing.")
+        k = len(self.category_ids_)
+        if not (len(self.lower_thresholds_) == len(self.upper_thresholds_)
+                == len(self.n_train_) == k) or np.any(np.diff(self.category_ids_) <= 0):
+            raise ValueError("category_ids_ must be sorted and distinct, with one lower and "
+                             "upper threshold and one training count per category.")
+        keys = {str(int(c)) for c in self.category_ids_} if self.classwise else {"all"}
+        if not set(self.models_) <= keys:
+            raise ValueError(f"models_ has keys {sorted(set(self.models_) - keys)} that are "
+                             "not category ids of this calibrator.")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "models_"):

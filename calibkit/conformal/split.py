@@ -16,7 +16,9 @@ from calibkit._validation import (
     INPUT_KINDS,
     NONE,
     RANDOM_STATE,
+    Array,
     Interval,
+    ListOf,
     Options,
     check_consistent_length,
     check_labels,
@@ -136,6 +138,19 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         "raps_size": [Interval("real", 0, 1, closed="neither")],
         "input": [Options(*INPUT_KINDS)],
         "random_state": [RANDOM_STATE],
+    }
+    _fitted_constraints: ClassVar[dict] = {
+        "classes_": [Array(1, "iU")],
+        "n_features_in_": [Interval("integer", 1, None)],
+        "input_kind_": [Options("logits", "probs")],
+        "alpha_": [Interval("real", 0, 1, closed="neither")],
+        "quantiles_": [Array(1, "f", allow_inf=True)],
+        "strata_": [Array(None, "iU")],
+        "cal_scores_": [ListOf(Array(1, "f"))],
+        "groups_": [NONE, Array(1, "iU")],
+        "k_reg_": [NONE, Interval("integer", 0, None)],
+        "lam_": [NONE, Interval("real", 0, None)],
+        "random_seed_": [Interval("integer", 0, None)],
     }
 
     def __init__(
@@ -327,6 +342,27 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         return like_input(p.reshape(e.shape), scores)
 
     # ------------------------------------------------------------------ helpers
+    def _check_fitted_state(self) -> None:
+        """A loaded predictor must be complete and its thresholds must be the conformal
+        quantiles of its own sorted calibration scores."""
+        need = ("classes_", "n_features_in_", "input_kind_", "alpha_", "quantiles_", "strata_",
+                "cal_scores_", "groups_", "k_reg_", "lam_", "random_seed_")
+        missing = [n for n in need if not hasattr(self, n)]
+        if missing:
+            raise ValueError(f"the fitted attribute(s) {missing} are missing.")
+        k = len(self.classes_)
+        if k != max(self.n_features_in_, 2) or len(self.strata_) != len(self.quantiles_) or (
+            len(self.cal_scores_) != len(self.quantiles_)
+        ):
+            raise ValueError("classes_, strata_, quantiles_ and cal_scores_ do not agree in "
+                             "length.")
+        if (self.conformity_score == "raps") != (self.k_reg_ is not None and self.lam_ is not None):
+            raise ValueError("k_reg_ and lam_ are set exactly for conformity_score='raps'.")
+        for c, q in zip(self.cal_scores_, self.quantiles_, strict=True):
+            if np.any(np.diff(c) < 0) or conformal_quantile(c, self.alpha_) != q:
+                raise ValueError("quantiles_ are not the conformal quantiles of the sorted "
+                                 "cal_scores_ at alpha_.")
+
     def _randomized(self) -> bool:
         return bool(self.randomized) and self.conformity_score in ("aps", "raps")
 
