@@ -169,11 +169,33 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             cv = self._check_cv(y)
             if ensemble:
+                with warnings.catch_warnings():
+                    # the folds that miss a class are reported below, once
+                    warnings.filterwarnings("ignore", message=".*least populated class.*")
+                    folds = list(cv.split(X, y, **routed.splitter.split))
+                usable = [(tr, te) for tr, te in folds
+                          if len(np.unique(y[tr])) == len(self.classes_) == len(np.unique(y[te]))]
+                if not usable:
+                    raise ValueError(
+                        f"no fold of cv={self.cv!r} has every class of y in both its training "
+                        f"and its calibration part (class counts "
+                        f"{np.unique(y, return_counts=True)[1].tolist()}); use fewer folds, "
+                        "more data, or ensemble=False."
+                    )
+                if len(usable) < len(folds):
+                    warnings.warn(
+                        f"{len(folds) - len(usable)} of {len(folds)} folds miss a class of y in "
+                        "their training or calibration part (the smallest class has "
+                        f"{np.unique(y, return_counts=True)[1].min()} sample(s)); they are left "
+                        f"out and the ensemble has {len(usable)} calibrated classifier(s).",
+                        UserWarning,
+                        stacklevel=2,
+                    )
                 pairs = Parallel(n_jobs=self.n_jobs)(
                     delayed(self._fit_fold)(
                         clone(estimator), X, y, train, test, sample_weight, routed.estimator.fit
                     )
-                    for train, test in cv.split(X, y, **routed.splitter.split)
+                    for train, test in usable
                 )
             else:
                 est = clone(estimator)
@@ -256,15 +278,6 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return Bunch(estimator=Bunch(fit=fit_kwargs), splitter=Bunch(split={}))
 
     def _check_cv(self, y):
-        n_folds = self.cv if isinstance(self.cv, int) else getattr(self.cv, "n_splits", None)
-        if isinstance(n_folds, int):
-            counts = np.unique(y, return_counts=True)[1]
-            if np.any(counts < n_folds):
-                raise ValueError(
-                    f"cv={self.cv!r} requests {n_folds} folds but the smallest class has only "
-                    f"{counts.min()} sample(s); every fold needs every class. Use fewer folds "
-                    "or more data."
-                )
         if isinstance(self.cv, LeaveOneOut):
             raise ValueError(
                 "cv=LeaveOneOut() leaves one class out of every calibration fold; use a "

@@ -148,6 +148,9 @@ def test_check_estimator():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check_estimator(CalibratedClassifier(LogisticRegression(C=1), cv=3))
+        # with sklearn's default cv=5, as CalibratedClassifierCV passes it (check_fit2d_1feature
+        # fits a class of 3 samples)
+        check_estimator(CalibratedClassifier(LogisticRegression(C=1)))
         check_estimator(ConformalClassifier(LogisticRegression(C=1)))
 
 
@@ -294,9 +297,15 @@ def test_methods_and_errors():
         CalibratedClassifier(LogisticRegression(), method="bogus").fit(X, y)
     with pytest.raises(ValueError, match="one class"):
         CalibratedClassifier(LogisticRegression()).fit(X[:10], np.zeros(10))
-    with pytest.raises(ValueError, match="smallest class"):
-        CalibratedClassifier(LogisticRegression(), cv=5).fit(X[:12], np.r_[np.zeros(9),
-                                                                           np.ones(3)])
+    # as CalibratedClassifierCV: a class with fewer samples than folds warns and fits, with
+    # the folds that miss it left out of the ensemble
+    y12 = np.r_[np.zeros(9), np.ones(3)]
+    with pytest.warns(UserWarning, match="miss a class"):
+        cal = CalibratedClassifier(LogisticRegression(), cv=5).fit(X[:12], y12)
+    assert 1 <= len(cal.calibrated_classifiers_) < 5
+    np.testing.assert_allclose(cal.predict_proba(X[:12]).sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="no fold"):
+        CalibratedClassifier(LogisticRegression(), cv=5).fit(X[:6], np.r_[np.zeros(5), 1])
     with pytest.raises(ValueError, match="features"):
         cal = CalibratedClassifier(_estimator("logreg"), cv=2).fit(X, y)
         cal.predict_proba(X[:, :5])
