@@ -292,7 +292,9 @@ def load_directory(path, *, family: str | None = None) -> list[ClassificationOut
     """
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"--data directory {str(root)!r} does not exist.")
+        raise FileNotFoundError(
+            f"path {str(root)!r} is not a directory (give a folder of model files)."
+        )
     files = sorted(
         p
         for p in root.iterdir()
@@ -351,7 +353,9 @@ def load_coco_directory(path) -> DetectionOutputs:
     key) and one COCO results json per detector (named after the file)."""
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"--data directory {str(root)!r} does not exist.")
+        raise FileNotFoundError(
+            f"path {str(root)!r} is not a directory (give a folder of model files)."
+        )
     files = sorted(p for p in root.iterdir() if p.name.endswith((".json", ".json.gz")))
     gts, dets = [], {}
     for p in files:

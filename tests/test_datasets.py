@@ -156,7 +156,7 @@ def test_malformed_files_name_the_file(tmp_path, write, match):
 
 
 def test_directory_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
         datasets.load_directory(tmp_path / "missing")
     with pytest.raises(ValueError, match="holds no model file"):
         datasets.load_directory(tmp_path)
