@@ -47,6 +47,9 @@ __all__ = ["DetectionCalibrator"]
 
 TARGETS = ("iou", "binary")
 
+#: methods whose fit on targets that are all equal tends to that constant
+_CONSTANT_LIMIT = ("isotonic", "platt", "sigmoid", "linear", "histogram", "beta")
+
 
 def _is_constant_model(m) -> bool:
     """A class whose targets were all equal is calibrated to that constant."""
@@ -301,8 +304,9 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         if len(p) == 1 and scaling:
             return None  # the toolbox keeps the identity for one detection
         if np.all(y == y[0]):
-            # every calibrator family but temperature tends to this constant
-            return None if family in ("temperature", "other") else {"constant": float(y[0])}
+            # the fit of these families tends to the constant target; the others (temperature,
+            # Venn-ABERS, unregistered calibrators) keep the identity, as the toolbox does
+            return {"constant": float(y[0])} if family in _CONSTANT_LIMIT else None
         model = self._new_calibrator()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SaturatedProbabilityWarning)
