@@ -92,56 +92,77 @@ def oce(
     if n_obj == 0:
         return (float("nan"), np.zeros(0)) if return_per_object else float("nan")
     obj_cls = np.searchsorted(gt.category_ids, gt.ann_category_id[obj])
-    pair_obj, pair_det, iou = _object_pairs(gt, dets, obj)
     det_cls = _index_in(dets.category_id, gt.category_ids, "category_id")
+    pair_obj, pair_det, iou = _object_pairs(gt, dets, obj, float(taus.min()))
     brier = np.empty((len(taus), n_obj))
     for t, tau in enumerate(taus):
         hit = iou >= tau
         po, pd, pi = pair_obj[hit], pair_det[hit], iou[hit]
-        n = np.bincount(po, minlength=n_obj)
-        matched = n > 0
+        matched = np.bincount(po, minlength=n_obj) > 0
+        # the weight of each pair in the aggregate (None: the detection of largest IoU)
         weight = {"mean": np.ones(len(po)), "iou_weighted": pi}.get(aggregation)
-        # the detection of largest IoU of each matched object
         best = None if aggregation == "mean" else pd[_first_max(po, pi, n_obj)[matched]]
         if probs is None:
-            if aggregation == "max_iou":
-                score = np.zeros(n_obj)
-                score[matched] = dets.score[best]
-            else:
-                score = _weighted_mean(po, weight, dets.score[pd], n_obj)
-            if aggregation == "mean":
-                label = _majority(po, det_cls[pd], n_obj, gt.n_categories)
-            else:
-                label = np.full(n_obj, -1)
-                label[matched] = det_cls[best]
-            value = np.where(label == obj_cls, 2.0 * (1.0 - score) ** 2, 2.0 * score**2)
+            value = _brier_binary(po, pd, weight, best, matched, obj_cls, dets.score, det_cls,
+                                  gt.n_categories)
         else:
-            if aggregation == "max_iou":
-                mean_p = np.zeros((n_obj, gt.n_categories))
-                mean_p[matched] = probs[best]
-            else:
-                mean_p = _weighted_mean(po, weight, probs[pd], n_obj)
-            target = np.zeros((n_obj, gt.n_categories))
-            target[np.arange(n_obj), obj_cls] = 1.0
-            value = np.sum((target - mean_p) ** 2, axis=1)
+            value = _brier_full(po, pd, weight, best, matched, obj_cls, probs)
         brier[t] = np.where(matched, value, 1.0)
     value = float(np.mean(brier.mean(axis=1)))
     return (value, brier.mean(axis=0)) if return_per_object else value
 
 
-def _object_pairs(gt, dets, obj):
-    """Every (object, detection) pair of the same image, detections in file order for each
-    object, with their IoU. This is where a mask IoU would come in for instance masks."""
+def _brier_binary(po, pd, weight, best, matched, obj_cls, score, det_cls, n_categories):
+    """uq-detr's binary reduction: ``2 (1 - s)^2`` when the aggregated label is the object's
+    class, else ``2 s^2`` (the caller sets unmatched objects to 1)."""
+    n_obj = len(obj_cls)
+    if weight is None:  # max_iou
+        s = np.zeros(n_obj)
+        s[matched] = score[best]
+    else:
+        s = _weighted_mean(po, weight, score[pd], n_obj)
+    if best is None:  # mean: the majority label
+        label = _majority(po, det_cls[pd], n_obj, n_categories)
+    else:
+        label = np.full(n_obj, -1)
+        label[matched] = det_cls[best]
+    return np.where(label == obj_cls, 2.0 * (1.0 - s) ** 2, 2.0 * s**2)
+
+
+def _brier_full(po, pd, weight, best, matched, obj_cls, probs):
+    """Multi-class Brier score ``sum_k (1[k = c_o] - p_k)^2`` of the aggregated distribution."""
+    n_obj, k = len(obj_cls), probs.shape[1]
+    if weight is None:  # max_iou
+        p = np.zeros((n_obj, k))
+        p[matched] = probs[best]
+    else:
+        p = _weighted_mean(po, weight, probs[pd], n_obj)
+    target = np.zeros((n_obj, k))
+    target[np.arange(n_obj), obj_cls] = 1.0
+    return np.sum((target - p) ** 2, axis=1)
+
+
+def _object_pairs(gt, dets, obj, min_iou: float, chunk: int = 1 << 20):
+    """The (object, detection) pairs of the same image with ``IoU >= min_iou`` (for each
+    object its detections in file order) and their IoU, computed for about ``chunk`` pairs at
+    a time. This is where a mask IoU would come in for instance masks."""
     img_d = _index_in(dets.image_id, gt.image_ids, "image_id")
     by_image = np.argsort(img_d, kind="stable")
     img_o = np.searchsorted(gt.image_ids, gt.ann_image_id[obj])
     lo = np.searchsorted(img_d[by_image], img_o, "left")
-    hi = np.searchsorted(img_d[by_image], img_o, "right")
-    pair_obj = np.repeat(np.arange(len(obj)), hi - lo)
-    pair_det = by_image[_ranges(lo, hi - lo)]
-    crowd = np.zeros(len(pair_obj), bool)
-    iou = _iou(dets.box[pair_det], gt.ann_box[obj][pair_obj], crowd)
-    return pair_obj, pair_det, iou
+    n_pairs = np.searchsorted(img_d[by_image], img_o, "right") - lo
+    before = np.cumsum(n_pairs) - n_pairs  # pairs of the objects before each object
+    out = []
+    start = 0
+    while start < len(obj):
+        stop = max(start + 1, int(np.searchsorted(before, before[start] + chunk, "right")))
+        pair_obj = np.repeat(np.arange(start, stop), n_pairs[start:stop])
+        pair_det = by_image[_ranges(lo[start:stop], n_pairs[start:stop])]
+        iou = _iou(dets.box[pair_det], gt.ann_box[obj[pair_obj]], np.zeros(len(pair_obj), bool))
+        keep = iou >= min_iou
+        out.append((pair_obj[keep], pair_det[keep], iou[keep]))
+        start = stop
+    return tuple(np.concatenate(col) for col in zip(*out, strict=True))
 
 
 def _weighted_mean(group, weight, values, n_groups):

@@ -116,6 +116,18 @@ def test_matches_the_definition(synthetic, aggregation, full):
         assert got == pytest.approx(oce_ref(gt, dets, taus, aggregation, p), abs=1e-12)
 
 
+def test_pairs_computed_in_chunks(synthetic):
+    from calibkit.detection.oce import _object_pairs
+
+    gt, dets, _ = synthetic
+    gt, dets = detection.load_gt(gt), detection.load_dets(dets)
+    obj = np.flatnonzero(~gt.ann_crowd)
+    whole = _object_pairs(gt, dets, obj, 0.2)
+    for a, b in zip(whole, _object_pairs(gt, dets, obj, 0.2, chunk=7), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(whole[2] >= 0.2) and len(whole[0]) > 0
+
+
 def test_parameter_errors(synthetic):
     gt, dets, probs = synthetic
     with pytest.raises(ValueError, match="aggregation"):
