@@ -11,7 +11,12 @@ cost nothing), as in the detection calibration toolbox (Kuzucu et al., ECCV 2024
 * :func:`dece_pooled`: the toolbox's D-ECE (pooled over classes, binary TP targets);
 * :func:`dece_netcal`: netcal's D-ECE over confidence and box features;
 * :func:`average_precision`: COCO AP@[.50:.95] (maxDets 100, area "all");
-* :func:`evaluate`: all of them on one detection set.
+* :func:`evaluate`: all of them on one detection set (with bootstrap intervals on request).
+
+Each formula is written once, on per-class (and per-bin) sums with optional leading batch
+axes (``_laece_from_sums``, ``_lrp_from_sums``, ...; AP on weighted detections): the point
+values feed it sums over the detections, :mod:`calibkit.detection.bootstrap` the sums of every
+resample at once.
 """
 
 from __future__ import annotations

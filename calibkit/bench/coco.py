@@ -315,7 +315,10 @@ def coco_markdown(result: dict, *, command: str, images=(), root=None) -> str:
             "rematching), its bounds averaged over seeds. Each calibrator is also compared with "
             "`identity` by a paired bootstrap on the same resamples: the change, its interval, "
             "the share of resamples where the calibrator is better, and in how many splits the "
-            "improvement holds (the whole interval on the better side of 0).",
+            "improvement holds (the whole interval on the better side of 0). Binned errors "
+            "(LaECE, LaACE, D-ECE) are biased upwards under resampling, so for well-calibrated "
+            "detections the interval can lie above the value, and the interval of an "
+            "improvement is pulled towards 0 (see docs/detection.md, Confidence intervals).",
             "",
         ]
     parts += [
