@@ -68,7 +68,7 @@ def oce(
         then not used.
     return_per_object : bool, default False
         Also return each object's Brier score averaged over the thresholds (regular
-        annotations in ground-truth order).
+        annotations in ground-truth order; uq-detr lists them image by image).
 
     Returns
     -------

@@ -193,7 +193,12 @@ def test_parity_with_uq_detr_on_real_detections():
     ids = np.sort([im["id"] for im in data.ground_truth["images"]])[:300]
     data = data.subset_images(ids)
     gt, dets = data.ground_truth, detection.load_dets(data.detections["faster_rcnn_resnet50"])
+    g = detection.load_gt(gt)
+    # uq-detr lists the objects image by image; calibkit in ground-truth order
+    by_image = np.argsort(g.ann_image_id[~g.ann_crowd], kind="stable")
     for threshold in (0.3, 0.5, 0.8):
         kept = dets.subset(dets.score > threshold)  # uq_detr.select(..., "threshold")
         ref = _uq_oce(uq, *_uq_detr_inputs(uq, gt, kept))
-        assert detection.oce(gt, kept) == pytest.approx(ref.score, abs=1e-12)
+        got, per = detection.oce(gt, kept, return_per_object=True)
+        assert got == pytest.approx(ref.score, abs=1e-12)
+        np.testing.assert_allclose(per[by_image], ref.per_element, rtol=0, atol=1e-12)
