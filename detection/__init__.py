@@ -1,6 +1,7 @@
 """Detection calibration on top of calibkit: COCO inputs, COCO greedy matching, the
-detection calibration metrics (LaECE, LaACE, LRP, D-ECE, AP), LRP-optimal thresholds and
-class-wise detector calibration (:class:`DetectionCalibrator`).
+detection calibration metrics (LaECE, LaACE, LRP, D-ECE, AP, OCE) with image-level bootstrap
+intervals, LRP-optimal thresholds and class-wise detector calibration
+(:class:`DetectionCalibrator`).
 
 ``calibkit.detection`` imports calibkit; calibkit never imports ``calibkit.detection``.
 """
@@ -25,6 +26,7 @@ from calibkit.detection.metrics import (
     laece,
     lrp,
 )
+from calibkit.detection.oce import oce
 from calibkit.detection.thresholds import apply_thresholds, lrp_optimal_thresholds
 
 __all__ = [
@@ -50,4 +52,5 @@ __all__ = [
     "match_many",
     "match_netcal",
     "netcal_npz_to_coco",
+    "oce",
 ]

@@ -46,6 +46,11 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--dets", required=True, help="COCO results json")
     _matching_args(ev)
     ev.add_argument("--ap", action="store_true", help="also compute COCO AP@[.50:.95]")
+    ev.add_argument("--bootstrap", type=int, default=None, metavar="N",
+                    help="also print image-level bootstrap intervals from N resamples")
+    ev.add_argument("--confidence-level", type=float, default=0.95,
+                    help="coverage of the bootstrap intervals (default 0.95)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the resamples (default 0)")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=_run_evaluate)
 
@@ -103,11 +108,16 @@ def _matching_args(p: argparse.ArgumentParser) -> None:
 def _run_evaluate(args) -> int:
     from calibkit.detection.metrics import evaluate
 
-    result = evaluate(args.gt, args.dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap)
+    kw = {}
+    if args.bootstrap is not None:
+        kw = {"n_bootstrap": args.bootstrap, "confidence_level": args.confidence_level,
+              "random_state": args.seed}
+    result = evaluate(args.gt, args.dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap, **kw)
     if args.json:
-        print(json.dumps({k: _json_float(v) for k, v in result.items()}))
+        print(json.dumps({k: _json_value(v) for k, v in result.items()}))
     else:
-        print(format_table(result, tau=args.tau, iou_op=args.iou_op))
+        print(format_table(result, tau=args.tau, iou_op=args.iou_op,
+                           bootstrap=args.bootstrap, confidence_level=args.confidence_level))
     return 0
 
 
@@ -136,17 +146,31 @@ def _run_calibrate(args) -> int:
     return 0
 
 
-def format_table(result: dict, *, tau: float = 0.0, iou_op: str = "ge") -> str:
-    """A readable two-column table of :func:`calibkit.detection.evaluate`'s result."""
+def format_table(result: dict, *, tau: float = 0.0, iou_op: str = "ge", bootstrap=None,
+                 confidence_level: float = 0.95) -> str:
+    """A readable table of :func:`calibkit.detection.evaluate`'s result (with a column of
+    bootstrap intervals when the result has them)."""
     op = ">=" if iou_op == "ge" else ">"
-    lines = [f"matching: TP iff IoU {op} {tau:g}", f"{'metric':<34} value", "-" * 42]
+    lines = [f"matching: TP iff IoU {op} {tau:g}"]
+    with_ci = any(f"{key}_ci" in result for key in KEYS)
+    if with_ci:
+        lines.append(f"{confidence_level:.0%} image-level bootstrap intervals "
+                     f"({bootstrap} resamples, percentile)")
+    header = f"{'metric':<34} value" + ("   interval" if with_ci else "")
+    lines += [header, "-" * len(header)]
     for key in KEYS:
         if key in result:
-            lines.append(f"{LABELS[key]:<34} {result[key]:.4f}")
+            line = f"{LABELS[key]:<34} {result[key]:.4f}"
+            if f"{key}_ci" in result:
+                lo, hi = result[f"{key}_ci"]
+                line += f"  [{lo:.4f}, {hi:.4f}]"
+            lines.append(line)
     return "\n".join(lines)
 
 
-def _json_float(v: float):
+def _json_value(v):
+    if isinstance(v, tuple):
+        return [_json_value(x) for x in v]
     return None if isinstance(v, float) and math.isnan(v) else v
 
 

@@ -11,10 +11,17 @@ cost nothing), as in the detection calibration toolbox (Kuzucu et al., ECCV 2024
 * :func:`dece_pooled`: the toolbox's D-ECE (pooled over classes, binary TP targets);
 * :func:`dece_netcal`: netcal's D-ECE over confidence and box features;
 * :func:`average_precision`: COCO AP@[.50:.95] (maxDets 100, area "all");
-* :func:`evaluate`: all of them on one detection set.
+* :func:`evaluate`: all of them on one detection set (with bootstrap intervals on request).
+
+Each formula is written once, on per-class (and per-bin) sums with optional leading batch
+axes (``_laece_from_sums``, ``_lrp_from_sums``, ...; AP on weighted detections): the point
+values feed it sums over the detections, :mod:`calibkit.detection.bootstrap` the sums of every
+resample at once.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,6 +70,10 @@ def evaluate(
     dece_tau: float = 0.5,
     dece_bins: int = 10,
     dece_matching: str = "greedy",
+    n_bootstrap: int | None = None,
+    confidence_level: float = 0.95,
+    random_state=None,
+    return_resamples: bool = False,
 ) -> dict:
     """Every detection metric on exactly the detections given (no thresholding inside).
 
@@ -84,15 +95,37 @@ def evaluate(
         D-ECE's TP threshold and bins (the train-time papers' protocol; apply their fixed
         score threshold of 0.3 to ``dets`` before calling).
     dece_matching : {"greedy", "netcal_argmax_any_class"}, default "greedy"
+    n_bootstrap : int, optional
+        Also give an image-level bootstrap interval beside every value (``"laece_ci":
+        (low, high)`` beside ``"laece"``, and so on): ``n_bootstrap`` resamples of the images
+        with replacement, each metric recomputed from the matches of the resampled images
+        (no rematching), percentile intervals. See :mod:`calibkit.detection.bootstrap` for
+        what a duplicated image means for each metric.
+    confidence_level : float in (0, 1), default 0.95
+        Coverage of the bootstrap intervals.
+    random_state : None, int, numpy Generator or RandomState
+        Seed of the resamples; the same integer on the same ground truth gives the same
+        resamples (see :func:`calibkit.detection.bootstrap.paired_bootstrap`).
+    return_resamples : bool, default False
+        With ``n_bootstrap``, also return the per-resample values under ``"resamples"``.
 
     Returns
     -------
-    dict of float
+    dict
         ``laece``, ``laace``, ``lrp``, ``lrp_loc``, ``lrp_fp``, ``lrp_fn``, ``dece`` (and
-        ``ap``), fractions in [0, 1]; NaN where no class qualifies.
+        ``ap``): floats, fractions in [0, 1], NaN where no class qualifies. With
+        ``n_bootstrap``: ``<key>_ci`` tuples ``(low, high)`` (and ``"resamples"``, a dict of
+        arrays of shape (n_bootstrap,)).
     """
     gt = load_gt(gt)
     dets = load_dets(dets)
+    if n_bootstrap is not None:
+        from calibkit.detection import bootstrap
+
+        n_bootstrap = bootstrap._check_n_bootstrap(n_bootstrap, "evaluate")
+        confidence_level = bootstrap._check_confidence_level(confidence_level, "evaluate")
+    elif return_resamples:
+        raise ValueError("return_resamples=True needs n_bootstrap (the number of resamples).")
     greedy_dece = dece_matching == "greedy" and float(dece_tau) != float(tau)
     taus = [tau, dece_tau] if greedy_dece else [tau]
     ms = match_many(gt, dets, taus, iou_op=iou_op, max_dets=max_dets)
@@ -110,6 +143,7 @@ def evaluate(
         ),
     }
     out.update(lrp(m))
+    flags = None
     if dece_matching == "greedy":
         out["dece"] = dece_pooled(ms[-1], n_bins=dece_bins, bin_closure=bin_closure)
     elif dece_matching == "netcal_argmax_any_class":
@@ -122,6 +156,17 @@ def evaluate(
         )
     if ap:
         out["ap"] = average_precision(gt, dets, max_dets=max_dets)
+    if n_bootstrap is not None:
+        resamples = bootstrap._evaluate_resamples(
+            gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
+            max_dets=max_dets, laece_bins=laece_bins, bin_closure=bin_closure,
+            class_mean_drop_zero_error=class_mean_drop_zero_error,
+            empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
+            dece_bins=dece_bins,
+        )
+        out.update(bootstrap._intervals(resamples, confidence_level))
+        if return_resamples:
+            out["resamples"] = resamples
     return out
 
 
@@ -169,24 +214,27 @@ def laece(
     n_bins = check_n_bins(n_bins)
     _check_policy(empty_class_policy)
     k = matches.n_categories
-    sel = matches.valid & (matches.npig > 0)[matches.class_index]
-    cls = matches.class_index[sel]
-    p = matches.dets.score[sel]
-    acc = matches.iou[sel]
-    n_c = np.bincount(cls, minlength=k).astype(np.float64)
+    v = matches.valid
+    cls = matches.class_index[v]
+    p = matches.dets.score[v]
     b = assign_uniform_closure(p, n_bins, bin_closure)
-    flat = cls * (n_bins + 1) + b
-    size = k * (n_bins + 1)
-    count = np.bincount(flat, minlength=size).reshape(k, n_bins + 1)[:, :n_bins]
-    s_conf = np.bincount(flat, weights=p, minlength=size).reshape(k, n_bins + 1)[:, :n_bins]
-    s_acc = np.bincount(flat, weights=acc, minlength=size).reshape(k, n_bins + 1)[:, :n_bins]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        err = np.abs(s_acc / count - s_conf / count)
-        w = count / n_c[:, None]
-    e = np.where(count > 0, w * err, 0.0).sum(axis=1)
-    e[n_c == 0] = np.nan
-    value = _class_mean(e, class_mean_drop_zero_error, empty_class_policy)
+    gap = np.bincount(cls * (n_bins + 1) + b, weights=matches.iou[v] - p,
+                      minlength=k * (n_bins + 1)).reshape(k, n_bins + 1)[:, :n_bins]
+    n_c = np.bincount(cls, minlength=k).astype(np.float64)
+    e = _laece_from_sums(gap, n_c, matches.npig > 0)
+    value = float(_class_mean(e, class_mean_drop_zero_error, empty_class_policy))
     return (value, e) if return_per_class else value
+
+
+def _laece_from_sums(gap: np.ndarray, n: np.ndarray, has_gt: np.ndarray) -> np.ndarray:
+    """Per-class LaECE ``e_c = sum_j |sum_{i in j} (IoU_i - p_i)| / |D^c|`` (the same as
+    ``sum_j (|D_j^c| / |D^c|) |acc_j - conf_j|``), from the per-bin sums ``gap`` of shape
+    (..., K, J), the TP+FP counts ``n`` of shape (..., K) (detections in no bin included) and
+    the classes with ground truth ``has_gt``; NaN where ``n == 0`` or without ground truth.
+    Leading axes are batches (bootstrap resamples)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.abs(gap).sum(axis=-1) / n
+    return np.where((n > 0) & has_gt, e, np.nan)
 
 
 def laace(
@@ -213,30 +261,38 @@ def laace(
     """
     _check_policy(empty_class_policy)
     k = matches.n_categories
-    has_gt = (matches.npig > 0)[matches.class_index]
-    base = matches.evaluated & has_gt
-    sel = base if include_ignored else base & ~matches.ignored
+    sel = matches.evaluated if include_ignored else matches.valid
     cls = matches.class_index[sel]
-    dev = np.abs(matches.dets.score[sel] - matches.iou[sel])
-    n = np.bincount(cls, minlength=k).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = np.bincount(cls, weights=dev, minlength=k) / n
-    n_valid = np.bincount(matches.class_index[matches.valid & has_gt], minlength=k)
-    e[n_valid == 0] = np.nan
-    value = _class_mean(e, class_mean_drop_zero_error, empty_class_policy)
+    dev = np.bincount(cls, weights=np.abs(matches.dets.score[sel] - matches.iou[sel]),
+                      minlength=k)
+    n_sel = np.bincount(cls, minlength=k).astype(np.float64)
+    n_valid = np.bincount(matches.class_index[matches.valid], minlength=k).astype(np.float64)
+    e = _laace_from_sums(dev, n_sel, n_valid, matches.npig > 0)
+    value = float(_class_mean(e, class_mean_drop_zero_error, empty_class_policy))
     return (value, e) if return_per_class else value
 
 
-def _class_mean(e: np.ndarray, drop_zero: bool, policy: str) -> float:
+def _laace_from_sums(dev, n_sel, n_valid, has_gt) -> np.ndarray:
+    """Per-class LaACE ``dev / n_sel`` (``dev`` the sum of ``|p_i - IoU_i|`` over the ``n_sel``
+    averaged detections), NaN for a class without TP/FP (``n_valid == 0``) or without ground
+    truth; arrays of shape (..., K)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = dev / n_sel
+    return np.where((n_valid > 0) & has_gt, e, np.nan)
+
+
+def _class_mean(e: np.ndarray, drop_zero: bool, policy: str):
+    """Mean over the last axis (classes) of ``e`` under the class-exclusion rules of
+    :func:`laece`; NaN where no class is left. Leading axes are batches."""
+    zero = (e == 0) if drop_zero else np.zeros(e.shape, bool)
     if policy == "zero":
-        vals = np.where(np.isnan(e), 0.0, e)
-        if drop_zero:
-            vals = vals[~((e == 0) & ~np.isnan(e))]
-        return float(vals.mean()) if len(vals) else float("nan")
-    vals = e[~np.isnan(e)]
-    if drop_zero:
-        vals = vals[vals != 0]
-    return float(vals.mean()) if len(vals) else float("nan")
+        keep = ~zero
+        vals = np.where(np.isnan(e) | ~keep, 0.0, e)
+    else:
+        keep = ~np.isnan(e) & ~zero
+        vals = np.where(keep, e, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return vals.sum(axis=-1) / keep.sum(axis=-1)
 
 
 def _check_policy(policy: str) -> None:
@@ -276,30 +332,34 @@ def lrp(matches: Matches, *, return_per_class: bool = False) -> dict:
     n_fp = np.bincount(cls, weights=~matches.tp[v], minlength=k)
     loc = np.bincount(cls, weights=np.where(matches.tp[v], 1.0 - matches.iou[v], 0.0),
                       minlength=k)
-    npig = matches.npig.astype(np.float64)
+    per_class = _lrp_from_sums(n_tp, n_fp, loc, matches.npig.astype(np.float64), matches.tau)
+    out = {key: float(_nanmean(val)) for key, val in per_class.items()}
+    if return_per_class:
+        out["per_class"] = per_class
+    return out
+
+
+def _lrp_from_sums(n_tp, n_fp, loc, npig, tau: float) -> dict:
+    """Per-class LRP and its components (see :func:`lrp`) from the TP and FP counts, the
+    summed localisation error ``sum_TP (1 - IoU)`` and the regular ground-truth count, arrays
+    of shape (..., K)."""
     n_fn = npig - n_tp
     has = npig > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        total = np.where(has, (loc / (1.0 - matches.tau) + n_fp + n_fn) / (n_tp + n_fp + n_fn),
+        total = np.where(has, (loc / (1.0 - tau) + n_fp + n_fn) / (n_tp + n_fp + n_fn),
                          np.nan)
         has_tp = has & (n_tp > 0)
         c_loc = np.where(has_tp, loc / n_tp, np.nan)
         c_fp = np.where(has_tp, n_fp / (n_tp + n_fp), np.nan)
         c_fn = np.where(has, n_fn / npig, np.nan)
-    out = {
-        "lrp": _nanmean(total),
-        "lrp_loc": _nanmean(c_loc),
-        "lrp_fp": _nanmean(c_fp),
-        "lrp_fn": _nanmean(c_fn),
-    }
-    if return_per_class:
-        out["per_class"] = {"lrp": total, "lrp_loc": c_loc, "lrp_fp": c_fp, "lrp_fn": c_fn}
-    return out
+    return {"lrp": total, "lrp_loc": c_loc, "lrp_fp": c_fp, "lrp_fn": c_fn}
 
 
-def _nanmean(x: np.ndarray) -> float:
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if len(x) else float("nan")
+def _nanmean(x: np.ndarray):
+    """Mean over the last axis ignoring NaN; NaN where every value is NaN."""
+    ok = ~np.isnan(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x, 0.0).sum(axis=-1) / ok.sum(axis=-1)
 
 
 # --------------------------------------------------------------------------------------
@@ -321,14 +381,16 @@ def dece_pooled(matches: Matches, *, n_bins: int = 10, bin_closure: str = "right
 
 
 def _pooled_ece(p: np.ndarray, y: np.ndarray, n_bins: int, closure: str) -> float:
-    if len(p) == 0:
-        return float("nan")
     b = assign_uniform_closure(p, n_bins, closure)
-    count = np.bincount(b, minlength=n_bins + 1)[:n_bins]
-    s_p = np.bincount(b, weights=p, minlength=n_bins + 1)[:n_bins]
-    s_y = np.bincount(b, weights=y, minlength=n_bins + 1)[:n_bins]
-    nz = count > 0
-    return float(np.sum(np.abs(s_y[nz] - s_p[nz])) / len(p))
+    gap = np.bincount(b, weights=y - p, minlength=n_bins + 1)[:n_bins]
+    return float(_pooled_ece_from_sums(gap, float(len(p))))
+
+
+def _pooled_ece_from_sums(gap, n):
+    """``sum_j |sum_{i in j} (y_i - p_i)| / n`` from per-bin sums ``gap`` of shape (..., J)
+    and the count ``n`` of shape (...) (scores in no bin included); NaN where ``n == 0``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.abs(gap).sum(axis=-1) / n, np.nan)
 
 
 def dece_netcal(
@@ -428,39 +490,200 @@ def average_precision(
     (``searchsorted(recall, r, "left")``, 0 beyond the last recall); the mean runs over
     thresholds, recall points and classes with regular ground truth.
     """
-    gt = load_gt(gt)
-    dets = load_dets(dets)
-    max_dets = _check_max_dets(max_dets)
+    table = _ap_table(load_gt(gt), load_dets(dets), _check_max_dets(max_dets), iou_thresholds)
+    per_class = _ap_from_table(table)[0]
+    value = float(_nanmean(per_class))
+    return (value, per_class) if return_per_class else value
+
+
+@dataclass(frozen=True)
+class _APTable:
+    """The evaluated detections of AP in per-class order (class, descending score, image id,
+    file order) with their TP and ignored flags at each IoU threshold."""
+
+    tp: np.ndarray  # (n_thresholds, n) bool, TP (never ignored)
+    ignored: np.ndarray  # (n_thresholds, n) bool
+    image: np.ndarray  # (n,) image index in gt.image_ids
+    bounds: np.ndarray  # (K + 1,) start of each class in the order
+    npig: np.ndarray  # (K,) regular ground-truth boxes
+    n_images: int
+    # blocks of 2+ detections of one image, class and score holding a TP and an FP at some
+    # threshold: their start in the order and their length
+    mixed_start: np.ndarray
+    mixed_length: np.ndarray
+
+
+def _ap_table(gt, dets, max_dets: int, iou_thresholds=None) -> _APTable:
     thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, float)
     prep = _prepare(gt, dets, max_dets)
     tp, ig, _ = _greedy(prep, thrs, "ge")
     det = prep.det
     cls = prep.cls_all[det]
     o = np.lexsort((det, dets.image_id[det], -dets.score[det], cls))
-    tp, ig, cls = tp[:, o], ig[:, o], cls[o]
-    k = gt.n_categories
-    bounds = np.searchsorted(cls, np.arange(k + 1))
+    tp, ig, cls, score, img = tp[:, o], ig[:, o], cls[o], dets.score[det][o], prep.img[o]
+    bounds = np.searchsorted(cls, np.arange(gt.n_categories + 1))
+    start = np.zeros(0, np.intp)
+    length = np.zeros(0, np.intp)
+    if len(o) > 1:
+        new = np.ones(len(o), bool)
+        new[1:] = (cls[1:] != cls[:-1]) | (score[1:] != score[:-1]) | (img[1:] != img[:-1])
+        start = np.flatnonzero(new)
+        length = np.diff(np.append(start, len(o)))
+        has_tp = np.logical_or.reduceat(tp, start, axis=1)
+        has_fp = np.logical_or.reduceat(~tp & ~ig, start, axis=1)
+        mixed = (length > 1) & (has_tp & has_fp).any(axis=0)
+        start, length = start[mixed], length[mixed]
+    return _APTable(tp, ig, img, bounds, prep.npig, gt.n_images, start, length)
+
+
+def _ap_from_table(table: _APTable, counts=None, npig=None) -> np.ndarray:
+    """Per-class AP of shape (B, K), NaN for a class without regular ground truth.
+
+    ``counts`` (shape (B, n_images)) weights every detection by the number of copies of its
+    image (one bootstrap resample per row; None: one row of ones) and ``npig`` (B, K) are the
+    matching regular ground-truth counts. The resampled data set is the literal one with the
+    copies of an image adjacent (see :mod:`calibkit.detection.bootstrap`).
+
+    Only the ends of *runs* are visited, a run being a maximal stretch of TPs with no FP
+    between them (ignored detections change nothing). Along a run precision only rises
+    (``(T + w) / (A + w) >= T / A``) and between runs it only falls, so the precision made
+    monotone from the right is the same at every TP of a run as at its end, and pycocotools'
+    ``searchsorted(recall, r, "left")`` for a recall threshold ``r`` lands in the run whose
+    recall first reaches ``r`` (for ``r = 0``, possibly on an earlier FP, whose monotone
+    precision is the overall maximum, again reached at a run end). A run end with recall
+    ``rc`` therefore takes the ``#{r <= rc} - #{r <= rc_previous}`` recall thresholds.
+
+    With weights, the ``c`` copies of a detection count as ``c`` adjacent detections with
+    its flags, which is the literal order unless one image holds several detections of a
+    class with equal scores (a tie block) mixing TPs and FPs: there the copies of the image,
+    not of the detection, are adjacent, so those blocks are repeated explicitly, copy ``q``
+    weighted by ``[count > q]``.
+    """
+    k = len(table.npig)
+    if counts is None:
+        npig = table.npig[None, :].astype(np.float64)
+        counts_t = np.ones((table.n_images, 1))
+    else:
+        table, counts = _repeat_tie_blocks(table, np.asarray(counts))
+        counts_t = np.ascontiguousarray(counts.T, dtype=np.float64)
+    n_thr = table.tp.shape[0]
+    n_rows = counts_t.shape[1]
     eps = np.spacing(1)
-    per_class = np.full(k, np.nan)
-    n_r = len(COCO_RECALL_THRESHOLDS)
+    out = np.full((n_rows, k), np.nan)
     for c in range(k):
-        npig = prep.npig[c]
-        if npig == 0:
+        has = npig[:, c] > 0
+        if not has.any():
             continue
-        a, b = bounds[c], bounds[c + 1]
-        q = np.zeros((len(thrs), n_r))
-        if b > a:
-            t_sum = np.cumsum(tp[:, a:b] & ~ig[:, a:b], axis=1, dtype=np.float64)
-            f_sum = np.cumsum(~tp[:, a:b] & ~ig[:, a:b], axis=1, dtype=np.float64)
-            rc = t_sum / npig
-            pr = t_sum / (f_sum + t_sum + eps)
-            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-            for t in range(len(thrs)):
-                inds = np.searchsorted(rc[t], COCO_RECALL_THRESHOLDS, side="left")
-                ok = inds < (b - a)
-                q[t, ok] = pr[t, inds[ok]]
-        per_class[c] = q.mean()
-    value = _nanmean(per_class)
-    return (value, per_class) if return_per_class else value
+        a, b = table.bounds[c], table.bounds[c + 1]
+        runs = _ap_runs(table, a, b)
+        total = np.zeros(n_rows)
+        if runs is not None:
+            ends, first, tp_runs, ig_runs, image = runs
+            segments = [(first[t], first[t + 1]) for t in range(n_thr)
+                        if first[t + 1] > first[t]]
+            n_gt = np.where(has, npig[:, c], np.inf)[:, None]
+            # (resamples, runs) arrays of a few MiB, accumulated along their rows
+            step = max(1, min(n_rows, (1 << 18) // len(ends)))
+            for s in range(0, n_rows, step):
+                w = counts_t[:, s:s + step]
+                seen = np.cumsum(w[image].T, axis=1)[:, ends]
+                t_sum = np.ascontiguousarray((tp_runs @ w).T)
+                ig_sum = None if ig_runs is None else np.ascontiguousarray((ig_runs @ w).T)
+                for f0, f1 in segments:  # cumulative sums within each threshold
+                    np.cumsum(t_sum[:, f0:f1], axis=1, out=t_sum[:, f0:f1])
+                    if ig_sum is not None:
+                        np.cumsum(ig_sum[:, f0:f1], axis=1, out=ig_sum[:, f0:f1])
+                if ig_sum is not None:
+                    seen -= ig_sum
+                pr = t_sum / (seen + eps)
+                for f0, f1 in segments:  # made monotone from the right
+                    pr[:, f0:f1] = np.maximum.accumulate(pr[:, f0:f1][:, ::-1], axis=1)[:, ::-1]
+                rc = t_sum / n_gt[s:s + step]
+                # #{r <= rc} - 1: the 101 recall thresholds are the edges of 100 equal bins
+                reached = assign_uniform(rc.ravel(), 100).reshape(rc.shape) + (rc >= 1.0)
+                taken = np.diff(reached, axis=1, prepend=0)
+                for f0, _ in segments:
+                    taken[:, f0] = reached[:, f0] + 1
+                total[s:s + step] = np.einsum("br,br->b", pr, taken)
+        out[has, c] = total[has] / (n_thr * len(COCO_RECALL_THRESHOLDS))
+    return out
 
 
+def _repeat_tie_blocks(table: _APTable, counts: np.ndarray):
+    """Repeat each mixed tie block as often as its image is drawn at most, copy ``q`` of the
+    block taking a new image column with count ``[counts[:, i] > q]``."""
+    if not len(table.mixed_start):
+        return table, counts
+    length = table.mixed_length
+    img = table.image[table.mixed_start]
+    n_copies = np.maximum(counts[:, img].max(axis=0), 1)
+    n = table.tp.shape[1]
+    in_block = np.zeros(n, bool)
+    in_block[_ranges(table.mixed_start, length)] = True
+    plain = np.flatnonzero(~in_block)
+    # the entries of the repeated blocks: block k, then copy q, then offset j in the block
+    size = n_copies * length
+    blk = np.repeat(np.arange(len(img)), size)
+    r = _ranges(np.zeros(len(img), np.intp), size)
+    q, j = np.divmod(r, length[blk])
+    # everything in the order of the anchors (a block's start, or the position itself)
+    order = np.lexsort((np.concatenate([np.zeros(len(plain), np.intp), r]),
+                        np.concatenate([plain, table.mixed_start[blk]])))
+    src = np.concatenate([plain, table.mixed_start[blk] + j])[order]
+    first_col = table.n_images + np.cumsum(n_copies) - n_copies
+    column = np.concatenate([table.image[plain], first_col[blk] + q])[order]
+    copy_number = _ranges(np.zeros(len(img), np.intp), n_copies)
+    extra = counts[:, np.repeat(img, n_copies)] > copy_number
+    cls = np.searchsorted(table.bounds, src, side="right") - 1
+    bounds = np.searchsorted(cls, np.arange(len(table.bounds)))
+    none = np.zeros(0, np.intp)
+    expanded = _APTable(table.tp[:, src], table.ignored[:, src], column, bounds, table.npig,
+                        table.n_images + int(n_copies.sum()), none, none)
+    return expanded, np.concatenate([counts, extra.astype(counts.dtype)], axis=1)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``range(s, s + l)`` for every (s, l) of ``starts``, ``lengths``."""
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + (np.arange(int(lengths.sum())) - first)
+
+
+def _ap_runs(table: _APTable, a: int, b: int):
+    """The runs of TPs of the class occupying ``[a, b)`` of the order, at every threshold.
+
+    Returns None without TPs, else ``(ends, first, tp_runs, ig_runs, image)``: ``ends`` the
+    position of every run end, the runs of threshold ``t`` being ``first[t]:first[t + 1]``;
+    ``tp_runs`` a sparse (n_runs, n_images) matrix counting each image's TPs in each run;
+    ``ig_runs`` the same for the ignored detections after the previous run end up to each
+    run end (None without any); and ``image`` the image index of each position.
+    """
+    tp = table.tp[:, a:b]
+    t_idx, pos = np.nonzero(tp)
+    if not len(pos):
+        return None
+    n_thr, n = tp.shape
+    fp_before = np.cumsum(~tp & ~table.ignored[:, a:b], axis=1)[t_idx, pos]
+    last = np.ones(len(pos), bool)  # a TP ends its run unless the next TP follows with no FP
+    last[:-1] = (t_idx[1:] != t_idx[:-1]) | (fp_before[1:] != fp_before[:-1])
+    run = np.cumsum(np.concatenate([[True], last[:-1]])) - 1  # run number of each TP
+    end_t, ends = t_idx[last], pos[last]
+    first = np.searchsorted(end_t, np.arange(n_thr + 1))
+    image = table.image[a:b]
+    shape = (len(ends), table.n_images)
+    tp_runs = _count_matrix(run, image[pos], shape)
+    ig_runs = None
+    it, ip = np.nonzero(table.ignored[:, a:b])
+    if len(ip):
+        # an ignored detection counts in the first run ending after it (at its threshold)
+        g = np.searchsorted(end_t * n + ends, it * n + ip)
+        ok = (g < len(ends)) & (end_t[np.minimum(g, len(ends) - 1)] == it)
+        ig_runs = _count_matrix(g[ok], image[ip[ok]], shape)
+    return ends, first, tp_runs, ig_runs, image
+
+
+def _count_matrix(rows: np.ndarray, cols: np.ndarray, shape) -> object:
+    """Sparse matrix counting the (row, col) pairs; ``rows`` must be non-decreasing."""
+    from scipy.sparse import csr_matrix
+
+    indptr = np.searchsorted(rows, np.arange(shape[0] + 1))
+    return csr_matrix((np.ones(len(rows)), cols, indptr), shape=shape)

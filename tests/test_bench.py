@@ -208,10 +208,25 @@ def test_coco_cli_matches_detection_api(tmp_path):
                and r["scope"] == "classwise" and r["protocol"] == "laece")
     assert row["laece"] == pytest.approx(ref["laece"], abs=1e-12)
     assert row["lrp"] == pytest.approx(ref["lrp"], abs=1e-12)
+    # bootstrap intervals (seeded by the split) and the paired change over identity
+    boot = detection.evaluate(test.ground_truth, out_dets, n_bootstrap=1000, random_state=0,
+                              return_resamples=True)
+    assert (row["laece_ci_low"], row["laece_ci_high"]) == pytest.approx(boot["laece_ci"])
+    ident = detection.DetectionCalibrator(method="identity").fit(
+        cal.ground_truth, cal.detections["ssd_inception_v2"])
+    base = detection.evaluate(test.ground_truth, ident.transform(
+        test.detections["ssd_inception_v2"]), n_bootstrap=1000, random_state=0,
+        return_resamples=True)
+    diff = boot["resamples"]["laece"] - base["resamples"]["laece"]
+    assert row["laece_vs_identity"] == pytest.approx(ref["laece"] - base["laece"])
+    assert row["laece_better_share"] == pytest.approx(np.mean(diff < 0))
+    assert row["laece_holds"] == bool(row["laece_vs_identity_ci_high"] < 0)
+    assert "_resamples" not in row
     report = (out / "report.md").read_text()
     line = next(ln for ln in report.splitlines()
                 if ln.startswith("| ssd_inception_v2 | classwise |") and fmt(ref["laece"]) in ln)
-    assert line
+    assert f"[{boot['laece_ci'][0]:.4f}, {boot['laece_ci'][1]:.4f}]" in line
+    assert "Change over `identity` (paired bootstrap" in report
 
 
 # --------------------------------------------------------------------------------------
@@ -274,9 +289,11 @@ def test_coco_cli_on_user_files(tmp_path, shared_data, capsys):
     dets = fixture / "instances_val2014_fakebbox100_results.json"
     out = tmp_path / "out"
     assert main(["coco", "--gt", str(gt), "--dets", f"fake={dets}", "--methods", "identity",
-                 "platt", "--seeds", "1", "--no-plots", "--quiet", "--out", str(out)]) == 0
+                 "platt", "--seeds", "1", "--no-plots", "--quiet", "--out", str(out),
+                 "--bootstrap", "0"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert {r["detector"] for r in res["rows"]} == {"fake"}
+    assert not any(k.endswith(("_ci_low", "_vs_identity")) for r in res["rows"] for k in r)
     assert len(res["rows"]) == 2 * 2 * 2  # methods x scopes x protocols
     with pytest.raises(SystemExit):
         main(["coco", "--gt", str(gt), "--dets", str(dets), "--out", str(out)])

@@ -27,6 +27,21 @@ def test_evaluate_json_and_table(capsys):
     assert "IoU > 0.5" in table and f"{ref['lrp']:.4f}" in table and "AP" not in table
 
 
+def test_evaluate_bootstrap_intervals(capsys):
+    assert cli.main(["evaluate", "--gt", GT, "--dets", DETS, "--bootstrap", "30", "--seed", "4",
+                     "--confidence-level", "0.9", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    ref = detection.evaluate(GT, DETS, n_bootstrap=30, random_state=4, confidence_level=0.9)
+    assert got["lrp_ci"] == pytest.approx(list(ref["lrp_ci"]))
+    assert set(got) == set(ref)
+    assert cli.main(["evaluate", "--gt", GT, "--dets", DETS, "--bootstrap", "30", "--seed",
+                     "4", "--confidence-level", "0.9"]) == 0
+    table = capsys.readouterr().out
+    lo, hi = ref["laece_ci"]
+    assert "90% image-level bootstrap intervals (30 resamples" in table
+    assert f"{ref['laece']:.4f}  [{lo:.4f}, {hi:.4f}]" in table
+
+
 def test_calibrate_writes_detections_and_model(tmp_path, capsys):
     out, model = tmp_path / "out.json", tmp_path / "model.json"
     assert cli.main(["calibrate", "--gt-val", GT, "--dets-val", DETS, "--dets", DETS,

@@ -79,6 +79,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
                       help=f"choose from {', '.join(COCO_METHODS)} (default: all)")
     coco.add_argument("--max-images", type=int, default=None,
                       help="use a random subset (seed 12345) of this many images")
+    coco.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                      help="image-level bootstrap resamples for the intervals and the paired "
+                           "comparison with identity (default 1000; 0: none)")
     common(coco, 3)
     coco.set_defaults(func=run_coco_command)
 
@@ -151,7 +154,8 @@ def run_coco_command(args, *, out=None, command=None) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1; got {args.seeds}.")
     data = _coco_data(args)
-    config = CocoConfig(methods=tuple(args.methods), seeds=args.seeds)
+    config = CocoConfig(methods=tuple(args.methods), seeds=args.seeds,
+                        bootstrap=getattr(args, "bootstrap", 1000))
     t0 = time.perf_counter()
     with use_backend(args.backend, args.scheduler):
         result = run_coco(data, config, jobs=args.jobs, backend=args.backend,

@@ -14,6 +14,13 @@ second.
   D-ECE (10 bins, pooled over classes).
 * In both, ``ap``: COCO AP@[.50:.95] of the top-100 test detections per (image, class) with
   the calibrated scores and no threshold (the ranking effect of the calibrator).
+* Uncertainty (``bootstrap`` resamples, default 1000): every metric gets an image-level
+  percentile bootstrap interval on the test half (``calibkit.detection.evaluate(...,
+  n_bootstrap=...)``), and each calibrator's change over ``identity`` a paired bootstrap: the
+  same resamples of the same test images (``random_state`` = the split seed) for every method,
+  so the per-resample differences give an interval of the change, the share of resamples where
+  the calibrator is better, and whether the improvement holds (the whole interval on the
+  better side of 0).
 
 Methods: ``identity`` (thresholds only), ``temperature``, ``platt``, ``isotonic``, ``linear``
 and ``venn-abers`` (binary targets only, so only in the ``dece`` protocol).
@@ -21,6 +28,7 @@ and ``venn-abers`` (binary targets only, so only in the ``dece`` protocol).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -70,6 +78,8 @@ class CocoConfig:
     scopes: tuple = SCOPES
     protocols: tuple = PROTOCOLS
     dece_threshold: float = 0.3
+    bootstrap: int = 1000
+    confidence_level: float = 0.95
 
 
 def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
@@ -89,6 +99,8 @@ def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
     methods = check_methods(config.methods, COCO_METHODS, "--methods")
     if config.seeds < 1:
         raise ValueError(f"--seeds must be at least 1; got {config.seeds}.")
+    if config.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be 0 (none) or more; got {config.bootstrap}.")
     gt = detection.load_gt(data.ground_truth)
     dets = {name: detection.load_dets(d) for name, d in data.detections.items()}
     tasks, skipped = [], []
@@ -105,11 +117,14 @@ def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
                         tasks.append((gt, dets[name], name, method, scope, protocol, seed,
                                       config))
     rows = run_tasks(_task, tasks, jobs=jobs, backend=backend, progress=progress, desc="coco")
+    _compare_with_identity(rows, config.confidence_level)
     info = {k: {kk: v.get(kk) for kk in ("architecture", "params", "file", "dataset")}
             for k, v in data.info.items()}
     return {"config": {"methods": methods, "seeds": config.seeds, "scopes": list(config.scopes),
                        "protocols": list(config.protocols),
                        "dece_threshold": config.dece_threshold,
+                       "bootstrap": config.bootstrap,
+                       "confidence_level": config.confidence_level,
                        "split": "random image halves, numpy.random.default_rng(seed)"},
             "detectors": info, "rows": rows, "skipped": skipped,
             "summary": summarise(rows, ("detector", "protocol", "scope", "method"))}
@@ -176,18 +191,63 @@ def _run_cell(gt, dets, name, method, scope, protocol, seed, config) -> dict:
         t1 = time.perf_counter()
         out = est.transform(d_test)
         t2 = time.perf_counter()
+        # the same resamples (seeded by the split) for every method of this split: paired
+        boot = ({"n_bootstrap": config.bootstrap, "random_state": seed, "return_resamples": True,
+                 "confidence_level": config.confidence_level} if config.bootstrap else {})
         if protocol == "laece":
-            m = detection.evaluate(gt_test, out, tau=0.0)
-            row.update({k: m[k] for k in PROTOCOL_METRICS["laece"] if k in m})
+            m = detection.evaluate(gt_test, out, tau=0.0, **boot)
         else:
-            m = detection.evaluate(gt_test, out, tau=0.5, dece_tau=0.5, dece_bins=10)
-            row["dece"] = m["dece"]
+            m = detection.evaluate(gt_test, out, tau=0.5, dece_tau=0.5, dece_bins=10, **boot)
         rescored = d_test.with_scores(est.predict_scores(d_test.category_id, d_test.score))
-        row["ap"] = detection.average_precision(gt_test, rescored)
+        if boot:
+            m["ap"], m["ap_ci"], m["resamples"]["ap"] = _bootstrap_ap(gt_test, rescored, boot)
+        else:
+            m["ap"] = detection.average_precision(gt_test, rescored)
+        metrics = PROTOCOL_METRICS[protocol]
+        row.update({k: m[k] for k in metrics})
+        if boot:
+            for k in metrics:
+                row[f"{k}_ci_low"], row[f"{k}_ci_high"] = m[f"{k}_ci"]
+            row["_resamples"] = {k: m["resamples"][k] for k in metrics}
     row["n_dets_test"] = int(len(out))
     row["fit_time_s"] = t1 - t0
     row["predict_time_s"] = t2 - t1
     return {k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in row.items()}
+
+
+def _bootstrap_ap(gt, dets, boot):
+    """AP, its interval and its resamples (the other metrics of this call are not used)."""
+    from calibkit import detection
+
+    res = detection.evaluate(gt, dets, ap=True, **boot)
+    return res["ap"], res["ap_ci"], res["resamples"]["ap"]
+
+
+def _compare_with_identity(rows, confidence_level):
+    """Paired bootstrap of each calibrator against ``identity`` on the same split (same
+    detector, protocol, scope and seed): ``<metric>_vs_identity`` (the change),
+    ``<metric>_vs_identity_ci_low`` / ``_high``, ``<metric>_better_share`` and
+    ``<metric>_holds``. The resamples are dropped from the rows afterwards."""
+    from calibkit.detection.bootstrap import paired_bootstrap
+
+    key = ("detector", "protocol", "scope", "seed")
+    base = {tuple(r[k] for k in key): r for r in rows
+            if r["method"] == "identity" and "_resamples" in r}
+    for r in rows:
+        ref = base.get(tuple(r[k] for k in key))
+        if r["method"] == "identity" or ref is None or "_resamples" not in r:
+            continue
+        metrics = list(r["_resamples"])
+        cmp = paired_bootstrap({**{k: ref[k] for k in metrics}, "resamples": ref["_resamples"]},
+                               {**{k: r[k] for k in metrics}, "resamples": r["_resamples"]},
+                               confidence_level=confidence_level)
+        for k, c in cmp.items():
+            r[f"{k}_vs_identity"] = c["difference"]
+            r[f"{k}_vs_identity_ci_low"], r[f"{k}_vs_identity_ci_high"] = c["ci"]
+            r[f"{k}_better_share"] = c["share_better"]
+            r[f"{k}_holds"] = c["holds"]
+    for r in rows:
+        r.pop("_resamples", None)
 
 
 def _gt_subset(gt, image_ids):
@@ -245,6 +305,23 @@ def coco_markdown(result: dict, *, command: str, images=(), root=None) -> str:
         "calibrators fitted on the first half and evaluated on the second. Values are "
         "mean ± standard deviation over seeds.",
         "",
+    ]
+    n_boot = cfg.get("bootstrap") or 0
+    level = cfg.get("confidence_level", 0.95)
+    if n_boot:
+        parts += [
+            f"In brackets: the {level:.0%} image-level percentile bootstrap interval on the test "
+            f"half ({n_boot} resamples of its images, every metric recomputed without "
+            "rematching), its bounds averaged over seeds. Each calibrator is also compared with "
+            "`identity` by a paired bootstrap on the same resamples: the change, its interval, "
+            "the share of resamples where the calibrator is better, and in how many splits the "
+            "improvement holds (the whole interval on the better side of 0). Binned errors "
+            "(LaECE, LaACE, D-ECE) are biased upwards under resampling, so for well-calibrated "
+            "detections the interval can lie above the value, and the interval of an "
+            "improvement is pulled towards 0 (see docs/detection.md, Confidence intervals).",
+            "",
+        ]
+    parts += [
         "Detectors: " + ", ".join(
             f"`{k}` ({v.get('architecture') or v.get('file')})"
             for k, v in result["detectors"].items()) + ".",
@@ -266,10 +343,14 @@ def coco_markdown(result: dict, *, command: str, images=(), root=None) -> str:
                     line = [det, scope]
                     for meth in methods:
                         r = _find(rows, detector=det, scope=scope, method=meth)
-                        line.append(fmt(r.get(f"{metric}_mean"), _std(r, metric))
+                        line.append(fmt(r.get(f"{metric}_mean"), _std(r, metric)) + _ci(r, metric)
                                     if r else "—")
                     table.append(line)
             parts += [markdown_table(["detector", "scope"] + methods, table), ""]
+            change = _change_table(result, protocol, metric, cfg["scopes"])
+            if change:
+                parts += [f"Change over `identity` (paired bootstrap, {level:.0%} interval, "
+                          "share of resamples better, splits where it holds):", "", change, ""]
     parts += ["## Wall time per fit / predict (seconds, mean)", ""]
     table = []
     for meth in dict.fromkeys(r["method"] for r in summary):
@@ -305,10 +386,46 @@ def coco_text(result: dict) -> str:
                 line = [det, scope]
                 for meth in methods:
                     r = _find(rows, detector=det, scope=scope, method=meth)
-                    line.append(fmt(r.get(f"{metric}_mean")) if r else "—")
+                    line.append(fmt(r.get(f"{metric}_mean")) + _ci(r, metric) if r else "—")
                 table.append(line)
         out += [f"\n{COCO_LABELS[metric]}", text_table(["detector", "scope"] + methods, table)]
     return "\n".join(out)
+
+
+def _ci(row, metric) -> str:
+    """`` [low, high]`` (bounds averaged over seeds), or nothing without a bootstrap."""
+    lo, hi = row.get(f"{metric}_ci_low_mean"), row.get(f"{metric}_ci_high_mean")
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return ""
+    return f" [{lo:.4f}, {hi:.4f}]"
+
+
+def _change_table(result, protocol, metric, scopes) -> str:
+    """Markdown table of each calibrator's paired change over identity (or "")."""
+    rows = [r for r in result["rows"] if r["protocol"] == protocol
+            and f"{metric}_vs_identity" in r]
+    if not rows:
+        return ""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    table = []
+    for det in dict.fromkeys(r["detector"] for r in rows):
+        for scope in scopes:
+            line = [det, scope]
+            for meth in methods:
+                rs = [r for r in rows if r["detector"] == det and r["scope"] == scope
+                      and r["method"] == meth]
+                if not rs:
+                    line.append("—")
+                    continue
+                mean = {k: float(np.mean([r[f"{metric}_{k}"] for r in rs]))
+                        for k in ("vs_identity", "vs_identity_ci_low", "vs_identity_ci_high",
+                                  "better_share")}
+                holds = sum(bool(r[f"{metric}_holds"]) for r in rs)
+                line.append(f"{mean['vs_identity']:+.4f} [{mean['vs_identity_ci_low']:+.4f}, "
+                            f"{mean['vs_identity_ci_high']:+.4f}], "
+                            f"{mean['better_share']:.0%}, {holds}/{len(rs)}")
+            table.append(line)
+    return markdown_table(["detector", "scope"] + methods, table)
 
 
 def _std(row, metric):
