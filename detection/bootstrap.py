@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from calibkit._validation import RANDOM_STATE, Interval, check_param
-from calibkit.metrics._binning import assign_uniform_closure
+from calibkit.metrics.binning import assign_uniform_closure
 
 __all__ = ["image_resample_counts", "percentile_interval", "paired_bootstrap"]
 
