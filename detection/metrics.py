@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibkit.detection.io import load_dets, load_gt
-from calibkit.detection.matching import (
-    Matches,
-    _check_max_dets,
-    _greedy,
-    _prepare,
-    match_many,
-    match_netcal,
+from calibkit.detection.cocoeval import (  # noqa: F401 (re-exported names)
+    COCO_IOU_THRESHOLDS,
+    COCO_RECALL_THRESHOLDS,
+    accumulate,
 )
+from calibkit.detection.io import load_dets, load_gt
+from calibkit.detection.matching import Matches, _check_max_dets, match_many, match_netcal
 from calibkit.metrics._binning import assign_uniform, assign_uniform_closure, check_n_bins
 
 __all__ = [
@@ -41,10 +39,6 @@ __all__ = [
 ]
 
 EMPTY_CLASS_POLICIES = ("exclude", "zero")
-
-#: COCO's IoU thresholds .50:.05:.95 and recall thresholds 0:.01:1 (pycocotools' expressions)
-COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
-COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)
 
 
 def evaluate(
@@ -428,39 +422,14 @@ def average_precision(
     (``searchsorted(recall, r, "left")``, 0 beyond the last recall); the mean runs over
     thresholds, recall points and classes with regular ground truth.
     """
-    gt = load_gt(gt)
-    dets = load_dets(dets)
     max_dets = _check_max_dets(max_dets)
     thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, float)
-    prep = _prepare(gt, dets, max_dets)
-    tp, ig, _ = _greedy(prep, thrs, "ge")
-    det = prep.det
-    cls = prep.cls_all[det]
-    o = np.lexsort((det, dets.image_id[det], -dets.score[det], cls))
-    tp, ig, cls = tp[:, o], ig[:, o], cls[o]
-    k = gt.n_categories
-    bounds = np.searchsorted(cls, np.arange(k + 1))
-    eps = np.spacing(1)
-    per_class = np.full(k, np.nan)
-    n_r = len(COCO_RECALL_THRESHOLDS)
-    for c in range(k):
-        npig = prep.npig[c]
-        if npig == 0:
-            continue
-        a, b = bounds[c], bounds[c + 1]
-        q = np.zeros((len(thrs), n_r))
-        if b > a:
-            t_sum = np.cumsum(tp[:, a:b] & ~ig[:, a:b], axis=1, dtype=np.float64)
-            f_sum = np.cumsum(~tp[:, a:b] & ~ig[:, a:b], axis=1, dtype=np.float64)
-            rc = t_sum / npig
-            pr = t_sum / (f_sum + t_sum + eps)
-            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-            for t in range(len(thrs)):
-                inds = np.searchsorted(rc[t], COCO_RECALL_THRESHOLDS, side="left")
-                ok = inds < (b - a)
-                q[t, ok] = pr[t, inds[ok]]
-        per_class[c] = q.mean()
+    # no area range: every box counts, whatever its area
+    precision, _ = accumulate(gt, dets, iou_thresholds=thrs, area_ranges=[[-np.inf, np.inf]],
+                              max_dets=[max_dets])
+    q = precision[:, :, :, 0, 0]  # (T, R, K), -1 for classes without regular boxes
+    has = q[0, 0] > -1
+    per_class = np.full(q.shape[2], np.nan)
+    per_class[has] = q[:, :, has].mean(axis=(0, 1))
     value = _nanmean(per_class)
     return (value, per_class) if return_per_class else value
-
-

@@ -80,7 +80,7 @@ def make_coco_like(
     image_ids = np.arange(1, n_images + 1)
     cat_ids = np.arange(1, n_classes + 1)
     gt = {
-        "images": [{"id": int(i), "width": width, "height": height} for i in image_ids],
+        "images": [{"id": int(i), "width": int(width), "height": int(height)} for i in image_ids],
         "categories": [{"id": int(c), "name": f"class_{c}"} for c in cat_ids],
         "annotations": [
             {"id": k + 1, "image_id": int(image_ids[i]), "category_id": int(cat_ids[c]),
