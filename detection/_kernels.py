@@ -7,11 +7,13 @@ and reproduces pycocotools' ``COCOeval.evaluateImg`` / ``accumulate`` operation 
   rank of each inside its (image, class) group;
 * :func:`match_groups`: the greedy matching of every (image, class) group at several IoU
   thresholds (one ignore rule, per-detection outputs), parallel over groups;
-* :func:`summary_classes`: matching at every (area range, IoU threshold) and the per-class
-  precision / recall accumulation of COCOeval (``precision[T, R, K, A, M]``,
-  ``recall[T, K, A, M]``), parallel over classes;
+* :func:`group_codes`: matching at every (area range, IoU threshold), two bits per
+  detection and range (TP, ignored), parallel over groups;
+* :func:`accumulate_classes`: COCOeval's per-class precision / recall accumulation from
+  those codes (``precision[T, R, K, A, M]``, ``recall[T, K, A, M]``), parallel over classes;
 * :func:`class_order`: the evaluated detections in per-class order (class, descending
-  score, image, file order).
+  score, image, file order);
+* :func:`json_split`: the exact item boundaries of a json list (string-aware scan).
 
 The greedy step (:func:`_pick`) sees one row of an IoU block and the flags of the group's
 ground truth, so another IoU source (mask IoU of RLEs) only has to fill the block.
@@ -173,155 +175,143 @@ def match_groups(dbox, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, strict,
 
 
 @numba.njit(parallel=True, **_JIT)
-def class_order(score, d_lo, d_hi, grp_order, cls_grp_start):
-    """Evaluated detections (positions in the sorted arrays) in per-class order: class,
-    descending score, image, file order. ``grp_order`` lists the groups by (class, image)."""
-    n_cls = len(cls_grp_start) - 1
-    out = np.empty(d_hi[-1] if len(d_hi) else 0, np.int64)
-    start = np.zeros(n_cls + 1, np.int64)
-    for c in range(n_cls):
-        s = 0
-        for q in range(cls_grp_start[c], cls_grp_start[c + 1]):
-            g = grp_order[q]
-            s += d_hi[g] - d_lo[g]
-        start[c + 1] = start[c] + s
-    for c in prange(n_cls):
-        n_c = start[c + 1] - start[c]
-        if n_c == 0:
+def class_order(score, pos, cls_start):
+    """Per-class order of the evaluated detections: ``pos`` lists them by (class, image,
+    rank), class ``c`` owning ``pos[cls_start[c]:cls_start[c + 1]]``; a stable sort on
+    descending score inside each class gives (class, -score, image, file order)."""
+    out = np.empty(len(pos), np.int64)
+    for c in prange(len(cls_start) - 1):
+        a = cls_start[c]
+        b = cls_start[c + 1]
+        if b == a:
             continue
-        pos = np.empty(n_c, np.int64)
-        neg = np.empty(n_c)
-        p = 0
-        for q in range(cls_grp_start[c], cls_grp_start[c + 1]):
-            g = grp_order[q]
-            for j in range(d_lo[g], d_hi[g]):
-                pos[p] = j
-                neg[p] = -score[j]
-                p += 1
+        neg = np.empty(b - a)
+        for j in range(b - a):
+            neg[j] = -score[pos[a + j]]
         o = np.argsort(neg, kind="mergesort")
-        for j in range(n_c):
-            out[start[c] + j] = pos[o[j]]
+        for j in range(b - a):
+            out[a + j] = pos[a + o[j]]
     return out
 
 
 @numba.njit(parallel=True, **_JIT)
-def summary_classes(dbox, dscore, drank, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi,
-                    grp_order, cls_grp_start, cls_seq, thrs, strict, area_lo, area_hi,
-                    max_dets, rec_thrs, npig, precision, recall):
-    """COCOeval's ``evaluate`` + ``accumulate`` per class.
+def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict, area_lo,
+                area_hi, codes):
+    """COCOeval's ``evaluateImg`` for every group, area range and threshold.
 
-    For each class (``cls_seq`` gives the processing order, largest first) and each of its
-    groups: the IoU block, then for every area range ``a`` (boxes ignored if crowd or with
-    area outside ``[area_lo[a], area_hi[a]]``) and threshold ``t`` the greedy matching;
-    unmatched detections outside the area range are ignored. Then, per (a, max_dets m, t),
-    the class's detections with rank < m in order (descending score, image, rank):
-    cumulative TP / FP, ``rc = tp / npig``, ``pr = tp / (fp + tp + eps)``, precision made
-    monotone from the right and read at the recall thresholds (first ``rc >= r``, 0 beyond);
-    ``recall`` the final ``rc``. Ignored detections are skipped: they repeat the previous
-    values, which changes none of the sampled numbers. Classes with ``npig == 0`` in an area
-    range keep -1, as in pycocotools.
+    ``codes[t, i]`` (uint8, filled in place) holds two bits per area range ``a``: bit
+    ``2a`` = the detection took a regular box (a TP), bit ``2a + 1`` = it is ignored (took
+    an ignored box, or is unmatched with a box area ``w * h`` outside the range). A box is
+    ignored in range ``a`` if it is a crowd region or its ``area`` lies outside
+    ``[area_lo[a], area_hi[a]]``. Ranges whose ignore pattern in a group equals an earlier
+    range's share its matching.
     """
     n_t = len(thrs)
     n_a = len(area_lo)
+    for k in prange(len(d_lo)):
+        a0 = d_lo[k]
+        nd = d_hi[k] - a0
+        ga = g_lo[k]
+        ng = g_hi[k] - ga
+        if nd == 0:
+            continue
+        block = np.empty((nd, max(ng, 1)))
+        row_max = np.zeros(nd)
+        if ng > 0:
+            _bbox_iou_block(dbox, a0, nd, gbox, gcrowd, ga, ng, block)
+            for i in range(nd):
+                mx = 0.0
+                for j in range(ng):
+                    mx = max(mx, block[i, j])
+                row_max[i] = mx
+        matched = np.zeros(max(ng, 1), np.bool_)
+        gig = np.zeros((n_a, max(ng, 1)), np.bool_)
+        # res[a, t, i]: -1 unmatched, 0 took a regular box, 1 took an ignored box
+        res = np.empty((n_a, n_t, nd), np.int8)
+        crowd_g = gcrowd[ga:ga + ng]
+        for a in range(n_a):
+            lo = area_lo[a]
+            hi = area_hi[a]
+            for j in range(ng):
+                ar = garea[ga + j]
+                gig[a, j] = crowd_g[j] or ar < lo or ar > hi
+            src = a
+            for a2 in range(a):
+                same = True
+                for j in range(ng):
+                    if gig[a2, j] != gig[a, j]:
+                        same = False
+                        break
+                if same:
+                    src = a2
+                    break
+            if src != a:
+                res[a] = res[src]
+            else:
+                res[a] = -1
+                if ng > 0:
+                    for t in range(n_t):
+                        thr = thrs[t]
+                        matched[:ng] = False
+                        for i in range(nd):
+                            # no box reaches the threshold: unmatched whatever is taken
+                            if row_max[i] < thr or (strict and row_max[i] <= thr):
+                                continue
+                            m = _pick(block[i], gig[a], crowd_g, ng, matched, thr, strict)
+                            if m >= 0:
+                                matched[m] = True
+                                res[a, t, i] = 1 if gig[a, m] else 0
+            tp_bit = np.uint8(1 << (2 * a))
+            ig_bit = np.uint8(2 << (2 * a))
+            for i in range(nd):
+                darea = dbox[a0 + i, 2] * dbox[a0 + i, 3]
+                out_of_range = darea < lo or darea > hi
+                for t in range(n_t):
+                    r = res[a, t, i]
+                    if r == 0:
+                        codes[t, a0 + i] |= tp_bit
+                    elif r == 1 or out_of_range:
+                        codes[t, a0 + i] |= ig_bit
+
+
+@numba.njit(parallel=True, **_JIT)
+def accumulate_classes(codes, score, rank, pos, cls_start, cls_seq, max_dets, rec_thrs,
+                       npig, precision, recall):
+    """COCOeval's ``accumulate`` per class from :func:`group_codes`' codes.
+
+    Class ``c`` owns the detections ``pos[cls_start[c]:cls_start[c + 1]]`` listed by
+    (image, rank); a stable sort on descending score gives pycocotools' order (score, image,
+    rank). Per (area a, ``max_dets`` m, threshold t), over the detections with rank < m:
+    cumulative TP / FP, ``rc = tp / npig``, ``pr = tp / (fp + tp + eps)``, precision made
+    monotone from the right and read at the recall thresholds (first ``rc >= r``, 0 beyond);
+    ``recall`` the final ``rc``. Ignored detections are skipped: they repeat the previous
+    values, which changes none of the sampled numbers. Classes with ``npig == 0`` in a range
+    keep -1, as in pycocotools. ``cls_seq`` is the processing order (largest first).
+    """
+    n_t = codes.shape[0]
+    n_a = npig.shape[1]
     n_m = len(max_dets)
     n_r = len(rec_thrs)
     eps = np.spacing(1.0)
     for qi in prange(len(cls_seq)):
         c = cls_seq[qi]
-        g0 = cls_grp_start[c]
-        g1 = cls_grp_start[c + 1]
-        n_c = 0
-        max_nd = 0
-        max_ng = 0
-        for q in range(g0, g1):
-            g = grp_order[q]
-            n_c += d_hi[g] - d_lo[g]
-            max_nd = max(max_nd, d_hi[g] - d_lo[g])
-            max_ng = max(max_ng, g_hi[g] - g_lo[g])
+        s0 = cls_start[c]
+        n_c = cls_start[c + 1] - s0
         any_gt = False
         for a in range(n_a):
             if npig[c, a] > 0:
                 any_gt = True
         if not any_gt:
             continue
-        codes = np.zeros((n_t, n_c), np.uint8)
         neg = np.empty(n_c)
-        rank = np.empty(n_c, np.int64)
-        block = np.empty((max_nd, max(max_ng, 1)))
-        row_max = np.empty(max_nd)
-        matched = np.zeros(max(max_ng, 1), np.bool_)
-        gig = np.zeros((n_a, max(max_ng, 1)), np.bool_)
-        # res[a, t, i]: -1 unmatched, 0 took a regular box, 1 took an ignored box
-        res = np.empty((n_a, n_t, max_nd), np.int8)
-        p = 0
-        for q in range(g0, g1):
-            g = grp_order[q]
-            a0 = d_lo[g]
-            nd = d_hi[g] - a0
-            ga = g_lo[g]
-            ng = g_hi[g] - ga
-            for i in range(nd):
-                neg[p + i] = -dscore[a0 + i]
-                rank[p + i] = drank[a0 + i]
-            if ng > 0:
-                _bbox_iou_block(dbox, a0, nd, gbox, gcrowd, ga, ng, block)
-                for i in range(nd):
-                    mx = 0.0
-                    for j in range(ng):
-                        mx = max(mx, block[i, j])
-                    row_max[i] = mx
-            crowd_g = gcrowd[ga:ga + ng]
-            for a in range(n_a):
-                lo = area_lo[a]
-                hi = area_hi[a]
-                for j in range(ng):
-                    ar = garea[ga + j]
-                    gig[a, j] = crowd_g[j] or ar < lo or ar > hi
-                # areas whose ignore pattern equals an earlier one's share its matching
-                src = a
-                for a2 in range(a):
-                    same = True
-                    for j in range(ng):
-                        if gig[a2, j] != gig[a, j]:
-                            same = False
-                            break
-                    if same:
-                        src = a2
-                        break
-                if src != a:
-                    res[a, :, :nd] = res[src, :, :nd]
-                else:
-                    res[a, :, :nd] = -1
-                    if ng > 0:
-                        for t in range(n_t):
-                            thr = thrs[t]
-                            matched[:ng] = False
-                            for i in range(nd):
-                                # no box reaches the threshold: unmatched whatever is taken
-                                if row_max[i] < thr or (strict and row_max[i] <= thr):
-                                    continue
-                                m = _pick(block[i], gig[a], crowd_g, ng, matched, thr, strict)
-                                if m >= 0:
-                                    matched[m] = True
-                                    res[a, t, i] = 1 if gig[a, m] else 0
-                tp_bit = np.uint8(1 << (2 * a))
-                ig_bit = np.uint8(2 << (2 * a))
-                for i in range(nd):
-                    darea = dbox[a0 + i, 2] * dbox[a0 + i, 3]
-                    out_of_range = darea < lo or darea > hi
-                    for t in range(n_t):
-                        r = res[a, t, i]
-                        if r == 0:
-                            codes[t, p + i] |= tp_bit
-                        elif r == 1 or out_of_range:
-                            codes[t, p + i] |= ig_bit
-            p += nd
+        for j in range(n_c):
+            neg[j] = -score[pos[s0 + j]]
         order = np.argsort(neg, kind="mergesort")
-        # detections in accumulation order (descending score, image, rank), per max_dets
         sorted_codes = np.empty((n_t, n_c), np.uint8)
-        for t in range(n_t):
-            for j in range(n_c):
-                sorted_codes[t, j] = codes[t, order[j]]
+        for j in range(n_c):
+            p = pos[s0 + order[j]]
+            for t in range(n_t):
+                sorted_codes[t, j] = codes[t, p]
         rc = np.empty(n_c)
         pr = np.empty(n_c)
         sel = np.empty(n_c, np.int64)
@@ -329,7 +319,7 @@ def summary_classes(dbox, dscore, drank, d_lo, d_hi, gbox, gcrowd, garea, g_lo, 
             md = max_dets[mi]
             n_sel = 0
             for j in range(n_c):
-                if rank[order[j]] < md:
+                if rank[pos[s0 + order[j]]] < md:
                     sel[n_sel] = j
                     n_sel += 1
             for a in range(n_a):

@@ -115,22 +115,32 @@ def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=COCO
     for a, (lo, hi) in enumerate(areas):
         regular = ~gt.ann_crowd & ~((area < lo) | (area > hi))
         npig[:, a] = np.bincount(gcls[regular], minlength=k)
-    precision = -np.ones((len(thrs), len(COCO_RECALL_THRESHOLDS), k, len(areas), len(md)))
-    recall = -np.ones((len(thrs), k, len(areas), len(md)))
-    sizes = np.bincount(prep.grp_cls, weights=prep.d_hi - prep.d_lo, minlength=k)
-    seq = np.argsort(-sizes, kind="stable")  # largest classes first (load balance)
+    codes = np.zeros((len(thrs), len(prep.det)), np.uint8)
+    if len(prep.det):
+        _kernels.group_codes(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
+                             prep.garea, prep.g_lo, prep.g_hi, _thresholds(thrs, "ge"), False,
+                             np.ascontiguousarray(areas[:, 0]),
+                             np.ascontiguousarray(areas[:, 1]), codes)
+    return _accumulate_codes(codes, prep.score, prep.rank, prep.pos, prep.cls_start, npig,
+                             md, len(areas))
+
+
+def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
+    """precision (T, R, K, A, M) and recall (T, K, A, M) from per-detection codes."""
+    from calibkit.detection import _kernels
+
+    k = len(cls_start) - 1
+    n_t = codes.shape[0]
+    precision = -np.ones((n_t, len(COCO_RECALL_THRESHOLDS), k, n_areas, len(md)))
+    recall = -np.ones((n_t, k, n_areas, len(md)))
+    seq = np.argsort(-np.diff(cls_start), kind="stable")  # largest classes first
     import numba
 
     old = numba.get_parallel_chunksize()
     numba.set_parallel_chunksize(1)
     try:
-        _kernels.summary_classes(
-            prep.box, prep.score, prep.rank, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
-            prep.garea, prep.g_lo, prep.g_hi, prep.grp_order, prep.cls_grp_start, seq,
-            _thresholds(thrs, "ge"), False, np.ascontiguousarray(areas[:, 0]),
-            np.ascontiguousarray(areas[:, 1]), md, COCO_RECALL_THRESHOLDS, npig, precision,
-            recall,
-        )
+        _kernels.accumulate_classes(codes, score, rank, pos, cls_start, seq, md,
+                                    COCO_RECALL_THRESHOLDS, npig, precision, recall)
     finally:
         numba.set_parallel_chunksize(old)
     return precision, recall

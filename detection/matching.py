@@ -197,8 +197,8 @@ class _Prep:
     Evaluated detections (the first ``max_dets`` of each group) are ordered by (image,
     class, descending score, file order); group ``k`` holds positions ``d_lo[k]:d_hi[k]``
     of them and the ground-truth boxes ``g_lo[k]:g_hi[k]`` (ordered by image, class, file
-    order). ``grp_order`` lists the groups by (class, image), class ``c`` owning
-    ``grp_order[cls_grp_start[c]:cls_grp_start[c + 1]]``.
+    order). ``pos`` lists the evaluated positions by (class, image, rank), class ``c``
+    owning ``pos[cls_start[c]:cls_start[c + 1]]``.
     """
 
     det: np.ndarray  # indices (into dets) of the evaluated detections, sorted
@@ -209,8 +209,8 @@ class _Prep:
     d_lo: np.ndarray
     d_hi: np.ndarray
     grp_cls: np.ndarray
-    grp_order: np.ndarray
-    cls_grp_start: np.ndarray
+    pos: np.ndarray
+    cls_start: np.ndarray
     g_lo: np.ndarray
     g_hi: np.ndarray
     gbox: np.ndarray  # ground truth sorted by (image, class, file order)
@@ -246,13 +246,17 @@ def _prepare(gt: GroundTruth, dets: Detections, max_dets: int) -> _Prep:
     g_lo = np.searchsorted(key_sorted, grp_key, "left")
     g_hi = np.searchsorted(key_sorted, grp_key, "right")
     grp_order = np.argsort(_small_int(grp_cls, n_cls), kind="stable")
-    cls_grp_start = np.searchsorted(grp_cls[grp_order], np.arange(n_cls + 1))
+    sizes = d_hi - d_lo
+    _, pos = _expand(grp_order, d_lo[grp_order], d_hi[grp_order])
+    cls_start = np.zeros(n_cls + 1, np.int64)
+    cls_start[1:] = np.cumsum(
+        np.bincount(grp_cls, weights=sizes, minlength=n_cls).astype(np.int64))
     crowd = gt.ann_crowd
     npig = np.bincount(cls_g[~crowd], minlength=n_cls)
     return _Prep(
         det=det, rank=rank, box=np.ascontiguousarray(dets.box[det]), score=dets.score[det],
-        cls_all=cls_d, d_lo=d_lo, d_hi=d_hi, grp_cls=grp_cls, grp_order=grp_order,
-        cls_grp_start=cls_grp_start, g_lo=g_lo, g_hi=g_hi,
+        cls_all=cls_d, d_lo=d_lo, d_hi=d_hi, grp_cls=grp_cls, pos=pos, cls_start=cls_start,
+        g_lo=g_lo, g_hi=g_hi,
         gbox=np.ascontiguousarray(gt.ann_box[g_order]), gcrowd=crowd[g_order],
         garea=gt.area[g_order], gcls=cls_g[g_order], npig=npig,
     )
@@ -311,9 +315,7 @@ def _class_order(prep: _Prep) -> np.ndarray:
 
     if len(prep.det) == 0:
         return prep.det
-    pos = _kernels.class_order(prep.score, prep.d_lo, prep.d_hi, prep.grp_order,
-                               prep.cls_grp_start)
-    return prep.det[pos]
+    return prep.det[_kernels.class_order(prep.score, prep.pos, prep.cls_start)]
 
 
 def _small_int(x: np.ndarray, bound: int) -> np.ndarray:
