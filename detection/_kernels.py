@@ -196,12 +196,13 @@ def class_order(score, pos, cls_start):
 
 @numba.njit(parallel=True, **_JIT)
 def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict, area_lo,
-                area_hi, codes):
+                area_hi, tp_bits, ig_bits, codes):
     """COCOeval's ``evaluateImg`` for every group, area range and threshold.
 
-    ``codes[t, i]`` (uint8, filled in place) holds two bits per area range ``a``: bit
-    ``2a`` = the detection took a regular box (a TP), bit ``2a + 1`` = it is ignored (took
-    an ignored box, or is unmatched with a box area ``w * h`` outside the range). A box is
+    ``codes[t, i]`` (unsigned ints, filled in place) holds two bits per area range ``a``:
+    ``tp_bits[a]`` = the detection took a regular box (a TP), ``ig_bits[a]`` = it is
+    ignored (took an ignored box, or is unmatched with a box area ``w * h`` outside the
+    range). A box is
     ignored in range ``a`` if it is a crowd region or its ``area`` lies outside
     ``[area_lo[a], area_hi[a]]``. Ranges whose ignore pattern in a group equals an earlier
     range's share its matching.
@@ -261,8 +262,8 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
                             if m >= 0:
                                 matched[m] = True
                                 res[a, t, i] = 1 if gig[a, m] else 0
-            tp_bit = np.uint8(1 << (2 * a))
-            ig_bit = np.uint8(2 << (2 * a))
+            tp_bit = tp_bits[a]
+            ig_bit = ig_bits[a]
             for i in range(nd):
                 darea = dbox[a0 + i, 2] * dbox[a0 + i, 3]
                 out_of_range = darea < lo or darea > hi
@@ -276,7 +277,7 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
 
 @numba.njit(parallel=True, **_JIT)
 def accumulate_classes(codes, score, rank, pos, cls_start, cls_seq, max_dets, rec_thrs,
-                       npig, precision, recall):
+                       npig, tp_bits, ig_bits, precision, recall):
     """COCOeval's ``accumulate`` per class from :func:`group_codes`' codes.
 
     Class ``c`` owns the detections ``pos[cls_start[c]:cls_start[c + 1]]`` listed by
@@ -307,7 +308,7 @@ def accumulate_classes(codes, score, rank, pos, cls_start, cls_seq, max_dets, re
         for j in range(n_c):
             neg[j] = -score[pos[s0 + j]]
         order = np.argsort(neg, kind="mergesort")
-        sorted_codes = np.empty((n_t, n_c), np.uint8)
+        sorted_codes = np.empty((n_t, n_c), codes.dtype)
         for j in range(n_c):
             p = pos[s0 + order[j]]
             for t in range(n_t):
@@ -326,8 +327,8 @@ def accumulate_classes(codes, score, rank, pos, cls_start, cls_seq, max_dets, re
                 n_pos = npig[c, a]
                 if n_pos == 0:
                     continue
-                tp_bit = np.uint8(1 << (2 * a))
-                ig_bit = np.uint8(2 << (2 * a))
+                tp_bit = tp_bits[a]
+                ig_bit = ig_bits[a]
                 for t in range(n_t):
                     tpc = 0.0
                     fpc = 0.0

@@ -115,12 +115,15 @@ def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=COCO
     for a, (lo, hi) in enumerate(areas):
         regular = ~gt.ann_crowd & ~((area < lo) | (area > hi))
         npig[:, a] = np.bincount(gcls[regular], minlength=k)
-    codes = np.zeros((len(thrs), len(prep.det)), np.uint8)
+    if len(areas) > 8:
+        raise ValueError(f"at most 8 area ranges; got {len(areas)}.")
+    codes = np.zeros((len(thrs), len(prep.det)), np.uint8 if len(areas) <= 4 else np.uint16)
     if len(prep.det):
         _kernels.group_codes(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
                              prep.garea, prep.g_lo, prep.g_hi, _thresholds(thrs, "ge"), False,
                              np.ascontiguousarray(areas[:, 0]),
-                             np.ascontiguousarray(areas[:, 1]), codes)
+                             np.ascontiguousarray(areas[:, 1]), *_bits(len(areas), codes.dtype),
+                             codes)
     return _accumulate_codes(codes, prep.score, prep.rank, prep.pos, prep.cls_start, npig,
                              md, len(areas))
 
@@ -140,10 +143,17 @@ def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
     numba.set_parallel_chunksize(1)
     try:
         _kernels.accumulate_classes(codes, score, rank, pos, cls_start, seq, md,
-                                    COCO_RECALL_THRESHOLDS, npig, precision, recall)
+                                    COCO_RECALL_THRESHOLDS, npig, *_bits(n_areas, codes.dtype),
+                                    precision, recall)
     finally:
         numba.set_parallel_chunksize(old)
     return precision, recall
+
+
+def _bits(n_areas: int, dtype):
+    """The TP and ignored bit of each area range in the codes (bits 2a and 2a + 1)."""
+    a = np.arange(n_areas)
+    return (1 << (2 * a)).astype(dtype), (2 << (2 * a)).astype(dtype)
 
 
 def summarize(precision: np.ndarray, recall: np.ndarray) -> dict:

@@ -90,7 +90,23 @@ def evaluate(
     greedy_dece = dece_matching == "greedy" and float(dece_tau) != float(tau)
     taus = [tau, dece_tau] if greedy_dece else [tau]
     ms = match_many(gt, dets, taus, iou_op=iou_op, max_dets=max_dets)
-    m = ms[0]
+    ap_value = average_precision(gt, dets, max_dets=max_dets) if ap else None
+    return _evaluate_matches(
+        gt, dets, ms[0], ms[-1], ap=ap_value, laece_bins=laece_bins, bin_closure=bin_closure,
+        class_mean_drop_zero_error=class_mean_drop_zero_error,
+        empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
+        dece_tau=dece_tau, dece_bins=dece_bins, dece_matching=dece_matching,
+    )
+
+
+def _evaluate_matches(
+    gt, dets, m: Matches, m_dece: Matches, *, ap=None, laece_bins: int = 25,
+    bin_closure: str = "right", class_mean_drop_zero_error: bool = True,
+    empty_class_policy: str = "exclude", laace_include_ignored: bool = True,
+    dece_tau: float = 0.5, dece_bins: int = 10, dece_matching: str = "greedy", **_ignored,
+) -> dict:
+    """:func:`evaluate` from matches already made (``m`` at ``tau``, ``m_dece`` at
+    ``dece_tau``) and, if not None, the AP value; the sharded and Dask paths call it."""
     out = {
         "laece": laece(
             m, n_bins=laece_bins, bin_closure=bin_closure,
@@ -105,7 +121,7 @@ def evaluate(
     }
     out.update(lrp(m))
     if dece_matching == "greedy":
-        out["dece"] = dece_pooled(ms[-1], n_bins=dece_bins, bin_closure=bin_closure)
+        out["dece"] = dece_pooled(m_dece, n_bins=dece_bins, bin_closure=bin_closure)
     elif dece_matching == "netcal_argmax_any_class":
         flags = match_netcal(gt, dets, iou_threshold=dece_tau)
         out["dece"] = _pooled_ece(dets.score, flags.astype(np.float64), dece_bins, bin_closure)
@@ -114,8 +130,8 @@ def evaluate(
             "dece_matching must be 'greedy' or 'netcal_argmax_any_class'; "
             f"got {dece_matching!r}."
         )
-    if ap:
-        out["ap"] = average_precision(gt, dets, max_dets=max_dets)
+    if ap is not None:
+        out["ap"] = ap
     return out
 
 
