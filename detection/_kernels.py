@@ -61,7 +61,7 @@ def _bbox_iou_block(dbox, a, nd, gbox, gcrowd, ga, ng, out):
                 out[d, g] = inter / u
 
 
-@numba.njit(**_JIT)
+@numba.njit(inline="always", **_JIT)
 def _pick(row, gig, gcrowd, ng, matched, thr, strict):
     """Index (in the group) of the box a detection takes, or -1; ``row``, ``gig``,
     ``gcrowd`` and ``matched`` are the group's (IoU row, ignore and crowd flags, taken).
@@ -73,23 +73,66 @@ def _pick(row, gig, gcrowd, ng, matched, thr, strict):
     """
     m = -1
     best = thr
-    for want_ignored in (False, True):
-        for j in range(ng):
-            if gig[j] != want_ignored:
+    for j in range(ng):  # regular boxes
+        if gig[j] or matched[j]:
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
                 continue
-            if matched[j] and not gcrowd[j]:
+        elif v < best:
+            continue
+        best = v
+        m = j
+    if m >= 0:
+        return m
+    for j in range(ng):  # ignored boxes (a crowd region can be taken again)
+        if not gig[j] or (matched[j] and not gcrowd[j]):
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
                 continue
-            v = row[j]
-            if strict:
-                if v <= thr or (m >= 0 and v < best):
-                    continue
-            elif v < best:
+        elif v < best:
+            continue
+        best = v
+        m = j
+    return m
+
+
+@numba.njit(inline="always", **_JIT)
+def _pick_cand(row, cand, nc, gig, gcrowd, matched, thr, strict):
+    """:func:`_pick` over the candidate boxes ``cand[:nc]`` only (in file order): the boxes
+    whose IoU can reach the lowest threshold; the others can never be taken."""
+    m = -1
+    best = thr
+    for q in range(nc):  # regular boxes
+        j = cand[q]
+        if gig[j] or matched[j]:
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
                 continue
-            best = v
-            m = j
-        if m >= 0:
-            return m
-    return -1
+        elif v < best:
+            continue
+        best = v
+        m = j
+    if m >= 0:
+        return m
+    for q in range(nc):  # ignored boxes (a crowd region can be taken again)
+        j = cand[q]
+        if not gig[j] or (matched[j] and not gcrowd[j]):
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
+                continue
+        elif v < best:
+            continue
+        best = v
+        m = j
+    return m
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -199,7 +242,7 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
                 area_hi, tp_bits, ig_bits, codes):
     """COCOeval's ``evaluateImg`` for every group, area range and threshold.
 
-    ``codes[t, i]`` (unsigned ints, filled in place) holds two bits per area range ``a``:
+    ``codes[i, t]`` (unsigned ints, filled in place) holds two bits per area range ``a``:
     ``tp_bits[a]`` = the detection took a regular box (a TP), ``ig_bits[a]`` = it is
     ignored (took an ignored box, or is unmatched with a box area ``w * h`` outside the
     range). A box is
@@ -218,24 +261,33 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
             continue
         block = np.empty((nd, max(ng, 1)))
         row_max = np.zeros(nd)
+        thr_min = thrs[0]
+        for t in range(1, n_t):
+            thr_min = min(thr_min, thrs[t])
+        # candidates of each detection: the boxes whose IoU reaches the lowest threshold
+        cand = np.empty((nd, max(ng, 1)), np.int64)
+        n_cand = np.zeros(nd, np.int64)
         if ng > 0:
             _bbox_iou_block(dbox, a0, nd, gbox, gcrowd, ga, ng, block)
             for i in range(nd):
                 mx = 0.0
+                q = 0
                 for j in range(ng):
-                    mx = max(mx, block[i, j])
+                    v = block[i, j]
+                    mx = max(mx, v)
+                    if v > thr_min or (v == thr_min and not strict):
+                        cand[i, q] = j
+                        q += 1
                 row_max[i] = mx
+                n_cand[i] = q
         matched = np.zeros(max(ng, 1), np.bool_)
         gig = np.zeros((n_a, max(ng, 1)), np.bool_)
-        # res[a, t, i]: -1 unmatched, 0 took a regular box, 1 took an ignored box
-        res = np.empty((n_a, n_t, nd), np.int8)
+        src_of = np.empty(n_a, np.int64)
         crowd_g = gcrowd[ga:ga + ng]
         for a in range(n_a):
-            lo = area_lo[a]
-            hi = area_hi[a]
             for j in range(ng):
                 ar = garea[ga + j]
-                gig[a, j] = crowd_g[j] or ar < lo or ar > hi
+                gig[a, j] = crowd_g[j] or ar < area_lo[a] or ar > area_hi[a]
             src = a
             for a2 in range(a):
                 same = True
@@ -246,33 +298,54 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
                 if same:
                     src = a2
                     break
-            if src != a:
-                res[a] = res[src]
-            else:
-                res[a] = -1
-                if ng > 0:
-                    for t in range(n_t):
-                        thr = thrs[t]
-                        matched[:ng] = False
-                        for i in range(nd):
-                            # no box reaches the threshold: unmatched whatever is taken
-                            if row_max[i] < thr or (strict and row_max[i] <= thr):
-                                continue
-                            m = _pick(block[i], gig[a], crowd_g, ng, matched, thr, strict)
-                            if m >= 0:
-                                matched[m] = True
-                                res[a, t, i] = 1 if gig[a, m] else 0
-            tp_bit = tp_bits[a]
-            ig_bit = ig_bits[a]
-            for i in range(nd):
-                darea = dbox[a0 + i, 2] * dbox[a0 + i, 3]
-                out_of_range = darea < lo or darea > hi
-                for t in range(n_t):
-                    r = res[a, t, i]
-                    if r == 0:
-                        codes[t, a0 + i] |= tp_bit
-                    elif r == 1 or out_of_range:
-                        codes[t, a0 + i] |= ig_bit
+            src_of[a] = src
+        # unmatched: ignored in the ranges that exclude the detection's own area
+        for i in range(nd):
+            darea = dbox[a0 + i, 2] * dbox[a0 + i, 3]
+            oor = codes.dtype.type(0)
+            for a in range(n_a):
+                if darea < area_lo[a] or darea > area_hi[a]:
+                    oor |= ig_bits[a]
+            for t in range(n_t):
+                codes[a0 + i, t] = oor
+        if ng == 0:
+            continue
+        # detections with a candidate, in score order (the others are never matched)
+        active = np.empty(nd, np.int64)
+        n_active = 0
+        for i in range(nd):
+            if n_cand[i] > 0:
+                active[n_active] = i
+                n_active += 1
+        if n_active == 0:
+            continue
+        # one greedy pass per distinct ignore pattern, its matches written to every range
+        # sharing the pattern
+        for a in range(n_a):
+            if src_of[a] != a:
+                continue
+            for t in range(n_t):
+                thr = thrs[t]
+                matched[:ng] = False
+                for q in range(n_active):
+                    i = active[q]
+                    # no box reaches the threshold: unmatched whatever is taken
+                    if row_max[i] < thr or (strict and row_max[i] <= thr):
+                        continue
+                    m = _pick_cand(block[i], cand[i], n_cand[i], gig[a], crowd_g, matched,
+                                   thr, strict)
+                    if m < 0:
+                        continue
+                    matched[m] = True
+                    c = codes[a0 + i, t]
+                    for a2 in range(a, n_a):
+                        if src_of[a2] != a:
+                            continue
+                        if gig[a, m]:
+                            c |= ig_bits[a2]
+                        else:
+                            c = (c & ~ig_bits[a2]) | tp_bits[a2]
+                    codes[a0 + i, t] = c
 
 
 @numba.njit(parallel=True, **_JIT)
@@ -289,7 +362,7 @@ def accumulate_classes(codes, score, rank, pos, cls_start, cls_seq, max_dets, re
     values, which changes none of the sampled numbers. Classes with ``npig == 0`` in a range
     keep -1, as in pycocotools. ``cls_seq`` is the processing order (largest first).
     """
-    n_t = codes.shape[0]
+    n_t = codes.shape[1]
     n_a = npig.shape[1]
     n_m = len(max_dets)
     n_r = len(rec_thrs)
@@ -308,53 +381,62 @@ def accumulate_classes(codes, score, rank, pos, cls_start, cls_seq, max_dets, re
         for j in range(n_c):
             neg[j] = -score[pos[s0 + j]]
         order = np.argsort(neg, kind="mergesort")
-        sorted_codes = np.empty((n_t, n_c), codes.dtype)
+        sorted_codes = np.empty((n_c, n_t), codes.dtype)
+        srank = np.empty(n_c, np.int64)
         for j in range(n_c):
             p = pos[s0 + order[j]]
+            srank[j] = rank[p]
             for t in range(n_t):
-                sorted_codes[t, j] = codes[t, p]
-        rc = np.empty(n_c)
-        pr = np.empty(n_c)
+                sorted_codes[j, t] = codes[p, t]
+        # recall and precision at the TPs only: the precision envelope at a recall
+        # threshold (max over the entries from the first with rc >= r) is always reached at
+        # a TP, since an FP entry repeats the TP count with a larger denominator
+        rc = np.empty((n_a, n_c))
+        pr = np.empty((n_a, n_c))
+        n_tp = np.zeros(n_a, np.int64)
+        tpc = np.zeros(n_a)
+        fpc = np.zeros(n_a)
         sel = np.empty(n_c, np.int64)
         for mi in range(n_m):
             md = max_dets[mi]
             n_sel = 0
             for j in range(n_c):
-                if rank[pos[s0 + order[j]]] < md:
+                if srank[j] < md:
                     sel[n_sel] = j
                     n_sel += 1
-            for a in range(n_a):
-                n_pos = npig[c, a]
-                if n_pos == 0:
-                    continue
-                tp_bit = tp_bits[a]
-                ig_bit = ig_bits[a]
-                for t in range(n_t):
-                    tpc = 0.0
-                    fpc = 0.0
-                    cnt = 0
-                    row = sorted_codes[t]
-                    for k in range(n_sel):
-                        code = row[sel[k]]
-                        if code & ig_bit:
+            for t in range(n_t):
+                n_tp[:] = 0
+                tpc[:] = 0.0
+                fpc[:] = 0.0
+                for k in range(n_sel):
+                    code = sorted_codes[sel[k], t]
+                    for a in range(n_a):
+                        if code & ig_bits[a]:
                             continue
-                        if code & tp_bit:
-                            tpc += 1.0
+                        if code & tp_bits[a]:
+                            tpc[a] += 1.0
+                            if npig[c, a] > 0:
+                                q = n_tp[a]
+                                rc[a, q] = tpc[a] / npig[c, a]
+                                pr[a, q] = tpc[a] / (fpc[a] + tpc[a] + eps)
+                                n_tp[a] = q + 1
                         else:
-                            fpc += 1.0
-                        rc[cnt] = tpc / n_pos
-                        pr[cnt] = tpc / (fpc + tpc + eps)
-                        cnt += 1
-                    recall[t, c, a, mi] = tpc / n_pos
+                            fpc[a] += 1.0
+                for a in range(n_a):
+                    n_pos = npig[c, a]
+                    if n_pos == 0:
+                        continue
+                    recall[t, c, a, mi] = tpc[a] / n_pos
+                    cnt = n_tp[a]
                     for i in range(cnt - 1, 0, -1):
-                        if pr[i] > pr[i - 1]:
-                            pr[i - 1] = pr[i]
+                        if pr[a, i] > pr[a, i - 1]:
+                            pr[a, i - 1] = pr[a, i]
                     j = 0
                     for r in range(n_r):
-                        while j < cnt and rc[j] < rec_thrs[r]:
+                        while j < cnt and rc[a, j] < rec_thrs[r]:
                             j += 1
                         if j < cnt:
-                            precision[t, r, c, a, mi] = pr[j]
+                            precision[t, r, c, a, mi] = pr[a, j]
                         else:
                             precision[t, r, c, a, mi] = 0.0
 

@@ -117,7 +117,7 @@ def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=COCO
         npig[:, a] = np.bincount(gcls[regular], minlength=k)
     if len(areas) > 8:
         raise ValueError(f"at most 8 area ranges; got {len(areas)}.")
-    codes = np.zeros((len(thrs), len(prep.det)), np.uint8 if len(areas) <= 4 else np.uint16)
+    codes = np.zeros((len(prep.det), len(thrs)), np.uint8 if len(areas) <= 4 else np.uint16)
     if len(prep.det):
         _kernels.group_codes(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
                              prep.garea, prep.g_lo, prep.g_hi, _thresholds(thrs, "ge"), False,
@@ -133,7 +133,7 @@ def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
     from calibkit.detection import _kernels
 
     k = len(cls_start) - 1
-    n_t = codes.shape[0]
+    n_t = codes.shape[1]
     precision = -np.ones((n_t, len(COCO_RECALL_THRESHOLDS), k, n_areas, len(md)))
     recall = -np.ones((n_t, k, n_areas, len(md)))
     seq = np.argsort(-np.diff(cls_start), kind="stable")  # largest classes first

@@ -22,7 +22,7 @@ field               shape                       meaning
 ``rank``            (n,)                        rank in its (image, class) group (score order)
 ``tp``, ``ignored`` (T, n) bool                 greedy matching at each threshold
 ``iou``             (T, n)                      matched IoU of a TP, else 0
-``coco_codes``      (10, n) uint16 or None      COCO matching at IoU .50:.05:.95, two bits
+``coco_codes``      (n, 10) uint16 or None      COCO matching at IoU .50:.05:.95, two bits
                                                 (TP, ignored) per area range: no range, all,
                                                 small, medium, large
 ``coco_npig``       (K, 5) or None              regular boxes per category and area range
@@ -138,8 +138,8 @@ class MatchState:
         iou[:, prep.det] = iou_s
         codes = coco_npig = None
         if coco:
-            codes = np.zeros((10, n), np.uint16)
-            codes[:, prep.det] = _coco_codes(prep, prep.rank < 100)
+            codes = np.zeros((n, 10), np.uint16)
+            codes[prep.det] = _coco_codes(prep, prep.rank < 100)
             coco_npig = _coco_npig(gt)
         return cls(taus, iou_op, max_dets, gt.category_ids, prep.npig, dets.image_id,
                    dets.category_id, dets.score, dets.box if keep_boxes else None, evaluated,
@@ -188,7 +188,7 @@ class MatchState:
             first, image_id=cat("image_id"), category_id=cat("category_id"),
             score=cat("score"), box=cat("box"), evaluated=cat("evaluated"), rank=cat("rank"),
             tp=cat("tp", 1), ignored=cat("ignored", 1), iou=cat("iou", 1),
-            coco_codes=cat("coco_codes", 1),
+            coco_codes=cat("coco_codes"),
         )
 
     def take(self, rows) -> MatchState:
@@ -199,7 +199,7 @@ class MatchState:
             score=self.score[rows], box=None if self.box is None else self.box[rows],
             evaluated=self.evaluated[rows], rank=self.rank[rows], tp=self.tp[:, rows],
             ignored=self.ignored[:, rows], iou=self.iou[:, rows],
-            coco_codes=None if self.coco_codes is None else self.coco_codes[:, rows],
+            coco_codes=None if self.coco_codes is None else self.coco_codes[rows],
         )
 
     # ------------------------------------------------------------------ serialise
@@ -305,9 +305,9 @@ class MatchState:
         img = np.searchsorted(gt.image_ids, self.image_id[ev])
         pos = np.lexsort((self.rank[ev], img, cls))
         cls_start = np.searchsorted(cls[pos], np.arange(k + 1))
-        codes = np.zeros((10, len(ev)), np.uint16)
+        codes = np.zeros((len(ev), 10), np.uint16)
         for j, a in enumerate(areas):  # the wanted ranges' bits, renumbered from 0
-            bits = (self.coco_codes[:, ev] >> np.uint16(2 * a)) & np.uint16(3)
+            bits = (self.coco_codes[ev] >> np.uint16(2 * a)) & np.uint16(3)
             codes |= bits << np.uint16(2 * j)
         return _accumulate_codes(codes, self.score[ev], self.rank[ev], pos, cls_start,
                                  self.coco_npig[:, areas], np.asarray(max_dets, np.int64),
@@ -358,7 +358,7 @@ def _coco_codes(prep, sel: np.ndarray) -> np.ndarray:
     from calibkit.detection.cocoeval import COCO_IOU_THRESHOLDS, _bits
     from calibkit.detection.matching import _thresholds
 
-    codes = np.zeros((len(COCO_IOU_THRESHOLDS), len(prep.det)), np.uint16)
+    codes = np.zeros((len(prep.det), len(COCO_IOU_THRESHOLDS)), np.uint16)
     if len(prep.det):
         _kernels.group_codes(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
                              prep.garea, prep.g_lo, prep.g_hi,
@@ -366,7 +366,7 @@ def _coco_codes(prep, sel: np.ndarray) -> np.ndarray:
                              np.ascontiguousarray(SHARD_AREA_RANGES[:, 0]),
                              np.ascontiguousarray(SHARD_AREA_RANGES[:, 1]),
                              *_bits(len(SHARD_AREA_RANGES), codes.dtype), codes)
-    codes[:, ~sel] = 0
+    codes[~sel] = 0
     return codes
 
 
