@@ -185,6 +185,8 @@ def load_gt(gt) -> GroundTruth:
     """
     if isinstance(gt, GroundTruth):
         return gt
+    if isinstance(gt, dict) and "ann_box" in gt:
+        return _gt_from_columns(gt)
     source = None
     if isinstance(gt, (str, Path)):
         source = gt
@@ -230,6 +232,29 @@ def load_gt(gt) -> GroundTruth:
     dataset = gt if isinstance(gt, dict) else None
     return GroundTruth(all_img, wh[first], ht[first], all_cat, names, img, cat, box, crowd,
                        dataset, area)
+
+
+def _gt_from_columns(c: dict) -> GroundTruth:
+    """Ground truth from the columns of ``calibkit.datasets.load_bundled_coco(arrays=True)``
+    (``image_ids``, ``image_width``, ``image_height``, ``category_ids``,
+    ``category_names``, ``ann_image_id``, ``ann_category_id``, ``ann_box``, ``ann_area``,
+    ``ann_crowd``)."""
+    box = _box_column(c["ann_box"], "gt ann_box", "xywh")
+    img = _int_column(c["ann_image_id"], "gt ann_image_id")
+    cat = _int_column(c["ann_category_id"], "gt ann_category_id")
+    crowd = np.asarray(c["ann_crowd"], bool)
+    area = np.asarray(c["ann_area"], np.float64)
+    _same_length(("ann_box", box), ("ann_image_id", img), ("ann_category_id", cat),
+                 ("ann_crowd", crowd), ("ann_area", area))
+    images = _int_column(c["image_ids"], "gt image_ids")
+    cats = _int_column(c["category_ids"], "gt category_ids")
+    if not (np.all(np.diff(images) > 0) and np.all(np.diff(cats) > 0)
+            and np.isin(img, images).all() and np.isin(cat, cats).all()):
+        raise ValueError("gt columns: image_ids and category_ids must be sorted, unique and "
+                         "cover every annotation's ids.")
+    return GroundTruth(images, np.asarray(c["image_width"], np.float64),
+                       np.asarray(c["image_height"], np.float64), cats,
+                       list(c["category_names"]), img, cat, box, crowd, None, area)
 
 
 # --------------------------------------------------------------------------------------
@@ -316,6 +341,9 @@ def load_dets(dets, image_ids=None) -> Detections:
         return _read_results_file(dets)
     if hasattr(dets, "dataset") and hasattr(dets, "getAnnIds"):
         dets = dets.dataset.get("annotations", [])
+    if isinstance(dets, dict) and "box" in dets and "score" in dets:  # columns
+        return Detections.from_arrays(dets["image_id"], dets["category_id"], dets["score"],
+                                      dets["box"])
     if isinstance(dets, dict) and "annotations" in dets:
         dets = dets["annotations"]
     if not isinstance(dets, (list, tuple)):
@@ -531,6 +559,7 @@ def _explain(exc: Exception, name: str, offset: int = 0) -> ValueError:
         where = m.group(1)
         if offset and where.startswith("["):
             where = re.sub(r"^\[\d+\]", f"[{idx[0]}]", where)
+            msg = msg[:m.start(1)] + where + msg[m.end(1):]
         field_name = names[-1] if names else ""
         if "missing required field" in msg:
             field_name = re.search(r"`(\w+)`", msg).group(1)
