@@ -28,8 +28,27 @@ DETS_PATH = FIXTURE / "instances_val2014_fakebbox100_results.json"
 # pycocotools 2.0.11 COCOeval("bbox").stats on the full bundled detections
 # (calibkit.datasets.load_bundled_coco(): COCO val2017, 5000 images), computed with
 # COCO(); .dataset = ground_truth; createIndex(); loadRes(detections); evaluate();
-# accumulate(); summarize()
-GOLDEN_BUNDLED = {}
+# accumulate(); summarize(). Boxes are normalised to [0, 1], so every box is "small".
+GOLDEN_BUNDLED = {
+    "faster_rcnn_resnet50": [
+        0.31584639616556576, 0.48904632621750155, 0.35515253411261133,
+        0.31584639616556576, -1.0, -1.0,
+        0.2708340056848773, 0.37966188188145167, 0.3833050564131051,
+        0.3833050564131051, -1.0, -1.0,
+    ],
+    "ssd_inception_v2": [
+        0.2766532286440633, 0.4000827480726605, 0.3048765279397991,
+        0.2766532286440633, -1.0, -1.0,
+        0.2404090087170583, 0.3074625377232333, 0.30864775089174434,
+        0.30864775089174434, -1.0, -1.0,
+    ],
+    "ssd_resnet50_v1": [
+        0.379874283472204, 0.5478346086791226, 0.4234079617292629,
+        0.379874283472204, -1.0, -1.0,
+        0.3086999041640319, 0.4468713330101332, 0.45767438477705064,
+        0.45767438477705064, -1.0, -1.0,
+    ],
+}
 
 
 def _pycocotools_stats(gt, dets) -> np.ndarray:
