@@ -30,8 +30,9 @@ _JIT = {"cache": True, "nogil": True}
 
 
 @numba.njit(**_JIT)
-def _bbox_iou_block(dbox, a, nd, gbox, gcrowd, ga, ng, out):
-    """pycocotools' ``bbIou`` (C code) for detections ``a:a+nd`` and boxes ``ga:ga+ng``."""
+def _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, out):
+    """pycocotools' ``bbIou`` (C code) for detections ``det[a:a+nd]`` (rows of ``dbox``)
+    and boxes ``ga:ga+ng``."""
     for g in range(ng):
         gx = gbox[ga + g, 0]
         gy = gbox[ga + g, 1]
@@ -40,10 +41,10 @@ def _bbox_iou_block(dbox, a, nd, gbox, gcrowd, ga, ng, out):
         garea = gw * gh
         crowd = gcrowd[ga + g]
         for d in range(nd):
-            dx = dbox[a + d, 0]
-            dy = dbox[a + d, 1]
-            dw = dbox[a + d, 2]
-            dh = dbox[a + d, 3]
+            dx = dbox[det[a + d], 0]
+            dy = dbox[det[a + d], 1]
+            dw = dbox[det[a + d], 2]
+            dh = dbox[det[a + d], 3]
             darea = dw * dh
             out[d, g] = 0.0
             w = min(dw + dx, gw + gx) - max(dx, gx)
@@ -180,8 +181,23 @@ def sort_dets(img, cls, score, n_images, max_dets):
     return order, rank, img_start
 
 
+@numba.njit(**_JIT)
+def concat_ranges(lo, hi):
+    """``concatenate([arange(lo[k], hi[k]) for k])`` without temporaries."""
+    n = 0
+    for k in range(len(lo)):
+        n += hi[k] - lo[k]
+    out = np.empty(n, np.int64)
+    p = 0
+    for k in range(len(lo)):
+        for j in range(lo[k], hi[k]):
+            out[p] = j
+            p += 1
+    return out
+
+
 @numba.njit(parallel=True, **_JIT)
-def match_groups(dbox, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, strict,
+def match_groups(dbox, det, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, strict,
                  tp, ig, iou):
     """Greedy matching of every group at each threshold of ``thrs``.
 
@@ -199,7 +215,7 @@ def match_groups(dbox, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, strict,
         if nd == 0 or ng == 0:
             continue
         block = np.empty((nd, ng))
-        _bbox_iou_block(dbox, a, nd, gbox, gcrowd, ga, ng, block)
+        _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, block)
         matched = np.zeros(ng, np.bool_)
         gig_g = gig[ga:ga + ng]
         crowd_g = gcrowd[ga:ga + ng]
@@ -238,7 +254,7 @@ def class_order(score, pos, cls_start):
 
 
 @numba.njit(parallel=True, **_JIT)
-def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict, area_lo,
+def group_codes(dbox, det, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict, area_lo,
                 area_hi, tp_bits, ig_bits, codes):
     """COCOeval's ``evaluateImg`` for every group, area range and threshold.
 
@@ -268,7 +284,7 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
         cand = np.empty((nd, max(ng, 1)), np.int64)
         n_cand = np.zeros(nd, np.int64)
         if ng > 0:
-            _bbox_iou_block(dbox, a0, nd, gbox, gcrowd, ga, ng, block)
+            _bbox_iou_block(dbox, det, a0, nd, gbox, gcrowd, ga, ng, block)
             for i in range(nd):
                 mx = 0.0
                 q = 0
@@ -301,7 +317,7 @@ def group_codes(dbox, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict,
             src_of[a] = src
         # unmatched: ignored in the ranges that exclude the detection's own area
         for i in range(nd):
-            darea = dbox[a0 + i, 2] * dbox[a0 + i, 3]
+            darea = dbox[det[a0 + i], 2] * dbox[det[a0 + i], 3]
             oor = codes.dtype.type(0)
             for a in range(n_a):
                 if darea < area_lo[a] or darea > area_hi[a]:

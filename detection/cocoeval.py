@@ -119,7 +119,7 @@ def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=COCO
         raise ValueError(f"at most 8 area ranges; got {len(areas)}.")
     codes = np.zeros((len(prep.det), len(thrs)), np.uint8 if len(areas) <= 4 else np.uint16)
     if len(prep.det):
-        _kernels.group_codes(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
+        _kernels.group_codes(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
                              prep.garea, prep.g_lo, prep.g_hi, _thresholds(thrs, "ge"), False,
                              np.ascontiguousarray(areas[:, 0]),
                              np.ascontiguousarray(areas[:, 1]), *_bits(len(areas), codes.dtype),

@@ -632,7 +632,8 @@ def _read_results_file(path) -> Detections:
     path, f = _open(path, name)
     label = f"{name} {path}"
     decoder = msgspec.json.Decoder(list[_Result])
-    chunks = []
+    size = path.stat().st_size
+    cols = _Columns()
     offset = 0  # items decoded so far
     with f:
         pending = bytearray()
@@ -672,7 +673,10 @@ def _read_results_file(path) -> Detections:
                         raise ValueError(f"{name}: {path} is not valid json near item "
                                          f"{offset}.")
                 if items:
-                    chunks.append(_result_columns(items, label, offset))
+                    if cols.capacity == 0:  # first block: size the columns from the file
+                        per_item = max((cut + 1) / len(items), 16.0)
+                        cols.reserve(int(size / per_item * 1.05) + 1024)
+                    cols.append(_result_columns(items, label, offset))
                     offset += len(items)
                 del items
                 if end:
@@ -687,10 +691,42 @@ def _read_results_file(path) -> Detections:
             if not block:
                 eof = True
             pending += block
-    if not chunks:
+    if offset == 0:
         return _empty_dets()
-    cols = [np.concatenate([c[k] for c in chunks]) for k in range(4)]
-    return Detections(*cols)
+    return Detections(*cols.result())
+
+
+class _Columns:
+    """Growing result columns (image_id, category_id, score, box), filled in place so that
+    reading never holds two copies of them."""
+
+    def __init__(self):
+        self.capacity = 0
+        self.n = 0
+        self.arrays = None
+
+    def reserve(self, capacity: int) -> None:
+        old = self.arrays
+        self.arrays = [np.empty(capacity, np.int64), np.empty(capacity, np.int64),
+                       np.empty(capacity), np.empty((capacity, 4))]
+        if old is not None:
+            for new, a in zip(self.arrays, old, strict=True):
+                new[: self.n] = a[: self.n]
+        self.capacity = capacity
+
+    def append(self, parts) -> None:
+        k = len(parts[0])
+        if self.n + k > self.capacity:
+            self.reserve(max(int(self.capacity * 1.25), self.n + k))
+        for arr, part in zip(self.arrays, parts, strict=True):
+            arr[self.n: self.n + k] = part
+        self.n += k
+
+    def result(self):
+        n = self.n
+        if n < 0.9 * self.capacity:  # much too large (a gzip file): give the memory back
+            return [a[:n].copy() for a in self.arrays]
+        return [a[:n] for a in self.arrays]
 
 
 def _find_cut(pending: bytearray, eof: bool):

@@ -203,7 +203,7 @@ class _Prep:
 
     det: np.ndarray  # indices (into dets) of the evaluated detections, sorted
     rank: np.ndarray  # rank within the (image, class) group
-    box: np.ndarray  # (n_eval, 4) boxes of the evaluated detections
+    box: np.ndarray  # (n, 4) boxes of every detection (rows ``det`` are evaluated)
     score: np.ndarray
     cls_all: np.ndarray  # class index of every detection
     d_lo: np.ndarray
@@ -247,14 +247,14 @@ def _prepare(gt: GroundTruth, dets: Detections, max_dets: int) -> _Prep:
     g_hi = np.searchsorted(key_sorted, grp_key, "right")
     grp_order = np.argsort(_small_int(grp_cls, n_cls), kind="stable")
     sizes = d_hi - d_lo
-    _, pos = _expand(grp_order, d_lo[grp_order], d_hi[grp_order])
+    pos = _kernels.concat_ranges(d_lo[grp_order], d_hi[grp_order])
     cls_start = np.zeros(n_cls + 1, np.int64)
     cls_start[1:] = np.cumsum(
         np.bincount(grp_cls, weights=sizes, minlength=n_cls).astype(np.int64))
     crowd = gt.ann_crowd
     npig = np.bincount(cls_g[~crowd], minlength=n_cls)
     return _Prep(
-        det=det, rank=rank, box=np.ascontiguousarray(dets.box[det]), score=dets.score[det],
+        det=det, rank=rank, box=np.ascontiguousarray(dets.box), score=dets.score[det],
         cls_all=cls_d, d_lo=d_lo, d_hi=d_hi, grp_cls=grp_cls, pos=pos, cls_start=cls_start,
         g_lo=g_lo, g_hi=g_hi,
         gbox=np.ascontiguousarray(gt.ann_box[g_order]), gcrowd=crowd[g_order],
@@ -279,7 +279,7 @@ def _greedy(prep: _Prep, taus: np.ndarray, iou_op: str):
     ignored = np.zeros((n_t, n), bool)
     iou = np.zeros((n_t, n))
     if n:
-        _kernels.match_groups(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
+        _kernels.match_groups(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
                               prep.gcrowd, prep.g_lo, prep.g_hi, _thresholds(taus, iou_op),
                               iou_op == "gt", tp, ignored, iou)
     return tp, ignored, iou

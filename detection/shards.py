@@ -360,7 +360,7 @@ def _coco_codes(prep, sel: np.ndarray) -> np.ndarray:
 
     codes = np.zeros((len(prep.det), len(COCO_IOU_THRESHOLDS)), np.uint16)
     if len(prep.det):
-        _kernels.group_codes(prep.box, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
+        _kernels.group_codes(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
                              prep.garea, prep.g_lo, prep.g_hi,
                              _thresholds(COCO_IOU_THRESHOLDS, "ge"), False,
                              np.ascontiguousarray(SHARD_AREA_RANGES[:, 0]),
