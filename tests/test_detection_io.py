@@ -249,3 +249,35 @@ def test_torchvision_outputs_are_checked(out, match):
         detection.from_torchvision([good, out], [1, 2])
     labels_float = {**good, "labels": np.array([3.0])}
     assert detection.from_torchvision([labels_float], [1]).category_id.tolist() == [3]
+
+
+def test_bundled_coco_columns_equal_the_dicts():
+    from calibkit import datasets
+
+    cols = datasets.load_bundled_coco(["ssd_inception_v2"], arrays=True)
+    dicts = datasets.load_bundled_coco(["ssd_inception_v2"])
+    g1, g2 = detection.load_gt(cols.ground_truth), detection.load_gt(dicts.ground_truth)
+    for f in ("image_ids", "category_ids", "ann_image_id", "ann_category_id", "ann_box",
+              "ann_crowd", "area", "image_width", "image_height"):
+        np.testing.assert_array_equal(getattr(g1, f), getattr(g2, f), err_msg=f)
+    assert g1.category_names == g2.category_names
+    d1 = detection.load_dets(cols.detections["ssd_inception_v2"])
+    d2 = detection.load_dets(dicts.detections["ssd_inception_v2"])
+    for f in ("image_id", "category_id", "score", "box"):
+        np.testing.assert_array_equal(getattr(d1, f), getattr(d2, f), err_msg=f)
+    keep = cols.image_ids[:200]
+    np.testing.assert_array_equal(keep, dicts.image_ids[:200])
+    s1, s2 = cols.subset_images(keep), dicts.subset_images(keep)
+    name = "ssd_inception_v2"
+    assert detection.evaluate(s1.ground_truth, s1.detections[name]) == detection.evaluate(
+        s2.ground_truth, s2.detections[name])
+
+
+def test_write_coco_like_equals_make_coco_like(tmp_path):
+    from calibkit.detection.synthetic import make_coco_like, write_coco_like
+
+    n = write_coco_like(tmp_path / "g.json", tmp_path / "d.json", 12, chunk=97, seed=5)
+    gt, dets = make_coco_like(12, seed=5)
+    assert n == len(dets)
+    assert json.loads((tmp_path / "g.json").read_text()) == json.loads(json.dumps(gt))
+    assert json.loads((tmp_path / "d.json").read_text()) == json.loads(json.dumps(dets))
