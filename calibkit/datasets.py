@@ -127,8 +127,27 @@ class DetectionOutputs:
     def names(self) -> list[str]:
         return list(self.detections)
 
+    @property
+    def image_ids(self) -> np.ndarray:
+        """Sorted image ids of the ground truth (dicts or columns)."""
+        if "ann_box" in self.ground_truth:
+            return np.asarray(self.ground_truth["image_ids"], np.int64)
+        return np.array(sorted(im["id"] for im in self.ground_truth["images"]), np.int64)
+
     def subset_images(self, image_ids) -> DetectionOutputs:
         """The same detectors and ground truth restricted to ``image_ids``."""
+        if "ann_box" in self.ground_truth:  # columns (``arrays=True``)
+            ids = np.asarray(list(image_ids), np.int64)
+            g = self.ground_truth
+            a = np.isin(g["ann_image_id"], ids)
+            im = np.isin(g["image_ids"], ids)
+            gt = {**g, "image_ids": g["image_ids"][im], "image_width": g["image_width"][im],
+                  "image_height": g["image_height"][im]}
+            for k in ("ann_image_id", "ann_category_id", "ann_box", "ann_area", "ann_crowd"):
+                gt[k] = g[k][a]
+            dets = {k: {c: v[c][np.isin(v["image_id"], ids)] for c in v}
+                    for k, v in self.detections.items()}
+            return DetectionOutputs(gt, dets, self.info)
         keep = {int(i) for i in image_ids}
         gt = dict(self.ground_truth)
         gt["images"] = [im for im in gt["images"] if im["id"] in keep]
@@ -206,11 +225,25 @@ def load_bundled_classification(
     ]
 
 
-def load_bundled_coco(detectors=None) -> DetectionOutputs:
+def load_bundled_coco(detectors=None, *, arrays: bool = False) -> DetectionOutputs:
     """The bundled COCO val2017 detections of three detectors with their ground truth.
 
     Boxes are normalised (images have width = height = 1); scores below 0.3 were dropped by
-    the source. Returns COCO dicts, converted from the compact stored arrays.
+    the source.
+
+    Parameters
+    ----------
+    detectors : list of str, optional
+        Detector names (default: all).
+    arrays : bool, default False
+        ``False``: COCO dicts (a ground-truth dict and results lists), converted from the
+        compact stored arrays. ``True``: the same data as numpy columns, with no
+        per-detection Python objects: the ground truth is a dict with ``image_ids``,
+        ``image_width``, ``image_height``, ``category_ids``, ``category_names``,
+        ``ann_image_id``, ``ann_category_id``, ``ann_box`` (n, 4) ``[x, y, w, h]``,
+        ``ann_area`` and ``ann_crowd``; each detector's results a dict with ``image_id``,
+        ``category_id``, ``score`` and ``box`` (n, 4). ``calibkit.detection.load_gt`` and
+        ``load_dets`` read both forms to the same tables.
     """
     entries = {m["name"]: m for m in manifest()["models"] if m["family"] == "coco"}
     names = list(entries) if detectors is None else list(detectors)
@@ -219,14 +252,16 @@ def load_bundled_coco(detectors=None) -> DetectionOutputs:
         raise ValueError(f"unknown detector(s) {unknown}; available: {sorted(entries)}.")
     gt_entry = manifest()["ground_truth"]["coco"]
     categories = json.loads((DATA_DIR / gt_entry["categories"]).read_text())
+    make_gt = _coco_gt_columns if arrays else _coco_ground_truth
+    make_dets = _coco_result_columns if arrays else _coco_results
     with np.load(DATA_DIR / gt_entry["file"], allow_pickle=False) as g:
-        gt = _coco_ground_truth(
+        gt = make_gt(
             g["image_ids"], g["image_index"], g["boxes_yxyx"], g["category_ids"], categories
         )
     dets = {}
     for name in names:
         with np.load(DATA_DIR / entries[name]["file"], allow_pickle=False) as d:
-            dets[name] = _coco_results(
+            dets[name] = make_dets(
                 d["image_ids"][d["image_index"]], d["boxes_yxyx"], d["category_ids"], d["scores"]
             )
     return DetectionOutputs(gt, dets, {n: entries[n] for n in names})
@@ -255,6 +290,35 @@ def _coco_ground_truth(image_ids, image_index, boxes_yxyx, category_ids, categor
         for k, (i, c, b, a) in enumerate(zip(img, cat, xywh.tolist(), area, strict=True))
     ]
     return {"images": images, "annotations": anns, "categories": categories}
+
+
+def _coco_gt_columns(image_ids, image_index, boxes_yxyx, category_ids, categories) -> dict:
+    """The ground truth of :func:`_coco_ground_truth` as columns (same values)."""
+    xywh = _xywh(boxes_yxyx)
+    img_ids = np.asarray(image_ids, np.int64)
+    cat = category_ids.astype(np.int64)
+    names = {int(c["id"]): str(c.get("name", c["id"])) for c in categories}
+    all_cat = np.unique(np.concatenate([np.array(sorted(names), np.int64), cat]))
+    all_img = np.unique(img_ids)
+    return {
+        "image_ids": all_img,
+        "image_width": np.ones(len(all_img)),
+        "image_height": np.ones(len(all_img)),
+        "category_ids": all_cat,
+        "category_names": [names.get(int(c), str(int(c))) for c in all_cat],
+        "ann_image_id": img_ids[image_index],
+        "ann_category_id": cat,
+        "ann_box": xywh,
+        "ann_area": xywh[:, 2] * xywh[:, 3],
+        "ann_crowd": np.zeros(len(cat), bool),
+    }
+
+
+def _coco_result_columns(image_ids, boxes_yxyx, category_ids, scores) -> dict:
+    """The results of :func:`_coco_results` as columns (same values)."""
+    return {"image_id": np.asarray(image_ids, np.int64),
+            "category_id": category_ids.astype(np.int64),
+            "score": scores.astype(np.float64), "box": _xywh(boxes_yxyx)}
 
 
 def _coco_results(image_ids, boxes_yxyx, category_ids, scores) -> list[dict]:

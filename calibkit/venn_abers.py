@@ -96,9 +96,8 @@ class VennAbers(BinaryCalibrator):
     stratified on each binary problem's 0/1 target.
 
     Fit is O(k log k) for k distinct calibration scores (one sort, two linear hull passes),
-    predict O(log k) per score. The hull pass is compiled with numba when numba is installed
-    (an optional accelerator, not a dependency); without it the same function runs in plain
-    Python, with identical results, about 1,000x slower per pass.
+    predict O(log k) per score. The hull pass is compiled with numba (a dependency of
+    calibkit; compiled on first use and cached on disk).
 
     References
     ----------
@@ -424,16 +423,13 @@ _KERNEL = None
 
 
 def _hull_kernel():
-    """The hull pass, compiled with numba when it is installed (same code, same arithmetic),
-    else the pure-Python loop (O(k) but about 100x slower)."""
+    """The hull pass ``_upper_slopes_py`` compiled with numba (same code, same arithmetic;
+    compiled on first use, cached on disk)."""
     global _KERNEL
     if _KERNEL is None:
-        try:
-            import numba
-        except ImportError:
-            _KERNEL = _upper_slopes_py
-        else:
-            _KERNEL = numba.njit(cache=True, nogil=True)(_upper_slopes_py)
+        import numba
+
+        _KERNEL = numba.njit(cache=True, nogil=True)(_upper_slopes_py)
     return _KERNEL
 
 

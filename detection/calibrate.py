@@ -172,11 +172,18 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         if len(d0) == 0:
             raise ValueError("dets is empty; fitting needs validation detections.")
         kw = {"tau": self.tau, "iou_op": self.iou_op, "max_dets": self.max_dets}
+        return self._fit_matched(gt, d0, lambda d: match(gt, d, **kw))
+
+    def _fit_matched(self, gt, d0: Detections, matcher, m0=None):
+        """The fit pipeline with the matching step supplied: ``matcher(dets) -> Matches``
+        matches a detection set against ``gt`` (:func:`calibkit.detection.match` here, the
+        cluster's matching in :func:`calibkit.detection.dask.fit`); ``m0`` are the matches
+        of ``d0`` if already made."""
         cats = gt.category_ids
-        m0 = match(gt, d0, **kw)
+        m0 = matcher(d0) if m0 is None else m0
         u = self._learn_thresholds(m0)
         d1 = d0.subset(apply_thresholds(d0, cats, u))
-        m1 = match(gt, d1, **kw)
+        m1 = matcher(d1)
         train = m1.valid & (m1.npig > 0)[m1.class_index]
         # pycocotools' IoU of a box with itself can exceed 1 by an ulp
         y = np.clip(m1.iou, 0.0, 1.0) if self.target == "iou" else m1.tp.astype(np.float64)
@@ -194,7 +201,7 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         self.models_ = models
         self.n_train_ = n_train
         d2 = d1.with_scores(self._calibrate(d1))
-        self.upper_thresholds_ = self._learn_thresholds(match(gt, d2, **kw))
+        self.upper_thresholds_ = self._learn_thresholds(matcher(d2))
         return self
 
     def transform(self, dets, image_ids=None) -> Detections:

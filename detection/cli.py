@@ -45,7 +45,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--gt", required=True, help="COCO ground-truth json")
     ev.add_argument("--dets", required=True, help="COCO results json")
     _matching_args(ev)
-    ev.add_argument("--ap", action="store_true", help="also compute COCO AP@[.50:.95]")
+    ev.add_argument("--ap", action="store_true",
+                    help="also compute COCO AP@[.50:.95] and print the twelve numbers of the "
+                         "COCO summary (pycocotools' COCOeval.stats)")
     ev.add_argument("--bootstrap", type=int, default=None, metavar="N",
                     help="also print image-level bootstrap intervals from N resamples")
     ev.add_argument("--confidence-level", type=float, default=0.95,
@@ -106,19 +108,55 @@ def _matching_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args) -> int:
+    from calibkit.detection.cocoeval import coco_summary
+    from calibkit.detection.io import load_dets, load_gt
     from calibkit.detection.metrics import evaluate
 
     kw = {}
     if args.bootstrap is not None:
         kw = {"n_bootstrap": args.bootstrap, "confidence_level": args.confidence_level,
               "random_state": args.seed}
-    result = evaluate(args.gt, args.dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap, **kw)
+    gt, dets = load_gt(args.gt), load_dets(args.dets)
+    result = evaluate(gt, dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap, **kw)
+    summary = coco_summary(gt, dets) if args.ap else None
     if args.json:
-        print(json.dumps({k: _json_value(v) for k, v in result.items()}))
+        out = {k: _json_value(v) for k, v in result.items()}
+        if summary is not None:
+            out["coco_summary"] = summary
+        print(json.dumps(out))
     else:
         print(format_table(result, tau=args.tau, iou_op=args.iou_op,
                            bootstrap=args.bootstrap, confidence_level=args.confidence_level))
+        if summary is not None:
+            print()
+            print(format_summary(summary))
     return 0
+
+
+#: (AP or AR, IoU label, area, maxDets) of each summary line, as pycocotools prints them
+SUMMARY_LINES = {
+    "AP": ("Average Precision", "(AP)", "0.50:0.95", "all", 100),
+    "AP50": ("Average Precision", "(AP)", "0.50", "all", 100),
+    "AP75": ("Average Precision", "(AP)", "0.75", "all", 100),
+    "APs": ("Average Precision", "(AP)", "0.50:0.95", "small", 100),
+    "APm": ("Average Precision", "(AP)", "0.50:0.95", "medium", 100),
+    "APl": ("Average Precision", "(AP)", "0.50:0.95", "large", 100),
+    "AR1": ("Average Recall", "(AR)", "0.50:0.95", "all", 1),
+    "AR10": ("Average Recall", "(AR)", "0.50:0.95", "all", 10),
+    "AR100": ("Average Recall", "(AR)", "0.50:0.95", "all", 100),
+    "ARs": ("Average Recall", "(AR)", "0.50:0.95", "small", 100),
+    "ARm": ("Average Recall", "(AR)", "0.50:0.95", "medium", 100),
+    "ARl": ("Average Recall", "(AR)", "0.50:0.95", "large", 100),
+}
+
+
+def format_summary(summary: dict) -> str:
+    """The twelve COCO summary lines in pycocotools' layout (``COCOeval.summarize``)."""
+    lines = []
+    for key, (title, short, iou, area, md) in SUMMARY_LINES.items():
+        lines.append(f" {title:<18} {short} @[ IoU={iou:<9} | area={area:>6s} | "
+                     f"maxDets={md:>3d} ] = {summary[key]:0.3f}   {key}")
+    return "\n".join(lines)
 
 
 def _run_calibrate(args) -> int:

@@ -9,20 +9,34 @@ Readers: :func:`load_gt` (a path, a dict, or a ``pycocotools.coco.COCO``), :func
 (a path, a COCO results list, a ``COCO`` results object, a :class:`Detections`, or
 torchvision outputs), :func:`from_torchvision`, :meth:`Detections.from_arrays`, and
 :func:`netcal_npz_to_coco` for the netcal detection records (normalised ``yxyx`` boxes).
-The json files are read with :mod:`json`; pycocotools objects are accepted but not needed.
+pycocotools objects are accepted but not needed.
+
+Json files (``.json`` or gzip-compressed ``.json.gz``) are decoded straight into columns
+with msgspec's typed decoder: a results file is read in blocks of a few MiB, each block's
+complete top-level items are decoded into typed records and appended to numpy columns, so
+no list of Python dicts is ever built and the memory in use is the columns plus one block.
+The typed schema is also the validation, for files and in-memory dicts alike:
+
+* ids (``image_id``, ``category_id``, ``id``) are JSON integers within int64 (``1.5``,
+  ``"1"`` and ``true`` are refused);
+* ``iscrowd`` is 0, 1, ``true`` or ``false``;
+* ``score`` is a real number in [0, 1]; ``bbox`` is 4 finite numbers with ``w, h >= 0``.
+
+Every error is a ValueError or TypeError naming the file or argument, the item and the fix.
 """
 
 from __future__ import annotations
 
+import gzip
 import itertools
-import json
+import re
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter
 from pathlib import Path
+from typing import Annotated, Any, Literal, Union
 
+import msgspec
 import numpy as np
-
-from calibkit._validation import to_numpy
 
 __all__ = [
     "GroundTruth",
@@ -58,6 +72,11 @@ class GroundTruth:
         ``[x, y, w, h]``.
     ann_crowd : ndarray of shape (n_annotations,), bool
         ``iscrowd``; as in pycocotools, a json ``ignore`` flag is not honoured.
+    dataset : dict or None
+        The json dict it was read from, if any.
+    ann_area : ndarray of shape (n_annotations,) or None
+        The annotations' ``area`` field (what COCO's area ranges test); None: the box area
+        ``w * h`` (see :attr:`area`).
     """
 
     image_ids: np.ndarray
@@ -70,6 +89,14 @@ class GroundTruth:
     ann_box: np.ndarray
     ann_crowd: np.ndarray
     dataset: dict | None = field(default=None, repr=False)
+    ann_area: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def area(self) -> np.ndarray:
+        """Area of each annotation: ``ann_area``, or ``w * h`` of the box where absent."""
+        if self.ann_area is not None:
+            return self.ann_area
+        return self.ann_box[:, 2] * self.ann_box[:, 3]
 
     @property
     def n_images(self) -> int:
@@ -110,7 +137,7 @@ class GroundTruth:
         crowd = (
             np.zeros(len(img), bool)
             if iscrowd is None
-            else np.asarray(to_numpy(iscrowd, name="iscrowd"), dtype=bool).ravel()
+            else np.asarray(_to_numpy(iscrowd, name="iscrowd"), dtype=bool).ravel()
         )
         _same_length(("image_ids", img), ("category_ids", cat), ("boxes", box), ("iscrowd", crowd))
         all_img = np.unique(np.concatenate([img, _int_column(images, "images")])) if (
@@ -147,44 +174,87 @@ class GroundTruth:
 
 
 def load_gt(gt) -> GroundTruth:
-    """Read COCO ground truth from a path, a json dict, a ``pycocotools`` ``COCO`` object, or
-    return a :class:`GroundTruth` unchanged."""
+    """Read COCO ground truth from a path (``.json`` or ``.json.gz``), a json dict, a
+    ``pycocotools`` ``COCO`` object, or return a :class:`GroundTruth` unchanged.
+
+    Raises
+    ------
+    ValueError
+        A missing key, an id that is not an integer, an ``iscrowd`` other than 0/1/bool, a
+        box that is not 4 finite numbers with ``w, h >= 0`` (the message names the item).
+    """
     if isinstance(gt, GroundTruth):
         return gt
+    if isinstance(gt, dict) and "ann_box" in gt:
+        return _gt_from_columns(gt)
+    source = None
     if isinstance(gt, (str, Path)):
-        gt = _read_json(gt, "gt")
-    elif hasattr(gt, "dataset") and hasattr(gt, "getAnnIds"):  # pycocotools.coco.COCO
-        gt = gt.dataset
-    if not isinstance(gt, dict):
-        raise TypeError(
-            f"gt must be a path to a COCO json, a COCO dict, a pycocotools COCO object or a "
-            f"GroundTruth; got {type(gt).__name__}."
-        )
-    for key in ("images", "annotations", "categories"):
-        if key not in gt:
-            raise ValueError(f"gt is not a COCO ground-truth dict: the key {key!r} is missing.")
-    anns = gt["annotations"]
-    try:
-        img = np.fromiter((a["image_id"] for a in anns), np.int64, count=len(anns))
-        cat = np.fromiter((a["category_id"] for a in anns), np.int64, count=len(anns))
-        box = _boxes_from_lists([a["bbox"] for a in anns], "gt annotation bbox")
-        crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in anns), bool, count=len(anns))
-        images = gt["images"]
-        im_id = np.fromiter((i["id"] for i in images), np.int64, count=len(images))
-        width = np.array([float(i.get("width", np.nan)) for i in images], dtype=np.float64)
-        height = np.array([float(i.get("height", np.nan)) for i in images], dtype=np.float64)
-        cats = gt["categories"]
-        cat_id = np.fromiter((c["id"] for c in cats), np.int64, count=len(cats))
-        cat_name = {int(c["id"]): str(c.get("name", c["id"])) for c in cats}
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"gt is a malformed COCO ground-truth dict: {exc!r}.") from exc
-    _check_boxes(box, "gt annotation bbox")
+        source = gt
+        doc = _decode_file(gt, _GtDoc, "gt")
+    else:
+        if hasattr(gt, "dataset") and hasattr(gt, "getAnnIds"):  # pycocotools.coco.COCO
+            gt = gt.dataset
+        if not isinstance(gt, dict):
+            raise TypeError(
+                f"gt must be a path to a COCO json, a COCO dict, a pycocotools COCO object or "
+                f"a GroundTruth; got {type(gt).__name__}."
+            )
+        for key in ("images", "annotations", "categories"):
+            if key not in gt:
+                raise ValueError(
+                    f"gt is not a COCO ground-truth dict: the key {key!r} is missing."
+                )
+        doc = _convert(gt, _GtDoc, "gt")
+    anns = doc.annotations
+    n = len(anns)
+    img = np.fromiter(map(attrgetter("image_id"), anns), np.int64, count=n)
+    cat = np.fromiter(map(attrgetter("category_id"), anns), np.int64, count=n)
+    box = _boxes_from_tuples(list(map(attrgetter("bbox"), anns)))
+    crowd = np.fromiter((bool(a.iscrowd) for a in anns), bool, count=n)
+    area = np.fromiter((np.nan if a.area is None else a.area for a in anns), np.float64,
+                       count=n)
+    images = doc.images
+    im_id = np.fromiter(map(attrgetter("id"), images), np.int64, count=len(images))
+    width = np.array([np.nan if i.width is None else i.width for i in images], np.float64)
+    height = np.array([np.nan if i.height is None else i.height for i in images], np.float64)
+    cat_id = np.fromiter(map(attrgetter("id"), doc.categories), np.int64,
+                         count=len(doc.categories))
+    cat_name = {c.id: str(c.id if c.name is None else c.name) for c in doc.categories}
+    del doc, anns, images
+    where = "gt annotation bbox" if source is None else f"gt {source}: annotation bbox"
+    _check_boxes(box, where)
     all_img, first = np.unique(np.concatenate([im_id, img]), return_index=True)
     wh = np.concatenate([width, np.full(len(img), np.nan)])
     ht = np.concatenate([height, np.full(len(img), np.nan)])
     all_cat = np.unique(np.concatenate([cat_id, cat]))
     names = [cat_name.get(int(c), str(int(c))) for c in all_cat]
-    return GroundTruth(all_img, wh[first], ht[first], all_cat, names, img, cat, box, crowd, gt)
+    area = np.where(np.isnan(area), box[:, 2] * box[:, 3], area)
+    dataset = gt if isinstance(gt, dict) else None
+    return GroundTruth(all_img, wh[first], ht[first], all_cat, names, img, cat, box, crowd,
+                       dataset, area)
+
+
+def _gt_from_columns(c: dict) -> GroundTruth:
+    """Ground truth from the columns of ``calibkit.datasets.load_bundled_coco(arrays=True)``
+    (``image_ids``, ``image_width``, ``image_height``, ``category_ids``,
+    ``category_names``, ``ann_image_id``, ``ann_category_id``, ``ann_box``, ``ann_area``,
+    ``ann_crowd``)."""
+    box = _box_column(c["ann_box"], "gt ann_box", "xywh")
+    img = _int_column(c["ann_image_id"], "gt ann_image_id")
+    cat = _int_column(c["ann_category_id"], "gt ann_category_id")
+    crowd = np.asarray(c["ann_crowd"], bool)
+    area = np.asarray(c["ann_area"], np.float64)
+    _same_length(("ann_box", box), ("ann_image_id", img), ("ann_category_id", cat),
+                 ("ann_crowd", crowd), ("ann_area", area))
+    images = _int_column(c["image_ids"], "gt image_ids")
+    cats = _int_column(c["category_ids"], "gt category_ids")
+    if not (np.all(np.diff(images) > 0) and np.all(np.diff(cats) > 0)
+            and np.isin(img, images).all() and np.isin(cat, cats).all()):
+        raise ValueError("gt columns: image_ids and category_ids must be sorted, unique and "
+                         "cover every annotation's ids.")
+    return GroundTruth(images, np.asarray(c["image_width"], np.float64),
+                       np.asarray(c["image_height"], np.float64), cats,
+                       list(c["category_names"]), img, cat, box, crowd, None, area)
 
 
 # --------------------------------------------------------------------------------------
@@ -268,9 +338,12 @@ def load_dets(dets, image_ids=None) -> Detections:
     if isinstance(dets, Detections):
         return dets
     if isinstance(dets, (str, Path)):
-        dets = _read_json(dets, "dets")
-    elif hasattr(dets, "dataset") and hasattr(dets, "getAnnIds"):
+        return _read_results_file(dets)
+    if hasattr(dets, "dataset") and hasattr(dets, "getAnnIds"):
         dets = dets.dataset.get("annotations", [])
+    if isinstance(dets, dict) and "box" in dets and "score" in dets:  # columns
+        return Detections.from_arrays(dets["image_id"], dets["category_id"], dets["score"],
+                                      dets["box"])
     if isinstance(dets, dict) and "annotations" in dets:
         dets = dets["annotations"]
     if not isinstance(dets, (list, tuple)):
@@ -282,23 +355,10 @@ def load_dets(dets, image_ids=None) -> Detections:
         if image_ids is None:
             raise ValueError("torchvision outputs need image_ids (one id per output dict).")
         return from_torchvision(dets, image_ids)
-    n = len(dets)
-    if n == 0:
-        return Detections(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-                          np.zeros((0, 4)))
-    try:
-        img = np.fromiter(map(itemgetter("image_id"), dets), np.int64, count=n)
-        cat = np.fromiter(map(itemgetter("category_id"), dets), np.int64, count=n)
-        score = np.fromiter(map(itemgetter("score"), dets), np.float64, count=n)
-        box = _boxes_from_lists(list(map(itemgetter("bbox"), dets)), "dets bbox")
-    except (KeyError, TypeError) as exc:
-        raise ValueError(
-            f"dets is not a COCO results list (each item needs image_id, category_id, bbox "
-            f"[x, y, w, h] and score): {exc!r}."
-        ) from exc
-    _check_boxes(box, "dets bbox")
-    _check_scores(score)
-    return Detections(img, cat, score, box)
+    if len(dets) == 0:
+        return _empty_dets()
+    cols = _result_columns(_convert(list(dets), list[_Result], "dets"), "dets")
+    return Detections(*cols)
 
 
 def from_torchvision(outputs, image_ids) -> Detections:
@@ -307,32 +367,69 @@ def from_torchvision(outputs, image_ids) -> Detections:
     Parameters
     ----------
     outputs : list of dict
-        One dict per image with ``boxes`` (n_i, 4) in ``[x1, y1, x2, y2]``, ``labels`` (n_i,)
-        and ``scores`` (n_i,), as tensors or arrays.
+        One dict per image with ``boxes`` of shape (n_i, 4) in ``[x1, y1, x2, y2]``,
+        ``labels`` of shape (n_i,) (integers) and ``scores`` of shape (n_i,) (in [0, 1]),
+        as tensors or arrays.
     image_ids : array-like of shape (len(outputs),)
         The image id of each output.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A missing key, a wrong shape, non-integer labels (1.7, NaN) or scores outside
+        [0, 1]; the message names the field and the output index.
     """
     ids = _int_column(image_ids, "image_ids")
     if len(ids) != len(outputs):
         raise ValueError(f"image_ids has {len(ids)} entries but there are {len(outputs)} outputs.")
     boxes, labels, scores, img = [], [], [], []
     for k, (out, image_id) in enumerate(zip(outputs, ids, strict=False)):
-        try:
-            b = np.asarray(to_numpy(out["boxes"], name="boxes"), dtype=np.float64).reshape(-1, 4)
-            lab = np.asarray(to_numpy(out["labels"], name="labels")).astype(np.int64).ravel()
-            s = np.asarray(to_numpy(out["scores"], name="scores"), dtype=np.float64).ravel()
-        except (KeyError, TypeError) as exc:
+        if not isinstance(out, dict) or not {"boxes", "labels", "scores"} <= set(out):
             raise ValueError(
-                f"outputs[{k}] must be a dict with boxes, labels and scores: {exc!r}."
-            ) from exc
-        if not (len(b) == len(lab) == len(s)):
-            raise ValueError(
-                f"outputs[{k}] has {len(b)} boxes, {len(lab)} labels and {len(s)} scores."
+                f"outputs[{k}] must be a dict with boxes, labels and scores (torchvision's "
+                f"detection output); got {type(out).__name__}"
+                + (f" with keys {sorted(out)}" if isinstance(out, dict) else "") + "."
             )
+        where = f"outputs[{k}]"
+        b = np.asarray(_to_numpy(out["boxes"], name=f"{where}['boxes']"), dtype=np.float64)
+        if b.size == 0 and b.ndim <= 2:
+            b = b.reshape(0, 4)
+        if b.ndim != 2 or b.shape[1] != 4:
+            raise ValueError(f"{where}['boxes'] must have shape (n, 4) of [x1, y1, x2, y2]; "
+                             f"got shape {b.shape}.")
+        n = len(b)
+        lab = np.asarray(_to_numpy(out["labels"], name=f"{where}['labels']"))
+        s = np.asarray(_to_numpy(out["scores"], name=f"{where}['scores']"))
+        for field_name, arr in (("labels", lab), ("scores", s)):
+            if arr.shape != (n,):
+                raise ValueError(f"{where}['{field_name}'] must have shape ({n},) like its "
+                                 f"{n} boxes; got shape {arr.shape}.")
+        if lab.size and not np.issubdtype(lab.dtype, np.integer):
+            if lab.dtype == bool or not np.issubdtype(lab.dtype, np.number):
+                raise TypeError(f"{where}['labels'] must hold integer category ids; got dtype "
+                                f"{lab.dtype}.")
+            bad = ~np.isfinite(lab) | (lab != np.round(lab))
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"{where}['labels'] must hold integer category ids; entry {j} "
+                                 f"is {lab[j]!r}.")
+        if s.size and (s.dtype == bool or not np.issubdtype(s.dtype, np.number)):
+            raise TypeError(f"{where}['scores'] must hold real numbers in [0, 1]; got dtype "
+                            f"{s.dtype}.")
+        s = s.astype(np.float64)
+        bad = ~((s >= 0) & (s <= 1))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{where}['scores'] must lie in [0, 1] (no NaN); entry {j} is "
+                             f"{s[j]!r}. Apply a sigmoid or softmax to logits first.")
+        if not np.isfinite(b).all():
+            j = int(np.flatnonzero(~np.isfinite(b).all(axis=1))[0])
+            raise ValueError(f"{where}['boxes'] row {j} has NaN or infinite coordinates: "
+                             f"{b[j].tolist()}.")
         boxes.append(b)
-        labels.append(lab)
+        labels.append(lab.astype(np.int64))
         scores.append(s)
-        img.append(np.full(len(s), image_id, np.int64))
+        img.append(np.full(n, image_id, np.int64))
     box = np.concatenate(boxes) if boxes else np.zeros((0, 4))
     return Detections.from_arrays(
         np.concatenate(img) if img else np.zeros(0, np.int64),
@@ -387,15 +484,325 @@ def netcal_npz_to_coco(dets_npz, gt_npz) -> tuple[dict, list[dict]]:
 # --------------------------------------------------------------------------------------
 
 
-def _read_json(path, name: str):
+# ---- typed schema of the COCO json (msgspec): the decoder is the validator
+
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+_Box = tuple[float, float, float, float]
+_Crowd = Union[bool, Literal[0, 1]]  # noqa: UP007 (msgspec reads the Union)
+
+
+class _Result(msgspec.Struct, gc=False):
+    image_id: _Int64
+    category_id: _Int64
+    bbox: _Box
+    score: _Score
+
+
+class _Image(msgspec.Struct, gc=False):
+    id: _Int64
+    width: Union[float, None] = None  # noqa: UP007
+    height: Union[float, None] = None  # noqa: UP007
+
+
+class _Category(msgspec.Struct, gc=False):
+    id: _Int64
+    name: Any = None
+
+
+class _Annotation(msgspec.Struct, gc=False):
+    image_id: _Int64
+    category_id: _Int64
+    bbox: _Box
+    iscrowd: _Crowd = 0
+    area: Union[float, None] = None  # noqa: UP007
+
+
+class _GtDoc(msgspec.Struct, gc=False):
+    images: list[_Image]
+    annotations: list[_Annotation]
+    categories: list[_Category]
+
+
+class _ResultsDoc(msgspec.Struct, gc=False):
+    annotations: list[_Result]
+
+
+_FIXES = {
+    "image_id": "ids must be JSON integers within int64 (not 1.5, \"1\" or true)",
+    "category_id": "ids must be JSON integers within int64 (not 1.5, \"1\" or true)",
+    "id": "ids must be JSON integers within int64 (not 1.5, \"1\" or true)",
+    "iscrowd": "iscrowd must be 0, 1, true or false",
+    "score": "scores must be real numbers in [0, 1], not NaN, strings or booleans (apply a "
+             "sigmoid or softmax to logits first)",
+    "bbox": "bbox must be [x, y, w, h]: 4 numbers",
+    "area": "area must be a number",
+    "width": "width must be a number",
+    "height": "height must be a number",
+}
+_PATH = re.compile(r"\$((?:\.\w+|\[\d+\])*)")
+
+
+def _explain(exc: Exception, name: str, offset: int = 0) -> ValueError:
+    """A ValueError naming the input, the item (shifted by ``offset`` for block-wise
+    decoding) and the fix, from a msgspec error."""
+    msg = str(exc)
+    where = ""
+    fix = ""
+    m = _PATH.search(msg)
+    if m:
+        parts = re.findall(r"\.(\w+)|\[(\d+)\]", m.group(1))
+        names = [f for f, _ in parts if f]
+        idx = [int(i) for _, i in parts if i]
+        if idx and offset and not names[:1] == ["annotations"]:
+            idx[0] += offset
+        where = m.group(1)
+        if offset and where.startswith("["):
+            where = re.sub(r"^\[\d+\]", f"[{idx[0]}]", where)
+            msg = msg[:m.start(1)] + where + msg[m.end(1):]
+        field_name = names[-1] if names else ""
+        if "missing required field" in msg:
+            field_name = re.search(r"`(\w+)`", msg).group(1)
+        fix = _FIXES.get(field_name, "")
+    if name == "dets" and ("missing required field" in msg or "Expected `object`" in msg):
+        fix = ("dets is not a COCO results list (each item needs image_id, category_id, bbox "
+               "[x, y, w, h] and score)")
+    text = f"{name}: {msg}" + (f" (item {where})" if where and "at `$" not in msg else "")
+    return ValueError(f"{text}. {fix}." if fix else f"{text}.")
+
+
+def _convert(obj, typ, name: str):
+    """msgspec's strict conversion of in-memory json values (numpy scalars accepted)."""
+    try:
+        return msgspec.convert(obj, typ)
+    except msgspec.ValidationError as exc:
+        if "numpy" not in str(exc) and "got `" not in str(exc):
+            raise _explain(exc, name) from None
+        try:
+            return msgspec.convert(_plain(obj), typ)
+        except msgspec.ValidationError as exc2:
+            raise _explain(exc2, name) from None
+
+
+def _plain(obj):
+    """numpy scalars and arrays to plain Python values (ints stay ints)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        return obj.item()
+    return obj
+
+
+def _open(path, name: str):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{name}: no such file {path}.")
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return path, (gzip.open(path, "rb") if gz else open(path, "rb"))
+
+
+def _decode_file(path, typ, name: str):
+    path, f = _open(path, name)
+    with f:
+        try:
+            raw = f.read()
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{name}: {path} cannot be read: {exc}.") from exc
     try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{name}: {path} is not valid json: {exc}.") from exc
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, f"{name} {path}") from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"{name}: {path} is not valid json: {exc}.") from None
+
+
+#: bytes read at a time from a results file
+_BLOCK = 1 << 23
+
+
+def _read_results_file(path) -> Detections:
+    """A COCO results file (a json list of result dicts, or an object with
+    ``annotations``) into columns, block by block (see the module docstring)."""
+    name = "dets"
+    path, f = _open(path, name)
+    label = f"{name} {path}"
+    decoder = msgspec.json.Decoder(list[_Result])
+    size = path.stat().st_size
+    cols = _Columns()
+    offset = 0  # items decoded so far
+    with f:
+        pending = bytearray()
+        while True:  # skip leading whitespace
+            block = f.read(_BLOCK)
+            pending += block
+            stripped = pending.lstrip()
+            if stripped or not block:
+                break
+        if not stripped:
+            raise ValueError(f"{name}: {path} is empty; a results file is a json list.")
+        if stripped[:1] != b"[":
+            # an object (e.g. {"annotations": [...]}): decode it whole
+            pending += f.read()
+            try:
+                doc = msgspec.json.decode(pending, type=_ResultsDoc)
+            except msgspec.ValidationError as exc:
+                raise _explain(exc, label) from None
+            except msgspec.DecodeError as exc:
+                raise ValueError(f"{name}: {path} is not valid json: {exc}.") from None
+            return Detections(*_result_columns(doc.annotations, label)) if (
+                doc.annotations) else _empty_dets()
+        pending = bytearray(stripped)
+        eof = False
+        while True:
+            cut, end = _find_cut(pending, eof)
+            if cut > 0:
+                items = _decode_items(decoder, pending, cut, label, offset)
+                if items is None:  # the quick cut was not between items: scan exactly
+                    cut, end = _scan_cut(pending)
+                    if cut <= 0 and eof:
+                        raise ValueError(f"{name}: {path} is not valid json: the list is not "
+                                         "closed (truncated file?).")
+                    items = _decode_items(decoder, pending, cut, label, offset) if (
+                        cut > 0) else []
+                    if items is None:
+                        raise ValueError(f"{name}: {path} is not valid json near item "
+                                         f"{offset}.")
+                if items:
+                    if cols.capacity == 0:  # first block: size the columns from the file
+                        per_item = max((cut + 1) / len(items), 16.0)
+                        cols.reserve(int(size / per_item * 1.05) + 1024)
+                    cols.append(_result_columns(items, label, offset))
+                    offset += len(items)
+                del items
+                if end:
+                    break
+                if cut > 0:
+                    pending[cut] = 0x2C  # ","
+                    del pending[:cut]
+            elif eof:
+                raise ValueError(f"{name}: {path} is not valid json: the list is not closed "
+                                 "(truncated file?).")
+            block = f.read(_BLOCK)
+            if not block:
+                eof = True
+            pending += block
+    if offset == 0:
+        return _empty_dets()
+    return Detections(*cols.result())
+
+
+class _Columns:
+    """Growing result columns (image_id, category_id, score, box), filled in place so that
+    reading never holds two copies of them."""
+
+    def __init__(self):
+        self.capacity = 0
+        self.n = 0
+        self.arrays = None
+
+    def reserve(self, capacity: int) -> None:
+        old = self.arrays
+        self.arrays = [np.empty(capacity, np.int64), np.empty(capacity, np.int64),
+                       np.empty(capacity), np.empty((capacity, 4))]
+        if old is not None:
+            for new, a in zip(self.arrays, old, strict=True):
+                new[: self.n] = a[: self.n]
+        self.capacity = capacity
+
+    def append(self, parts) -> None:
+        k = len(parts[0])
+        if self.n + k > self.capacity:
+            self.reserve(max(int(self.capacity * 1.25), self.n + k))
+        for arr, part in zip(self.arrays, parts, strict=True):
+            arr[self.n: self.n + k] = part
+        self.n += k
+
+    def result(self):
+        n = self.n
+        if n < 0.9 * self.capacity:  # much too large (a gzip file): give the memory back
+            return [a[:n].copy() for a in self.arrays]
+        return [a[:n] for a in self.arrays]
+
+
+def _find_cut(pending: bytearray, eof: bool):
+    """Quick cut of a results list after its last complete item: at EOF the closing
+    bracket, else the comma after the last ``}``. Returns (position, is_end); a position
+    that is not between top-level items makes the decode fail, and the caller scans."""
+    if eof:
+        k = pending.rfind(b"]")
+        if k > 0 and not pending[k + 1:].strip():
+            return k, True
+        return -1, False
+    k = pending.rfind(b"}")
+    while k > 0:
+        j = k + 1
+        while j < len(pending) and pending[j] in b" \t\r\n":
+            j += 1
+        if j < len(pending) and pending[j] == 0x2C:
+            return j, False
+        k = pending.rfind(b"}", 0, k)
+    return -1, False
+
+
+def _scan_cut(pending: bytearray):
+    """Exact cut: the last top-level comma or the closing bracket (string-aware scan)."""
+    from calibkit.detection import _kernels
+
+    pending[0] = 0x5B
+    view = np.frombuffer(pending, np.uint8)
+    last, end, _, _, _ = _kernels.json_split(view, 0, 0, False, False)
+    del view
+    if end >= 0:
+        if pending[end + 1:].strip():
+            raise ValueError("dets: the json has extra data after the results list.")
+        return end, True
+    return last, False
+
+
+def _decode_items(decoder, pending: bytearray, cut: int, label: str, offset: int):
+    """Decode ``pending[0:cut+1]`` as a list (the separator at 0 and the byte at ``cut``
+    written as brackets); None if it is not well-formed json."""
+    pending[0] = 0x5B  # "["
+    saved = pending[cut]
+    pending[cut] = 0x5D  # "]"
+    try:
+        with memoryview(pending) as mv, mv[: cut + 1] as part:
+            return decoder.decode(part)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, label, offset) from None
+    except msgspec.DecodeError:
+        return None
+    finally:
+        pending[cut] = saved
+
+
+def _result_columns(items, label: str, offset: int = 0):
+    """Columns (image_id, category_id, score, box) of decoded results, boxes checked."""
+    n = len(items)
+    img = np.fromiter(map(attrgetter("image_id"), items), np.int64, count=n)
+    cat = np.fromiter(map(attrgetter("category_id"), items), np.int64, count=n)
+    score = np.fromiter(map(attrgetter("score"), items), np.float64, count=n)
+    box = _boxes_from_tuples(list(map(attrgetter("bbox"), items)))
+    _check_boxes(box, f"{label} bbox", offset)
+    return img, cat, score, box
+
+
+def _empty_dets() -> Detections:
+    return Detections(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
+                      np.zeros((0, 4)))
+
+
+def _boxes_from_tuples(boxes: list) -> np.ndarray:
+    n = len(boxes)
+    if n == 0:
+        return np.zeros((0, 4))
+    flat = np.fromiter(itertools.chain.from_iterable(boxes), np.float64, count=4 * n)
+    return flat.reshape(n, 4)
 
 
 def _npz(x):
@@ -405,27 +812,20 @@ def _npz(x):
     return x
 
 
-def _boxes_from_lists(boxes: list, name: str) -> np.ndarray:
-    n = len(boxes)
-    if n == 0:
-        return np.zeros((0, 4))
-    lengths = np.fromiter(map(len, boxes), np.int64, count=n)
-    if np.any(lengths != 4):
-        bad = int(np.flatnonzero(lengths != 4)[0])
-        raise ValueError(f"{name}[{bad}] must have 4 numbers [x, y, w, h]; got {boxes[bad]!r}.")
-    flat = np.fromiter(itertools.chain.from_iterable(boxes), np.float64, count=4 * n)
-    return flat.reshape(n, 4)
-
-
-def _check_boxes(box: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(box)):
-        raise ValueError(f"{name} contains NaN or infinite coordinates.")
+def _check_boxes(box: np.ndarray, name: str, offset: int = 0) -> None:
+    finite = np.isfinite(box).all(axis=1)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"{name} contains NaN or infinite coordinates (first at row {k + offset}: "
+            f"{box[k].tolist()}); boxes must be 4 finite numbers [x, y, w, h]."
+        )
     neg = (box[:, 2] < 0) | (box[:, 3] < 0)
     if np.any(neg):
         k = int(np.flatnonzero(neg)[0])
         raise ValueError(
             f"{name}: {int(neg.sum())} box(es) have negative width or height (first at row "
-            f"{k}: {box[k].tolist()}); boxes must be [x, y, w, h] with w, h >= 0 "
+            f"{k + offset}: {box[k].tolist()}); boxes must be [x, y, w, h] with w, h >= 0 "
             "(convert [x1, y1, x2, y2] boxes first)."
         )
 
@@ -440,8 +840,15 @@ def _check_scores(score: np.ndarray) -> None:
         )
 
 
+def _to_numpy(x, *, name: str):
+    # imported on use: the json readers and the evaluators do not need it
+    from calibkit._validation import to_numpy
+
+    return to_numpy(x, name=name)
+
+
 def _int_column(x, name: str) -> np.ndarray:
-    arr = np.asarray(to_numpy(x, name=name))
+    arr = np.asarray(_to_numpy(x, name=name))
     if arr.ndim != 1:
         arr = arr.ravel()
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
@@ -451,7 +858,7 @@ def _int_column(x, name: str) -> np.ndarray:
 
 
 def _score_column(x) -> np.ndarray:
-    s = np.asarray(to_numpy(x, name="scores"), dtype=np.float64).ravel()
+    s = np.asarray(_to_numpy(x, name="scores"), dtype=np.float64).ravel()
     _check_scores(s)
     return s
 
@@ -459,7 +866,7 @@ def _score_column(x) -> np.ndarray:
 def _box_column(x, name: str, box_format: str) -> np.ndarray:
     if box_format not in ("xywh", "xyxy"):
         raise ValueError(f"box_format must be 'xywh' or 'xyxy'; got {box_format!r}.")
-    b = np.asarray(to_numpy(x, name=name), dtype=np.float64)
+    b = np.asarray(_to_numpy(x, name=name), dtype=np.float64)
     if b.size == 0:
         b = b.reshape(0, 4)
     if b.ndim != 2 or b.shape[1] != 4:

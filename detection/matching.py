@@ -1,4 +1,4 @@
-"""COCO greedy matching of detections to ground truth, vectorised.
+"""COCO greedy matching of detections to ground truth, compiled.
 
 The rule is pycocotools' ``COCOeval.evaluateImg`` (area range "all"), per (image, class):
 
@@ -14,9 +14,11 @@ The rule is pycocotools' ``COCOeval.evaluateImg`` (area range "all"), per (image
    Without such a box it is *ignored* if some crowd box is eligible (crowd boxes absorb any
    number of detections), and an FP otherwise.
 
-The greedy loop is sequential only within an (image, class) group, so all groups advance
-together: step ``r`` handles the ``r``-th detection of every group at once (at most
-``max_dets`` numpy steps over the candidate pairs, no Python loop over detections).
+The greedy loop is sequential within an (image, class) group only; the compiled kernels of
+:mod:`calibkit.detection._kernels` run the groups in parallel on all cores (numba threads).
+Preparation (:func:`_prepare`) sorts the detections by (image, class, descending score,
+file order) and the ground truth by (image, class, file order) once; matching at several
+thresholds (:func:`match_many`) shares it and the IoU blocks.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int = 100) -> li
     n = len(dets)
     evaluated = np.zeros(n, bool)
     evaluated[prep.det] = True
-    order = _class_order(dets, prep)
+    order = _class_order(prep)
     out = []
     for t, tau in enumerate(taus):
         out_tp = np.zeros(n, bool)
@@ -131,7 +133,7 @@ def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int = 100) -> li
         out_iou = np.zeros(n)
         out_tp[prep.det] = tp[t]
         out_ig[prep.det] = ignored[t]
-        out_iou[prep.det] = np.where(tp[t], iou[t], 0.0)
+        out_iou[prep.det] = iou[t]
         out.append(Matches(gt, dets, tau, iou_op, max_dets, prep.cls_all, evaluated, out_tp,
                            out_ig, out_iou, prep.npig, order))
     return out
@@ -190,104 +192,97 @@ def match_netcal(gt, dets, *, iou_threshold: float = 0.5) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Prep:
-    det: np.ndarray  # evaluated detections (indices), sorted by group then rank
+    """Detections and ground truth sorted into (image, class) groups.
+
+    Evaluated detections (the first ``max_dets`` of each group) are ordered by (image,
+    class, descending score, file order); group ``k`` holds positions ``d_lo[k]:d_hi[k]``
+    of them and the ground-truth boxes ``g_lo[k]:g_hi[k]`` (ordered by image, class, file
+    order). ``pos`` lists the evaluated positions by (class, image, rank), class ``c``
+    owning ``pos[cls_start[c]:cls_start[c + 1]]``.
+    """
+
+    det: np.ndarray  # indices (into dets) of the evaluated detections, sorted
     rank: np.ndarray  # rank within the (image, class) group
-    key: np.ndarray  # group key of each evaluated detection
-    img: np.ndarray  # image index of each evaluated detection
+    box: np.ndarray  # (n, 4) boxes of every detection (rows ``det`` are evaluated)
+    score: np.ndarray
     cls_all: np.ndarray  # class index of every detection
-    reg_box: np.ndarray  # regular gt boxes sorted by (group, file order)
-    reg_key: np.ndarray
-    crowd_box: np.ndarray
-    crowd_key: np.ndarray
-    npig: np.ndarray
-    box: np.ndarray  # boxes of the evaluated detections
+    d_lo: np.ndarray
+    d_hi: np.ndarray
+    grp_cls: np.ndarray
+    pos: np.ndarray
+    cls_start: np.ndarray
+    g_lo: np.ndarray
+    g_hi: np.ndarray
+    gbox: np.ndarray  # ground truth sorted by (image, class, file order)
+    gcrowd: np.ndarray
+    garea: np.ndarray
+    gcls: np.ndarray
+    npig: np.ndarray  # regular boxes per class
 
 
 def _prepare(gt: GroundTruth, dets: Detections, max_dets: int) -> _Prep:
+    from calibkit.detection import _kernels
+
     n_cls = gt.n_categories
     img_d = _index_in(dets.image_id, gt.image_ids, "image_id")
     cls_d = _index_in(dets.category_id, gt.category_ids, "category_id")
-    key_d = img_d * n_cls + cls_d
-    order = np.lexsort((-dets.score, key_d))  # stable: ties keep file order
-    ks = key_d[order]
-    start = np.ones(len(ks), bool)
-    start[1:] = ks[1:] != ks[:-1]
-    group_first = np.maximum.accumulate(np.where(start, np.arange(len(ks)), 0))
-    rank = np.arange(len(ks)) - group_first
+    order, rank, _ = _kernels.sort_dets(img_d, cls_d, dets.score, gt.n_images, max_dets)
     keep = rank < max_dets
-    det = order[keep]
+    det = order[keep] if not keep.all() else order
+    rank = rank[keep] if not keep.all() else rank
+    del order, keep
+    d_lo = np.flatnonzero(rank == 0)
+    d_hi = np.append(d_lo[1:], len(det)).astype(np.int64)
+    first = det[d_lo]
+    grp_img = img_d[first]
+    grp_cls = cls_d[first]
+    # ground truth by (image, class, file order)
     img_g = np.searchsorted(gt.image_ids, gt.ann_image_id)
     cls_g = np.searchsorted(gt.category_ids, gt.ann_category_id)
     key_g = img_g * n_cls + cls_g
+    g_order = np.argsort(key_g, kind="stable")
+    key_sorted = key_g[g_order]
+    grp_key = grp_img * n_cls + grp_cls
+    g_lo = np.searchsorted(key_sorted, grp_key, "left")
+    g_hi = np.searchsorted(key_sorted, grp_key, "right")
+    grp_order = np.argsort(_small_int(grp_cls, n_cls), kind="stable")
+    sizes = d_hi - d_lo
+    pos = _kernels.concat_ranges(d_lo[grp_order], d_hi[grp_order])
+    cls_start = np.zeros(n_cls + 1, np.int64)
+    cls_start[1:] = np.cumsum(
+        np.bincount(grp_cls, weights=sizes, minlength=n_cls).astype(np.int64))
     crowd = gt.ann_crowd
-    reg = np.flatnonzero(~crowd)
-    reg = reg[np.argsort(key_g[reg], kind="stable")]
-    cr = np.flatnonzero(crowd)
-    cr = cr[np.argsort(key_g[cr], kind="stable")]
     npig = np.bincount(cls_g[~crowd], minlength=n_cls)
-    return _Prep(det, rank[keep], ks[keep], img_d[det], cls_d, gt.ann_box[reg], key_g[reg],
-                 gt.ann_box[cr], key_g[cr], npig, dets.box[det])
+    return _Prep(
+        det=det, rank=rank, box=np.ascontiguousarray(dets.box), score=dets.score[det],
+        cls_all=cls_d, d_lo=d_lo, d_hi=d_hi, grp_cls=grp_cls, pos=pos, cls_start=cls_start,
+        g_lo=g_lo, g_hi=g_hi,
+        gbox=np.ascontiguousarray(gt.ann_box[g_order]), gcrowd=crowd[g_order],
+        garea=gt.area[g_order], gcls=cls_g[g_order], npig=npig,
+    )
+
+
+def _thresholds(taus, iou_op: str) -> np.ndarray:
+    """Per-threshold bound of the greedy test: ``IoU >= min(tau, 1 - 1e-10)`` ("ge", as
+    pycocotools) or ``IoU > tau`` ("gt")."""
+    taus = np.asarray(taus, np.float64)
+    return np.minimum(taus, 1 - 1e-10) if iou_op == "ge" else taus
 
 
 def _greedy(prep: _Prep, taus: np.ndarray, iou_op: str):
-    """Greedy matching at every threshold in ``taus``; arrays of shape (n_taus, n_eval)."""
+    """Greedy matching at every threshold in ``taus``; arrays of shape (n_taus, n_eval)
+    (TP, crowd-ignored, matched IoU of a TP), in the order of ``prep.det``."""
+    from calibkit.detection import _kernels
+
     n_t, n = len(taus), len(prep.det)
     tp = np.zeros((n_t, n), bool)
-    best_iou = np.zeros((n_t, n))
-    # ---- regular boxes: sequential within a group, parallel across groups
-    lo = np.searchsorted(prep.reg_key, prep.key, "left")
-    hi = np.searchsorted(prep.reg_key, prep.key, "right")
-    pd, pg = _expand(np.arange(n), lo, hi)
-    if len(pd):
-        iou = _iou(prep.box[pd], prep.reg_box[pg], np.zeros(len(pd), bool))
-        elig = _eligible(iou[None, :], taus[:, None], iou_op)
-        # order pairs by rank, keeping (group, box order) within a rank
-        rank_pd = prep.rank[pd]
-        if prep.rank.max() < 2**15:  # small ints take numpy's O(n) radix sort
-            rank_pd = rank_pd.astype(np.int16)
-        by_rank = np.argsort(rank_pd, kind="stable")
-        pd, pg, iou, elig = pd[by_rank], pg[by_rank], iou[by_rank], elig[:, by_rank]
-        bounds = np.searchsorted(prep.rank[pd], np.arange(prep.rank.max() + 2), "left")
-        matched = np.zeros((n_t, len(prep.reg_key)), bool)
-        for r in range(len(bounds) - 1):
-            a, b = bounds[r], bounds[r + 1]
-            if a == b:
-                continue
-            d_s, g_s, iou_s = pd[a:b], pg[a:b], iou[a:b]
-            ok = elig[:, a:b] & ~matched[:, g_s]
-            seg = np.ones(b - a, bool)
-            seg[1:] = d_s[1:] != d_s[:-1]
-            starts = np.flatnonzero(seg)
-            seg_id = np.cumsum(seg) - 1
-            vals = np.where(ok, iou_s, -1.0)
-            seg_max = np.maximum.reduceat(vals, starts, axis=1)
-            cand = ok & (vals == seg_max[:, seg_id])
-            pos = np.where(cand, np.arange(b - a), -1)
-            last = np.maximum.reduceat(pos, starts, axis=1)  # later box wins on equal IoU
-            t_idx, s_idx = np.nonzero(last >= 0)
-            chosen = last[t_idx, s_idx]
-            matched[t_idx, g_s[chosen]] = True
-            tp[t_idx, d_s[chosen]] = True
-            best_iou[t_idx, d_s[chosen]] = iou_s[chosen]
-    # ---- crowd boxes: a detection without a regular match is ignored if any crowd
-    # box is eligible; this does not depend on the order, so it is one vectorised pass.
     ignored = np.zeros((n_t, n), bool)
-    lo = np.searchsorted(prep.crowd_key, prep.key, "left")
-    hi = np.searchsorted(prep.crowd_key, prep.key, "right")
-    cd, cg = _expand(np.arange(n), lo, hi)
-    if len(cd):
-        ciou = _iou(prep.box[cd], prep.crowd_box[cg], np.ones(len(cd), bool))
-        elig = _eligible(ciou[None, :], taus[:, None], iou_op)
-        t_idx, p_idx = np.nonzero(elig)
-        ignored[t_idx, cd[p_idx]] = True
-        ignored &= ~tp
-    return tp, ignored, best_iou
-
-
-def _eligible(iou, taus, iou_op):
-    if iou_op == "ge":
-        return iou >= np.minimum(taus, 1 - 1e-10)
-    return iou > taus
+    iou = np.zeros((n_t, n))
+    if n:
+        _kernels.match_groups(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
+                              prep.gcrowd, prep.g_lo, prep.g_hi, _thresholds(taus, iou_op),
+                              iou_op == "gt", tp, ignored, iou)
+    return tp, ignored, iou
 
 
 def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -314,15 +309,18 @@ def _expand(items: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return rep, np.repeat(lo, counts) + (np.arange(total) - offsets)
 
 
-def _class_order(dets: Detections, prep: _Prep) -> np.ndarray:
-    # prep.det is sorted by (image, class, -score, file order); a stable sort on
-    # (class, -score) keeps (image, file order) among equal keys
-    det = prep.det
-    by_score = np.argsort(-dets.score[det], kind="stable")
-    cls = prep.cls_all[det][by_score]
-    if len(prep.npig) < 2**15:  # small ints take numpy's O(n) radix sort
-        cls = cls.astype(np.int16)
-    return det[by_score[np.argsort(cls, kind="stable")]]
+def _class_order(prep: _Prep) -> np.ndarray:
+    """Evaluated detections (indices into dets) by class, descending score, image, file."""
+    from calibkit.detection import _kernels
+
+    if len(prep.det) == 0:
+        return prep.det
+    return prep.det[_kernels.class_order(prep.score, prep.pos, prep.cls_start)]
+
+
+def _small_int(x: np.ndarray, bound: int) -> np.ndarray:
+    # small ints take numpy's O(n) radix sort
+    return x.astype(np.int16) if bound < 2**15 else x
 
 
 def _index_in(values: np.ndarray, universe: np.ndarray, name: str) -> np.ndarray:

@@ -25,6 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibkit.detection.cocoeval import (  # noqa: F401 (re-exported names)
+    COCO_IOU_THRESHOLDS,
+    COCO_RECALL_THRESHOLDS,
+    accumulate,
+)
 from calibkit.detection.io import load_dets, load_gt
 from calibkit.detection.matching import (
     Matches,
@@ -48,10 +53,6 @@ __all__ = [
 ]
 
 EMPTY_CLASS_POLICIES = ("exclude", "zero")
-
-#: COCO's IoU thresholds .50:.05:.95 and recall thresholds 0:.01:1 (pycocotools' expressions)
-COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
-COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)
 
 
 def evaluate(
@@ -129,7 +130,37 @@ def evaluate(
     greedy_dece = dece_matching == "greedy" and float(dece_tau) != float(tau)
     taus = [tau, dece_tau] if greedy_dece else [tau]
     ms = match_many(gt, dets, taus, iou_op=iou_op, max_dets=max_dets)
-    m = ms[0]
+    ap_value = average_precision(gt, dets, max_dets=max_dets) if ap else None
+    out = _evaluate_matches(
+        gt, dets, ms[0], ms[-1], ap=ap_value, laece_bins=laece_bins, bin_closure=bin_closure,
+        class_mean_drop_zero_error=class_mean_drop_zero_error,
+        empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
+        dece_tau=dece_tau, dece_bins=dece_bins, dece_matching=dece_matching,
+    )
+    if n_bootstrap is not None:
+        flags = (match_netcal(gt, dets, iou_threshold=dece_tau)
+                 if dece_matching == "netcal_argmax_any_class" else None)
+        resamples = bootstrap._evaluate_resamples(
+            gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
+            max_dets=max_dets, laece_bins=laece_bins, bin_closure=bin_closure,
+            class_mean_drop_zero_error=class_mean_drop_zero_error,
+            empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
+            dece_bins=dece_bins,
+        )
+        out.update(bootstrap._intervals(resamples, confidence_level))
+        if return_resamples:
+            out["resamples"] = resamples
+    return out
+
+
+def _evaluate_matches(
+    gt, dets, m: Matches, m_dece: Matches, *, ap=None, laece_bins: int = 25,
+    bin_closure: str = "right", class_mean_drop_zero_error: bool = True,
+    empty_class_policy: str = "exclude", laace_include_ignored: bool = True,
+    dece_tau: float = 0.5, dece_bins: int = 10, dece_matching: str = "greedy", **_ignored,
+) -> dict:
+    """:func:`evaluate` from matches already made (``m`` at ``tau``, ``m_dece`` at
+    ``dece_tau``) and, if not None, the AP value; the sharded and Dask paths call it."""
     out = {
         "laece": laece(
             m, n_bins=laece_bins, bin_closure=bin_closure,
@@ -143,9 +174,8 @@ def evaluate(
         ),
     }
     out.update(lrp(m))
-    flags = None
     if dece_matching == "greedy":
-        out["dece"] = dece_pooled(ms[-1], n_bins=dece_bins, bin_closure=bin_closure)
+        out["dece"] = dece_pooled(m_dece, n_bins=dece_bins, bin_closure=bin_closure)
     elif dece_matching == "netcal_argmax_any_class":
         flags = match_netcal(gt, dets, iou_threshold=dece_tau)
         out["dece"] = _pooled_ece(dets.score, flags.astype(np.float64), dece_bins, bin_closure)
@@ -154,19 +184,8 @@ def evaluate(
             "dece_matching must be 'greedy' or 'netcal_argmax_any_class'; "
             f"got {dece_matching!r}."
         )
-    if ap:
-        out["ap"] = average_precision(gt, dets, max_dets=max_dets)
-    if n_bootstrap is not None:
-        resamples = bootstrap._evaluate_resamples(
-            gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
-            max_dets=max_dets, laece_bins=laece_bins, bin_closure=bin_closure,
-            class_mean_drop_zero_error=class_mean_drop_zero_error,
-            empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
-            dece_bins=dece_bins,
-        )
-        out.update(bootstrap._intervals(resamples, confidence_level))
-        if return_resamples:
-            out["resamples"] = resamples
+    if ap is not None:
+        out["ap"] = ap
     return out
 
 
@@ -490,9 +509,16 @@ def average_precision(
     (``searchsorted(recall, r, "left")``, 0 beyond the last recall); the mean runs over
     thresholds, recall points and classes with regular ground truth.
     """
-    table = _ap_table(load_gt(gt), load_dets(dets), _check_max_dets(max_dets), iou_thresholds)
-    per_class = _ap_from_table(table)[0]
-    value = float(_nanmean(per_class))
+    max_dets = _check_max_dets(max_dets)
+    thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, float)
+    # no area range: every box counts, whatever its area
+    precision, _ = accumulate(gt, dets, iou_thresholds=thrs, area_ranges=[[-np.inf, np.inf]],
+                              max_dets=[max_dets])
+    q = precision[:, :, :, 0, 0]  # (T, R, K), -1 for classes without regular boxes
+    has = q[0, 0] > -1
+    per_class = np.full(q.shape[2], np.nan)
+    per_class[has] = q[:, :, has].mean(axis=(0, 1))
+    value = _nanmean(per_class)
     return (value, per_class) if return_per_class else value
 
 
@@ -520,7 +546,8 @@ def _ap_table(gt, dets, max_dets: int, iou_thresholds=None) -> _APTable:
     det = prep.det
     cls = prep.cls_all[det]
     o = np.lexsort((det, dets.image_id[det], -dets.score[det], cls))
-    tp, ig, cls, score, img = tp[:, o], ig[:, o], cls[o], dets.score[det][o], prep.img[o]
+    img = np.searchsorted(gt.image_ids, dets.image_id[det])  # ids checked by _prepare
+    tp, ig, cls, score, img = tp[:, o], ig[:, o], cls[o], dets.score[det][o], img[o]
     bounds = np.searchsorted(cls, np.arange(gt.n_categories + 1))
     start = np.zeros(0, np.intp)
     length = np.zeros(0, np.intp)

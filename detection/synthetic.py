@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["make_coco_like"]
+__all__ = ["make_coco_like", "write_coco_like"]
 
 
 def make_coco_like(
@@ -17,6 +17,7 @@ def make_coco_like(
     score_decimals: int | None = 3,
     overconfidence: float = 0.3,
     seed: int = 0,
+    _columns: bool = False,
 ) -> tuple[dict, list[dict]]:
     """A COCO ground-truth dict and a COCO results list with realistic structure.
 
@@ -79,8 +80,12 @@ def make_coco_like(
     order = np.lexsort((-score, img_of_det))
     image_ids = np.arange(1, n_images + 1)
     cat_ids = np.arange(1, n_classes + 1)
+    if _columns:
+        return (img_of_gt, gt_cls, gx, gy, gw, gh, crowd, image_ids, cat_ids, width, height), (
+            image_ids[img_of_det[order]], cat_ids[cls[order]], bx[order], by[order],
+            bw[order], bh[order], score[order])
     gt = {
-        "images": [{"id": int(i), "width": width, "height": height} for i in image_ids],
+        "images": [{"id": int(i), "width": int(width), "height": int(height)} for i in image_ids],
         "categories": [{"id": int(c), "name": f"class_{c}"} for c in cat_ids],
         "annotations": [
             {"id": k + 1, "image_id": int(image_ids[i]), "category_id": int(cat_ids[c]),
@@ -98,3 +103,54 @@ def make_coco_like(
             score[order].tolist(), strict=False)
     ]
     return gt, dets
+
+
+def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
+                    **kwargs) -> int:
+    """Write :func:`make_coco_like`'s ground truth and results as json files without
+    holding the results as one list of dicts (they are written ``chunk`` items at a time),
+    for data sets of millions of detections. Returns the number of detections.
+
+    Parameters
+    ----------
+    gt_path, dets_path : path
+    n_images : int
+    chunk : int, default 200_000
+    **kwargs
+        The keyword arguments of :func:`make_coco_like`.
+    """
+    import json
+
+    (img_g, cls_g, gx, gy, gw, gh, crowd, image_ids, cat_ids, width, height), cols = (
+        make_coco_like(n_images, _columns=True, **kwargs))
+    gt = {
+        "images": [{"id": int(i), "width": int(width), "height": int(height)}
+                   for i in image_ids],
+        "categories": [{"id": int(c), "name": f"class_{c}"} for c in cat_ids],
+        "annotations": [
+            {"id": k + 1, "image_id": int(image_ids[i]), "category_id": int(cat_ids[c]),
+             "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(z)}
+            for k, (i, c, x, y, w, h, z) in enumerate(zip(
+                img_g.tolist(), cls_g.tolist(), gx.tolist(), gy.tolist(), gw.tolist(),
+                gh.tolist(), crowd.tolist(), strict=False))
+        ],
+    }
+    with open(gt_path, "w") as f:
+        json.dump(gt, f)
+    del gt
+    img, cat, bx, by, bw, bh, score = cols
+    n = len(score)
+    with open(dets_path, "w") as f:
+        f.write("[")
+        for a in range(0, n, chunk):
+            b = min(a + chunk, n)
+            items = [
+                {"image_id": i, "category_id": c, "bbox": [x, y, w, h], "score": s}
+                for i, c, x, y, w, h, s in zip(
+                    img[a:b].tolist(), cat[a:b].tolist(), bx[a:b].tolist(), by[a:b].tolist(),
+                    bw[a:b].tolist(), bh[a:b].tolist(), score[a:b].tolist(), strict=False)
+            ]
+            text = json.dumps(items)[1:-1]
+            f.write(("," if a else "") + text)
+        f.write("]")
+    return n

@@ -19,7 +19,13 @@ DETS = str(FIXTURE / "instances_val2014_fakebbox100_results.json")
 def test_evaluate_json_and_table(capsys):
     assert cli.main(["evaluate", "--gt", GT, "--dets", DETS, "--ap", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
+    summary = got.pop("coco_summary")
     assert got == pytest.approx(detection.evaluate(GT, DETS, ap=True))
+    assert summary == detection.coco_summary(GT, DETS)
+    assert cli.main(["evaluate", "--gt", GT, "--dets", DETS, "--ap"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("Average Precision") == 6 and table.count("Average Recall") == 6
+    assert f"maxDets=  1 ] = {summary['AR1']:0.3f}" in table
     assert cli.main(["detection", "evaluate", "--gt", GT, "--dets", DETS, "--tau", "0.5",
                      "--iou-op", "gt"]) == 0
     table = capsys.readouterr().out

@@ -124,3 +124,160 @@ def test_empty_detections_and_category_without_gt():
     m = detection.match(gt, [det])
     assert m.npig.tolist() == [1, 0] and not m.tp[0]
     np.testing.assert_equal(detection.evaluate(gt, [det]), out)  # its FP costs nothing
+
+
+# ---- strict typed reading (files and in-memory dicts), gzip, block-wise decoding
+
+GOOD = {"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("image_id", 1.5, "ids must be JSON integers"),
+    ("image_id", "1", "ids must be JSON integers"),
+    ("image_id", True, "ids must be JSON integers"),
+    ("category_id", 2**63, "9223372036854775807"),
+    ("score", "0.5", r"in \[0, 1\]"),
+    ("score", True, r"in \[0, 1\]"),
+    ("score", -0.1, r"in \[0, 1\]"),
+    ("bbox", [0, 0, "5", 5], "4 numbers"),
+])
+def test_strict_results_in_files_and_lists(tmp_path, field, value, match):
+    bad = [GOOD, {**GOOD, field: value}]
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=match) as exc:
+        detection.load_dets(path)
+    assert str(path) in str(exc.value) and "[1]" in str(exc.value)  # names file and item
+    with pytest.raises(ValueError, match=match):
+        detection.load_dets(bad)
+
+
+def test_results_with_inf_box_refused(tmp_path):
+    path = tmp_path / "dets.json"
+    path.write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1e999, 5], '
+                    '"score": 0.5}]')
+    with pytest.raises(ValueError, match="out of range|infinite"):
+        detection.load_dets(path)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        detection.load_dets([{**GOOD, "bbox": [0, 0, float("inf"), 5]}])
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("iscrowd", "0", "iscrowd must be 0, 1, true or false"),
+    ("iscrowd", 2, "iscrowd must be 0, 1, true or false"),
+    ("image_id", 1.5, "ids must be JSON integers"),
+    ("bbox", [0, 0, float("nan"), 5], "NaN or infinite"),
+])
+def test_strict_ground_truth(tmp_path, field, value, match):
+    gt = json.loads(json.dumps(GT))
+    gt["annotations"][0][field] = value
+    with pytest.raises(ValueError, match=match):
+        detection.load_gt(gt)
+    if field != "bbox":  # json has no NaN
+        path = tmp_path / "gt.json"
+        path.write_text(json.dumps(gt))
+        with pytest.raises(ValueError, match=match) as exc:
+            detection.load_gt(path)
+        assert str(path) in str(exc.value)
+    ok = json.loads(json.dumps(GT))
+    ok["annotations"][0]["iscrowd"] = True
+    assert detection.load_gt(ok).ann_crowd.tolist() == [True]
+
+
+def test_numpy_scalars_in_dicts_are_accepted():
+    d = detection.load_dets([{"image_id": np.int64(1), "category_id": np.int32(1),
+                              "bbox": np.array([0.0, 0, 5, 5]), "score": np.float32(0.5)}])
+    assert d.image_id.tolist() == [1] and d.box.tolist() == [[0, 0, 5, 5]]
+
+
+def test_gzip_object_form_and_block_boundaries(tmp_path, monkeypatch):
+    import gzip
+
+    from calibkit.detection import io as dio
+
+    raw = json.loads(DETS_PATH.read_text())
+    # extra fields with brackets, braces and commas inside strings must not cut items
+    for k, r in enumerate(raw):
+        r["segmentation"] = {"counts": '],{"x": "}' + str(k), "size": [1, 2]}
+    ref = detection.load_dets(raw)
+    plain = tmp_path / "r.json"
+    plain.write_text(json.dumps(raw, indent=1))
+    gz = tmp_path / "r.json.gz"
+    with gzip.open(gz, "wt") as f:
+        json.dump(raw, f)
+    obj = tmp_path / "o.json"
+    obj.write_text(json.dumps({"annotations": raw}))
+    monkeypatch.setattr(dio, "_BLOCK", 97)  # many blocks, items cut everywhere
+    for path in (plain, gz, obj):
+        d = detection.load_dets(path)
+        for f in ("image_id", "category_id", "score", "box"):
+            np.testing.assert_array_equal(getattr(d, f), getattr(ref, f))
+    trunc = tmp_path / "t.json"
+    trunc.write_text(json.dumps(raw)[:-40])
+    with pytest.raises(ValueError, match="not closed|not valid json"):
+        detection.load_dets(trunc)
+    bad_late = tmp_path / "late.json"
+    bad_late.write_text(json.dumps(raw[:300] + [{**GOOD, "score": 2}]))
+    with pytest.raises(ValueError, match=r"\[300\]"):  # the absolute item index
+        detection.load_dets(bad_late)
+    empty = tmp_path / "e.json"
+    empty.write_text("  []  ")
+    assert len(detection.load_dets(empty)) == 0
+    g = detection.load_gt(GT_PATH)
+    gzg = tmp_path / "gt.json.gz"
+    with gzip.open(gzg, "wb") as f:
+        f.write(GT_PATH.read_bytes())
+    np.testing.assert_array_equal(detection.load_gt(gzg).ann_box, g.ann_box)
+
+
+@pytest.mark.parametrize("out,match", [
+    ({"boxes": np.zeros((2, 3)), "labels": np.array([1, 2]), "scores": np.array([.5, .5])},
+     r"outputs\[1\]\['boxes'\] must have shape \(n, 4\)"),
+    ({"boxes": np.zeros((2, 4)), "labels": np.array([1.7, 2]), "scores": np.array([.5, .5])},
+     r"outputs\[1\]\['labels'\].*entry 0"),
+    ({"boxes": np.zeros((2, 4)), "labels": np.array([np.nan, 2]),
+      "scores": np.array([.5, .5])}, r"outputs\[1\]\['labels'\]"),
+    ({"boxes": np.zeros((2, 4)), "labels": np.array([1, 2]), "scores": np.array([.5])},
+     r"outputs\[1\]\['scores'\] must have shape \(2,\)"),
+    ({"boxes": np.zeros((2, 4)), "labels": np.array([1, 2]), "scores": np.array([.5, 1.5])},
+     r"outputs\[1\]\['scores'\] must lie in \[0, 1\]"),
+    ({"boxes": np.zeros((2, 4)), "scores": np.array([.5, .5])}, r"outputs\[1\] must be a dict"),
+])
+def test_torchvision_outputs_are_checked(out, match):
+    good = {"boxes": np.zeros((1, 4)), "labels": np.array([1]), "scores": np.array([0.5])}
+    with pytest.raises((ValueError, TypeError), match=match):
+        detection.from_torchvision([good, out], [1, 2])
+    labels_float = {**good, "labels": np.array([3.0])}
+    assert detection.from_torchvision([labels_float], [1]).category_id.tolist() == [3]
+
+
+def test_bundled_coco_columns_equal_the_dicts():
+    from calibkit import datasets
+
+    cols = datasets.load_bundled_coco(["ssd_inception_v2"], arrays=True)
+    dicts = datasets.load_bundled_coco(["ssd_inception_v2"])
+    g1, g2 = detection.load_gt(cols.ground_truth), detection.load_gt(dicts.ground_truth)
+    for f in ("image_ids", "category_ids", "ann_image_id", "ann_category_id", "ann_box",
+              "ann_crowd", "area", "image_width", "image_height"):
+        np.testing.assert_array_equal(getattr(g1, f), getattr(g2, f), err_msg=f)
+    assert g1.category_names == g2.category_names
+    d1 = detection.load_dets(cols.detections["ssd_inception_v2"])
+    d2 = detection.load_dets(dicts.detections["ssd_inception_v2"])
+    for f in ("image_id", "category_id", "score", "box"):
+        np.testing.assert_array_equal(getattr(d1, f), getattr(d2, f), err_msg=f)
+    keep = cols.image_ids[:200]
+    np.testing.assert_array_equal(keep, dicts.image_ids[:200])
+    s1, s2 = cols.subset_images(keep), dicts.subset_images(keep)
+    name = "ssd_inception_v2"
+    assert detection.evaluate(s1.ground_truth, s1.detections[name]) == detection.evaluate(
+        s2.ground_truth, s2.detections[name])
+
+
+def test_write_coco_like_equals_make_coco_like(tmp_path):
+    from calibkit.detection.synthetic import make_coco_like, write_coco_like
+
+    n = write_coco_like(tmp_path / "g.json", tmp_path / "d.json", 12, chunk=97, seed=5)
+    gt, dets = make_coco_like(12, seed=5)
+    assert n == len(dets)
+    assert json.loads((tmp_path / "g.json").read_text()) == json.loads(json.dumps(gt))
+    assert json.loads((tmp_path / "d.json").read_text()) == json.loads(json.dumps(dets))

@@ -1,129 +1,228 @@
-"""Speed of detection evaluation and calibration against pycocotools and faster-coco-eval.
+"""COCO evaluation side by side with hotcoco, ultrafast-pycocotools, vernier, faster-coco-eval
+and pycocotools, every run in its own process, on the same files.
 
-Synthetic COCO-like data (``calibkit.detection.synthetic.make_coco_like``: 80 classes, about 7 boxes
-per image, 100 detections per image), all timings in one process on the same inputs::
+Synthetic COCO-like data (``calibkit.detection.synthetic.make_coco_like``: 80 classes, about
+7 boxes per image, 100 detections per image; ``--sizes 5000 20000`` = 500k and 2M
+detections), written to json files first (cached in ``--data``)::
 
-    PYTHONPATH=. python benchmarks/perf/bench_detection.py [--images 5000] [--skip-pycocotools]
-    PYTHONPATH=. python benchmarks/perf/bench_detection.py --skip-peers   # peak memory
+    pip install -e ".[bench]"
+    PYTHONPATH=. python benchmarks/perf/bench_detection.py [--sizes 5000 20000] [--repeat 3]
+    PYTHONPATH=. python benchmarks/perf/bench_detection.py --sizes 5000 --tools calibkit hotcoco
 
-Rows:
-* ``evaluate``: ``calibkit.detection.evaluate`` from the json-loaded lists (matching at tau=0
-  and 0.5, LaECE, LaACE, LRP, D-ECE) vs COCOeval ``evaluate() + accumulate()`` with one IoU
-  threshold and one area range (``loadRes`` not timed for the peers);
-* ``AP@[.50:.95]``: ``calibkit.detection.average_precision`` vs the peers' full ``evaluate() +
-  accumulate()`` (10 IoU thresholds, 4 area ranges, as they run by default);
-* ``pipeline``: ``DetectionCalibrator(method="isotonic").fit`` on the data set, ``transform`` of a
-  second data set of the same size (``seed=1``), then ``evaluate`` (no peer; target < 15 s;
-  CPU and wall-clock seconds).
-Times are CPU seconds of this process (``time.process_time``; every timed code path is
-single-threaded), so other jobs on the machine do not distort the ratios. Peak memory
-(``resource.getrusage`` max RSS) is printed at the end.
+Tasks (``benchmarks/perf/_detection_worker.py`` runs one in a fresh process):
+
+* ``summary``: the twelve numbers of ``COCOeval.summarize()`` (AP@[.50:.95] and the rest:
+  10 IoU thresholds, 4 area ranges, maxDets 1/10/100); the numbers of every tool are
+  checked against each other;
+* ``table``: the per-detection table at IoU 0.5 (TP / ignored / matched IoU per detection):
+  ``calibkit.detection.match(tau=0.5)`` vs ultrafast-pycocotools' ``evaluate()`` (one
+  threshold, one area range) + ``per_instance`` (hotcoco has no per-detection IoU, vernier's
+  table has no matched IoU).
+
+Columns (medians of ``--repeat`` processes): ``load`` (both files into the tool's
+structures), ``eval`` (evaluate + accumulate + summarize, or the table), ``total``
+(load + eval), ``wall`` (the whole process after interpreter start: imports, calibkit's
+kernel load, load, eval), ``peak MB`` (``ru_maxrss`` of the process). calibkit's
+one-off costs are reported separately: the first compilation of its kernels (``numba``,
+then cached on disk) and the load of the cached kernels in a new process (``warmup``).
+
+A second part times calibkit's calibration work in this process (no peer computes it):
+``evaluate`` (matching at tau 0 and 0.5, LaECE, LaACE, LRP, D-ECE) and the pipeline
+``DetectionCalibrator(method="isotonic").fit`` + ``transform`` of a second set + ``evaluate``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
-import io
-import resource
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-from _timing import best_time
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "_detection_worker.py"
+TOOLS = ("calibkit", "hotcoco", "ultrafast", "vernier", "faster-coco-eval", "pycocotools")
+MODULES = {"calibkit": "calibkit", "hotcoco": "hotcoco", "ultrafast": "ultrafast_pycocotools",
+           "vernier": "vernier", "faster-coco-eval": "faster_coco_eval",
+           "pycocotools": "pycocotools"}
+DISTS = {"calibkit": "calibkit", "hotcoco": "hotcoco", "ultrafast": "ultrafast-pycocotools",
+         "vernier": "vernier", "faster-coco-eval": "faster-coco-eval",
+         "pycocotools": "pycocotools"}
+TABLE_TOOLS = ("calibkit", "ultrafast")
 
-from calibkit import detection
-from calibkit.detection.synthetic import make_coco_like
+
+def write_data(n_images: int, folder: Path) -> tuple[Path, Path]:
+    """The synthetic ground truth and results of ``n_images`` images as json files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gt_path = folder / f"gt_{n_images}.json"
+    dt_path = folder / f"dets_{n_images}.json"
+    if not (gt_path.exists() and dt_path.exists()):
+        from calibkit.detection.synthetic import make_coco_like
+
+        gt, dets = make_coco_like(n_images, seed=0)
+        gt_path.write_text(json.dumps(gt))
+        dt_path.write_text(json.dumps(dets))
+    return gt_path, dt_path
 
 
-def _cocoeval(module, gt, dets, one_threshold: bool):
-    """Time evaluate() + accumulate() of a COCOeval class (loadRes not timed)."""
-    if module == "pycocotools":
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    else:
-        from faster_coco_eval import COCO
-        from faster_coco_eval import COCOeval_faster as COCOeval
-    with contextlib.redirect_stdout(io.StringIO()):
-        g = COCO()
-        g.dataset = copy.deepcopy(gt)
-        g.createIndex()
-        d = g.loadRes(copy.deepcopy(dets))
-        e = COCOeval(g, d, "bbox")
-        if one_threshold:
-            e.params.iouThrs = np.array([0.5])
-            e.params.areaRng = [[0, 1e10]]
-            e.params.areaRngLbl = ["all"]
-            e.params.maxDets = [100]
-        t = time.process_time()
-        e.evaluate()
-        e.accumulate()
-        elapsed = time.process_time() - t
-        if not one_threshold:
-            e.summarize()
-    return elapsed, (e.stats[0] if not one_threshold else None)
+def run_worker(tool: str, task: str, gt_path: Path, dt_path: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(HERE.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(WORKER), tool, task, str(gt_path),
+                           str(dt_path)], capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} {task} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process"] = elapsed
+    return out
+
+
+def median_run(tool, task, gt_path, dt_path, repeat: int) -> dict:
+    runs = [run_worker(tool, task, gt_path, dt_path) for _ in range(repeat)]
+    med = {k: statistics.median(r[k] for r in runs)
+           for k in ("load", "eval", "total", "warmup", "wall", "rss_mb", "process")}
+    med["result"] = runs[0]["result"]
+    return med
+
+
+def compile_time() -> float:
+    """Seconds to compile calibkit's kernels from scratch (numba's on-disk cache emptied by
+    pointing it at a fresh folder) on a tiny data set, in a new process."""
+    import tempfile
+
+    code = ("import time; t=time.perf_counter();"
+            "from calibkit.detection import coco_summary, match;"
+            "from calibkit.detection.synthetic import make_coco_like;"
+            "g,d=make_coco_like(3); coco_summary(g,d); match(g,d,tau=0.5);"
+            "print(time.perf_counter()-t)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache,
+               "PYTHONPATH": str(HERE.parent.parent)}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def versions(tools) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for t in tools:
+        try:
+            out[t] = version(DISTS[t])
+        except PackageNotFoundError:
+            out[t] = None
+    for extra in ("numba", "msgspec", "numpy"):
+        out[extra] = version(extra)
+    return out
+
+
+def available(tool: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(MODULES[tool]) is not None
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python "
+            f"{platform.python_version()}, {platform.system()}")
+
+
+def calibration_rows(n_images: int) -> list[tuple[str, float]]:
+    """calibkit's own calibration work on the data set (in this process, wall seconds)."""
+    from calibkit import detection
+    from calibkit.detection.synthetic import make_coco_like
+
+    gt, dets = make_coco_like(n_images, seed=0)
+    gt_test, dets_test = make_coco_like(n_images, seed=1)
+    g, d = detection.load_gt(gt), detection.load_dets(dets)
+    gt2, d2 = detection.load_gt(gt_test), detection.load_dets(dets_test)
+    detection.evaluate(g, d)  # warm-up
+    t = time.perf_counter()
+    detection.evaluate(g, d)
+    t_eval = time.perf_counter() - t
+    t = time.perf_counter()
+    cal = detection.DetectionCalibrator(method="isotonic").fit(g, d)
+    out = cal.transform(d2)
+    detection.evaluate(gt2, out)
+    t_pipe = time.perf_counter() - t
+    n = len(d)
+    return [
+        (f"evaluate: matching at tau 0 and 0.5, LaECE, LaACE, LRP, D-ECE ({n} dets)", t_eval),
+        (f"DetectionCalibrator(isotonic).fit ({n}) + transform ({len(d2)}) + evaluate",
+         t_pipe),
+    ]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--images", type=int, default=5000)
-    ap.add_argument("--skip-pycocotools", action="store_true")
-    ap.add_argument("--skip-peers", action="store_true",
-                    help="time calibkit only (for its peak memory)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000],
+                    help="numbers of images (100 detections each)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    ap.add_argument("--tasks", nargs="+", default=["summary", "table"],
+                    choices=["summary", "table"])
+    ap.add_argument("--data", type=Path, default=Path("bench-out/detection-data"))
+    ap.add_argument("--slow-limit", type=int, default=500_000,
+                    help="run faster-coco-eval and pycocotools only up to this many detections")
+    ap.add_argument("--skip-calibration", action="store_true")
     args = ap.parse_args(argv)
-    gt, dets = make_coco_like(args.images, seed=0)
-    n = len(dets)
-    rows = []
-
-    t_eval, _ = best_time(lambda: detection.evaluate(gt, dets), 3, clock=time.process_time)
-    t_ap, ap_ours = best_time(
-        lambda: detection.average_precision(gt, dets), clock=time.process_time
-    )
-    peers = {}
-    for name, module in (("pycocotools", "pycocotools"), ("faster-coco-eval", "faster_coco_eval")):
-        if args.skip_peers or (name == "pycocotools" and args.skip_pycocotools):
-            continue
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        peers[name] = (
-            _cocoeval(module, gt, dets, one_threshold=True)[0],
-            _cocoeval(module, gt, dets, one_threshold=False),
-        )
-    if not peers:
-        rows.append(("evaluate (matching at tau 0 and 0.5, all metrics but AP)", "-",
-                     float("nan"), t_eval))
-        rows.append((f"AP@[.50:.95] (ours {ap_ours:.6f})", "-", float("nan"), t_ap))
-    for name, (t_one, (t_full, ap_peer)) in peers.items():
-        rows.append(("evaluate (1 IoU thr, 1 area)", name, t_one, t_eval))
-        rows.append((f"AP@[.50:.95] (peer AP {ap_peer:.6f}, ours {ap_ours:.6f})", name,
-                     t_full, t_ap))
-
-    # pipeline: fit on this set, transform and evaluate a second set of the same size
-    gt_test, dets_test = make_coco_like(args.images, seed=1)
-
-    def pipeline():
-        cal = detection.DetectionCalibrator(method="isotonic").fit(gt, dets)
-        out = cal.transform(dets_test)
-        return detection.evaluate(gt_test, out)
-
-    t_pipe, _ = best_time(pipeline, clock=time.process_time)
-    wall = time.perf_counter()
-    pipeline()
-    wall = time.perf_counter() - wall
-    print(f"{n} detections, {len(gt['annotations'])} ground-truth boxes, "
-          f"{args.images} images, 80 classes\n")
-    print("| task | peer | peer s | calibkit s | speed-up |")
-    print("|---|---|---|---|---|")
-    for task, peer, tp, to in rows:
-        print(f"| {task} | {peer} | {tp:.2f} | {to:.2f} | {tp / to:.1f}x |")
-    print(f"| fit ({n} dets) + transform ({n} dets) + evaluate, isotonic | - | - | "
-          f"{t_pipe:.2f} (wall {wall:.2f}) | target < 15 s |")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    what = "calibkit only" if args.skip_peers else "includes the peers' objects"
-    print(f"\npeak RSS of the whole script: {rss:.0f} MB ({what}; the input lists of dicts "
-          "are part of it)")
+    tools = [t for t in args.tools if available(t)]
+    print(f"machine: {machine()}")
+    print(f"versions: {json.dumps(versions(tools))}")
+    if "calibkit" in tools:
+        print(f"calibkit first compilation of its kernels: {compile_time():.1f} s "
+              "(once per installation; cached on disk)")
+    print()
+    print("| task | detections | tool | load s | eval s | total s | wall s | peak MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    warmups = []
+    for n_images in args.sizes:
+        gt_path, dt_path = write_data(n_images, args.data)
+        n = n_images * 100
+        for task in args.tasks:
+            ref = None
+            for tool in tools:
+                if task == "table" and tool not in TABLE_TOOLS:
+                    continue
+                if tool in ("faster-coco-eval", "pycocotools") and n > args.slow_limit:
+                    continue
+                r = median_run(tool, task, gt_path, dt_path, args.repeat)
+                if tool == "calibkit":
+                    warmups.append((task, n, r["warmup"]))
+                if task == "summary":
+                    if ref is None:
+                        ref = r["result"]
+                    diff = max(abs(a - b) for a, b in zip(ref, r["result"], strict=True))
+                    if diff > 1e-12:
+                        print(f"WARNING: {tool}'s summary differs by {diff:.3g}")
+                print(f"| {task} | {n:,} | {tool} | {r['load']:.2f} | {r['eval']:.2f} | "
+                      f"{r['total']:.2f} | {r['wall']:.2f} | {r['rss_mb']:.0f} |", flush=True)
+    if warmups:
+        print("\ncalibkit's load of its cached kernels in a new process (in wall, not in "
+              "load/eval): " + ", ".join(f"{t} {n:,}: {w:.2f} s" for t, n, w in warmups))
+    if not args.skip_calibration:
+        print("\n| calibkit only (no peer computes these) | wall s |\n|---|---|")
+        for label, t in calibration_rows(args.sizes[0]):
+            print(f"| {label} | {t:.2f} |")
 
 
 if __name__ == "__main__":

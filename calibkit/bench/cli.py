@@ -236,7 +236,7 @@ def _coco_data(args):
     elif args.data:
         data = datasets.load_coco_directory(args.data)
     else:
-        data = datasets.load_bundled_coco(args.detectors)
+        data = datasets.load_bundled_coco(args.detectors, arrays=True)
     if args.detectors and (args.gt or args.data):
         unknown = sorted(set(args.detectors) - set(data.names))
         if unknown:
@@ -245,7 +245,7 @@ def _coco_data(args):
             data.ground_truth, {k: v for k, v in data.detections.items()
                                 if k in args.detectors}, data.info)
     if args.max_images is not None:
-        ids = np.array(sorted(im["id"] for im in data.ground_truth["images"]))
+        ids = data.image_ids
         if args.max_images < 10:
             raise ValueError(f"--max-images must be at least 10; got {args.max_images}.")
         if len(ids) > args.max_images:

@@ -1,0 +1,213 @@
+"""Detection evaluation and calibration on a Dask cluster: matching by image partitions.
+
+Every partition of images is read and matched on a worker into a
+:class:`~calibkit.detection.MatchState` (per-detection columns; see
+:mod:`calibkit.detection.shards`); the states are merged on the client, and the metrics, the
+COCO summary and the calibrator are computed from the merged columns exactly as on one
+machine. The result equals the single-machine run on the concatenated detections to the last
+bit.
+
+``results`` is either a list of COCO results files (or lists / :class:`Detections`), each
+holding every detection of its images, or a ``dask.bag`` of result dicts (partitioned any
+way: detections are routed to partitions by image, and the merged rows are put back in the
+bag's order).
+
+Dask is imported inside the functions; ``import calibkit.detection`` never imports it.
+Tasks run on the active ``distributed`` client if there is one (else Dask's default
+scheduler).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from calibkit.detection.io import Detections, load_dets, load_gt
+from calibkit.detection.shards import MatchState
+
+__all__ = ["evaluate", "fit", "match_state"]
+
+# numba's "workqueue" threading layer must not launch parallel kernels from two threads at
+# once; threaded workers take turns (each kernel already uses every core)
+_KERNEL_LOCK = threading.Lock()
+
+
+def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int = 100,
+                coco: bool = False, n_partitions: int | None = None,
+                compute: bool = True) -> MatchState:
+    """Match ``results`` partition by partition on the cluster and merge the states.
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+        Read on the client and sent to the workers once.
+    results : list of (path, results list or Detections), or dask.bag.Bag of result dicts
+    taus, iou_op, max_dets, coco
+        As in :meth:`calibkit.detection.MatchState.from_shard`.
+    n_partitions : int, optional
+        For a bag: the number of image partitions (default: the bag's partition count).
+    compute : bool, default True
+        Return the merged state (``True``) or a ``dask.delayed`` object.
+
+    Returns
+    -------
+    MatchState
+        Rows in the order of the files (or of the bag).
+    """
+    import dask
+
+    gt = load_gt(gt)
+    g = dask.delayed(gt, pure=True)
+    opts = {"taus": tuple(taus), "iou_op": iou_op, "max_dets": max_dets, "coco": coco}
+    if _is_bag(results):
+        parts = results.to_delayed()
+        n = n_partitions or len(parts)
+        split = [dask.delayed(_route, nout=n)(p, n, i) for i, p in enumerate(parts)]
+        states = [dask.delayed(_bucket_state)(g, [s[j] for s in split], opts)
+                  for j in range(n)]
+        merged = dask.delayed(_merge_rows)(*states)
+    else:
+        if isinstance(results, (str, Detections)) or not hasattr(results, "__len__"):
+            raise TypeError("results must be a list of results files (or lists / "
+                            "Detections), each holding whole images, or a dask bag of result "
+                            f"dicts; got {type(results).__name__}.")
+        states = [dask.delayed(_file_state)(g, r, opts) for r in results]
+        merged = dask.delayed(_merge)(*states)
+    return merged.compute() if compute else merged
+
+
+def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
+    """:func:`calibkit.detection.evaluate` of ``results`` with the matching on the cluster.
+
+    Parameters
+    ----------
+    gt, results
+        As in :func:`match_state`.
+    summary : bool, default False
+        Also return the twelve COCO numbers under ``"coco_summary"``
+        (:func:`calibkit.detection.coco_summary`).
+    **kwargs
+        The keyword arguments of :func:`calibkit.detection.evaluate`.
+
+    Returns
+    -------
+    dict
+        Equal to :func:`calibkit.detection.evaluate` on the concatenated results.
+    """
+    gt = load_gt(gt)
+    tau = float(kwargs.get("tau", 0.0))
+    dece_tau = float(kwargs.get("dece_tau", 0.5))
+    taus = (tau,) if dece_tau == tau else (tau, dece_tau)
+    state = match_state(gt, results, taus=taus, iou_op=kwargs.get("iou_op", "ge"),
+                        max_dets=kwargs.get("max_dets", 100),
+                        coco=bool(kwargs.get("ap")) or summary)
+    out = state.evaluate(gt, **kwargs)
+    if summary:
+        out["coco_summary"] = state.coco_summary(gt)
+    return out
+
+
+def fit(calibrator, gt, results, *, n_partitions: int | None = None):
+    """Fit a :class:`~calibkit.detection.DetectionCalibrator` with every matching step on the
+    cluster (the raw results, the survivors of ``u_c``, the calibrated survivors).
+
+    Returns
+    -------
+    DetectionCalibrator
+        ``calibrator``, fitted; equal to ``calibrator.fit(gt, concatenated results)``.
+    """
+    from calibkit.base import reset_fitted_state
+
+    gt = load_gt(gt)
+    calibrator._check_params()
+    reset_fitted_state(calibrator)
+    kw = {"taus": (calibrator.tau,), "iou_op": calibrator.iou_op,
+          "max_dets": calibrator.max_dets}
+    state = match_state(gt, results, n_partitions=n_partitions, **kw)
+    d0 = state.detections()
+    if len(d0) == 0:
+        raise ValueError("results hold no detections; fitting needs validation detections.")
+    n = n_partitions or max(len(results) if not _is_bag(results)
+                            else results.npartitions, 1)
+
+    def matcher(dets: Detections):
+        return _match_detections(gt, dets, kw, n)
+
+    return calibrator._fit_matched(gt, d0, matcher, m0=state.matches(gt)[0])
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _is_bag(x) -> bool:
+    return type(x).__name__ == "Bag" and hasattr(x, "to_delayed")
+
+
+def _file_state(gt, source, opts) -> MatchState:
+    dets = load_dets(source)
+    with _KERNEL_LOCK:
+        return MatchState.from_shard(gt, dets, **opts)
+
+
+def _merge(*states) -> MatchState:
+    return MatchState.merge(list(states))
+
+
+def _route(items, n: int, part: int):
+    """Split one bag partition into ``n`` buckets by image id; each bucket keeps the rows'
+    global positions ``(partition, row)`` to restore the bag's order."""
+    d = load_dets(list(items))
+    rows = (np.int64(part) << np.int64(32)) + np.arange(len(d), dtype=np.int64)
+    bucket = d.image_id % n
+    out = []
+    for j in range(n):
+        sel = bucket == j
+        out.append((d.subset(sel), rows[sel]))
+    return tuple(out)
+
+
+def _bucket_state(gt, pieces, opts):
+    dets = [p[0] for p in pieces if len(p[0])]
+    rows = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
+    if dets:
+        d = Detections(*[np.concatenate([getattr(x, f) for x in dets])
+                         for f in ("image_id", "category_id", "score", "box")])
+    else:
+        d = Detections(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
+                       np.zeros((0, 4)))
+    with _KERNEL_LOCK:
+        return MatchState.from_shard(gt, d, **opts), rows
+
+
+def _merge_rows(*pairs) -> MatchState:
+    state = MatchState.merge([p[0] for p in pairs])
+    rows = np.concatenate([p[1] for p in pairs])
+    return state.take(np.argsort(rows, kind="stable"))
+
+
+def _match_detections(gt, dets: Detections, kw: dict, n: int):
+    """:func:`calibkit.detection.match` of client-side detections, on the cluster: rows
+    split into ``n`` partitions by image, matched, merged, put back in row order."""
+    import dask
+
+    g = dask.delayed(gt, pure=True)
+    bucket = dets.image_id % n
+    rows = np.arange(len(dets))
+    states = []
+    order = []
+    for j in range(n):
+        sel = bucket == j
+        if not sel.any():
+            continue
+        part = dask.delayed(dets.subset(sel), pure=True)
+        states.append(dask.delayed(_file_state)(g, part, {**kw, "coco": False}))
+        order.append(rows[sel])
+    if not states:
+        from calibkit.detection.matching import match
+
+        return match(gt, dets, tau=kw["taus"][0], iou_op=kw["iou_op"],
+                     max_dets=kw["max_dets"])
+    state = dask.delayed(_merge)(*states).compute()
+    state = state.take(np.argsort(np.concatenate(order), kind="stable"))
+    return state.matches(gt)[0]

@@ -1,0 +1,388 @@
+"""Sharded evaluation: match shards of images separately, merge, get the single-machine result.
+
+COCO matching is independent per image, and everything computed after it (LaECE, LaACE, LRP,
+D-ECE, AP, the COCO summary, LRP-optimal thresholds, the calibrators' training sets) needs
+only small per-detection columns. A :class:`MatchState` is those columns for one shard of
+images (a shard holds *every* detection of each of its images):
+
+==================  ==========================  =========================================
+field               shape                       meaning
+==================  ==========================  =========================================
+``taus``            (T,)                        IoU thresholds of ``tp`` / ``ignored`` / ``iou``
+``iou_op``          str                         ``"ge"`` or ``"gt"``
+``max_dets``        int                         detections kept per (image, class)
+``category_ids``    (K,)                        the ground truth's sorted category ids
+``npig``            (K,)                        regular boxes per category (whole ground truth)
+``image_id``        (n,)                        the shard's detections, in file order
+``category_id``     (n,)
+``score``           (n,)
+``box``             (n, 4) or None              ``[x, y, w, h]`` (needed to rebuild
+                                                :class:`~calibkit.detection.Detections`)
+``evaluated``       (n,) bool                   within the first ``max_dets`` of its group
+``rank``            (n,)                        rank in its (image, class) group (score order)
+``tp``, ``ignored`` (T, n) bool                 greedy matching at each threshold
+``iou``             (T, n)                      matched IoU of a TP, else 0
+``coco_codes``      (n, 10) uint16 or None      COCO matching at IoU .50:.05:.95, two bits
+                                                (TP, ignored) per area range: no range, all,
+                                                small, medium, large
+``coco_npig``       (K, 5) or None              regular boxes per category and area range
+==================  ==========================  =========================================
+
+:meth:`MatchState.merge` concatenates states of disjoint image sets (in the order given);
+the merged state equals, column for column, the state of the concatenated detections
+(:func:`match_shards` of one shard), and its :meth:`~MatchState.matches`,
+:meth:`~MatchState.evaluate` and :meth:`~MatchState.coco_summary` equal
+:func:`calibkit.detection.match_many`, :func:`calibkit.detection.evaluate` and
+:func:`calibkit.detection.coco_summary` on that concatenation, to the last bit: every
+per-detection value is computed inside one image, and every per-class order (descending
+score, image id, file order) is rebuilt from the merged columns. :meth:`~MatchState.to_dict`
+gives a JSON-safe dict (lists of numbers) and :meth:`~MatchState.from_dict` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from calibkit.detection.io import Detections, GroundTruth, load_dets, load_gt
+from calibkit.detection.matching import (
+    Matches,
+    _check_iou_op,
+    _check_max_dets,
+    _check_tau,
+    _greedy,
+    _prepare,
+)
+
+__all__ = ["MatchState", "match_shards", "evaluate_shards"]
+
+#: area ranges of the COCO codes: none (every box counts), then pycocotools' all, small,
+#: medium, large
+SHARD_AREA_RANGES = np.array([[-np.inf, np.inf], [0**2, 1e5**2], [0**2, 32**2],
+                              [32**2, 96**2], [96**2, 1e5**2]])
+_ARRAYS = ("category_ids", "npig", "image_id", "category_id", "score", "box", "evaluated",
+           "rank", "tp", "ignored", "iou", "coco_codes", "coco_npig")
+
+
+@dataclass(frozen=True, eq=False)
+class MatchState:
+    """Per-detection matching columns of a shard of images (see the module docstring).
+
+    Build one with :meth:`from_shard` (or :func:`match_shards`), combine with
+    :meth:`merge`, and read results with :meth:`matches`, :meth:`evaluate` and
+    :meth:`coco_summary`.
+    """
+
+    taus: tuple
+    iou_op: str
+    max_dets: int
+    category_ids: np.ndarray
+    npig: np.ndarray
+    image_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    box: np.ndarray | None
+    evaluated: np.ndarray
+    rank: np.ndarray
+    tp: np.ndarray
+    ignored: np.ndarray
+    iou: np.ndarray
+    coco_codes: np.ndarray | None = None
+    coco_npig: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    # ------------------------------------------------------------------ build / merge
+    @classmethod
+    def from_shard(cls, gt, dets, *, taus=(0.0,), iou_op: str = "ge", max_dets: int = 100,
+                   coco: bool = False, keep_boxes: bool = True) -> MatchState:
+        """Match one shard.
+
+        Parameters
+        ----------
+        gt : path, dict, pycocotools COCO or GroundTruth
+            The *whole* ground truth (``npig`` counts every image).
+        dets : path, COCO results list or Detections
+            Every detection of the shard's images.
+        taus : sequence of float, default (0.0,)
+        iou_op, max_dets
+            As in :func:`calibkit.detection.match`.
+        coco : bool, default False
+            Also keep the COCO codes (for :meth:`coco_summary` and ``ap``); needs
+            ``max_dets >= 100``.
+        keep_boxes : bool, default True
+            Keep the boxes (needed by :meth:`matches` and netcal's D-ECE matching).
+        """
+        gt = load_gt(gt)
+        dets = load_dets(dets)
+        taus = tuple(_check_tau(t) for t in taus)
+        _check_iou_op(iou_op)
+        max_dets = _check_max_dets(max_dets)
+        if coco and max_dets < 100:
+            raise ValueError(f"coco=True needs max_dets >= 100 (COCO keeps 100 detections per "
+                             f"(image, class)); got max_dets={max_dets}.")
+        prep = _prepare(gt, dets, max_dets)
+        tp_s, ig_s, iou_s = _greedy(prep, np.array(taus), iou_op)
+        n = len(dets)
+        evaluated = np.zeros(n, bool)
+        evaluated[prep.det] = True
+        rank = np.full(n, -1, np.int64)
+        rank[prep.det] = prep.rank
+        tp = np.zeros((len(taus), n), bool)
+        ig = np.zeros((len(taus), n), bool)
+        iou = np.zeros((len(taus), n))
+        tp[:, prep.det] = tp_s
+        ig[:, prep.det] = ig_s
+        iou[:, prep.det] = iou_s
+        codes = coco_npig = None
+        if coco:
+            codes = np.zeros((n, 10), np.uint16)
+            codes[prep.det] = _coco_codes(prep, prep.rank < 100)
+            coco_npig = _coco_npig(gt)
+        return cls(taus, iou_op, max_dets, gt.category_ids, prep.npig, dets.image_id,
+                   dets.category_id, dets.score, dets.box if keep_boxes else None, evaluated,
+                   rank, tp, ig, iou, codes, coco_npig)
+
+    @classmethod
+    def merge(cls, *states: MatchState) -> MatchState:
+        """Concatenate the states of shards with disjoint images, in the order given."""
+        if len(states) == 1 and isinstance(states[0], (list, tuple)):
+            states = tuple(states[0])
+        if not states:
+            raise ValueError("merge needs at least one MatchState.")
+        first = states[0]
+        for s in states[1:]:
+            if (s.taus, s.iou_op, s.max_dets) != (first.taus, first.iou_op, first.max_dets):
+                raise ValueError(
+                    "states matched with different settings cannot be merged: "
+                    f"{(first.taus, first.iou_op, first.max_dets)} vs "
+                    f"{(s.taus, s.iou_op, s.max_dets)}."
+                )
+            if not (np.array_equal(s.category_ids, first.category_ids)
+                    and np.array_equal(s.npig, first.npig)):
+                raise ValueError("states come from different ground truths (categories or "
+                                 "box counts differ); match every shard against the whole "
+                                 "ground truth.")
+            if (s.coco_codes is None) != (first.coco_codes is None) or (
+                    (s.box is None) != (first.box is None)):
+                raise ValueError("states to merge must all have (or all lack) coco codes "
+                                 "and boxes.")
+        if len(states) == 1:
+            return first
+        seen = [np.unique(s.image_id) for s in states]
+        all_ids = np.concatenate(seen)
+        if len(np.unique(all_ids)) != len(all_ids):
+            ids, counts = np.unique(all_ids, return_counts=True)
+            raise ValueError(
+                f"image(s) {ids[counts > 1][:5].tolist()} have detections in several shards; "
+                "a shard must hold every detection of its images (split by image)."
+            )
+
+        def cat(name, axis=0):
+            parts = [getattr(s, name) for s in states]
+            return None if parts[0] is None else np.concatenate(parts, axis=axis)
+
+        return replace(
+            first, image_id=cat("image_id"), category_id=cat("category_id"),
+            score=cat("score"), box=cat("box"), evaluated=cat("evaluated"), rank=cat("rank"),
+            tp=cat("tp", 1), ignored=cat("ignored", 1), iou=cat("iou", 1),
+            coco_codes=cat("coco_codes"),
+        )
+
+    def take(self, rows) -> MatchState:
+        """The state of a row selection (e.g. a permutation)."""
+        rows = np.asarray(rows)
+        return replace(
+            self, image_id=self.image_id[rows], category_id=self.category_id[rows],
+            score=self.score[rows], box=None if self.box is None else self.box[rows],
+            evaluated=self.evaluated[rows], rank=self.rank[rows], tp=self.tp[:, rows],
+            ignored=self.ignored[:, rows], iou=self.iou[:, rows],
+            coco_codes=None if self.coco_codes is None else self.coco_codes[rows],
+        )
+
+    # ------------------------------------------------------------------ serialise
+    def to_dict(self) -> dict:
+        """A JSON-safe dict (numbers and lists); :meth:`from_dict` reads it back exactly
+        (floats are written with Python's shortest round-trip repr)."""
+        out = {"taus": list(self.taus), "iou_op": self.iou_op, "max_dets": self.max_dets}
+        for name in _ARRAYS:
+            v = getattr(self, name)
+            out[name] = None if v is None else {"dtype": str(v.dtype), "shape": list(v.shape),
+                                                "data": v.ravel().tolist()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MatchState:
+        """The state written by :meth:`to_dict`."""
+        kw = {"taus": tuple(float(t) for t in d["taus"]), "iou_op": d["iou_op"],
+              "max_dets": int(d["max_dets"])}
+        for f in fields(cls):
+            if f.name in _ARRAYS:
+                v = d.get(f.name)
+                kw[f.name] = None if v is None else np.asarray(
+                    v["data"], dtype=v["dtype"]).reshape(v["shape"])
+        return cls(**kw)
+
+    # ------------------------------------------------------------------ results
+    def detections(self) -> Detections:
+        """The merged detections (rows in merge order)."""
+        if self.box is None:
+            raise ValueError("this state was built with keep_boxes=False; rebuild it with "
+                             "keep_boxes=True to get the detections.")
+        return Detections(self.image_id, self.category_id, self.score, self.box)
+
+    def matches(self, gt) -> list[Matches]:
+        """One :class:`~calibkit.detection.Matches` per threshold of ``taus``, equal to
+        :func:`~calibkit.detection.match_many` on the concatenated detections."""
+        gt = load_gt(gt)
+        self._check_gt(gt)
+        dets = self.detections()
+        cls = np.searchsorted(gt.category_ids, self.category_id)
+        order = _per_class_order(cls, self.score, self.image_id, self.evaluated,
+                                 gt.n_categories)
+        return [
+            Matches(gt, dets, tau, self.iou_op, self.max_dets, cls, self.evaluated,
+                    self.tp[t], self.ignored[t], self.iou[t], self.npig, order)
+            for t, tau in enumerate(self.taus)
+        ]
+
+    def evaluate(self, gt, **kwargs) -> dict:
+        """:func:`calibkit.detection.evaluate` on the concatenated detections. The state
+        must hold ``tau`` (and ``dece_tau`` unless equal) among its ``taus``; ``ap=True``
+        needs the COCO codes."""
+        from calibkit.detection.metrics import _evaluate_matches
+
+        gt = load_gt(gt)
+        tau = float(kwargs.get("tau", 0.0))
+        dece_tau = float(kwargs.get("dece_tau", 0.5))
+        ms = self.matches(gt)
+        by_tau = {m.tau: m for m in ms}
+        need = [tau] + ([dece_tau] if kwargs.get("dece_matching", "greedy") == "greedy"
+                        else [])
+        missing = [t for t in need if t not in by_tau]
+        if missing:
+            raise ValueError(f"the state was matched at taus={list(self.taus)}; evaluate needs "
+                             f"{missing} as well (pass taus=[{tau}, {dece_tau}]).")
+        for key in ("iou_op", "max_dets"):
+            if key in kwargs and kwargs[key] != getattr(self, key):
+                raise ValueError(f"the state was matched with {key}={getattr(self, key)!r}; "
+                                 f"got {key}={kwargs[key]!r}.")
+        ap = None
+        if kwargs.get("ap"):
+            ap = self.average_precision(gt)
+        m = by_tau[tau]
+        m_dece = by_tau.get(dece_tau, m)
+        kwargs = {k: v for k, v in kwargs.items() if k != "ap"}
+        return _evaluate_matches(gt, m.dets, m, m_dece, ap=ap, **kwargs)
+
+    def average_precision(self, gt) -> float:
+        """:func:`calibkit.detection.average_precision` (``max_dets=100``) from the codes."""
+        precision, _ = self._accumulate(gt, [0], [100])
+        q = precision[:, :, :, 0, 0]
+        has = q[0, 0] > -1
+        if not has.any():
+            return float("nan")
+        return float(q[:, :, has].mean(axis=(0, 1)).mean())
+
+    def coco_summary(self, gt) -> dict:
+        """:func:`calibkit.detection.coco_summary` from the codes."""
+        from calibkit.detection.cocoeval import summarize
+
+        return summarize(*self._accumulate(gt, [1, 2, 3, 4], [1, 10, 100]))
+
+    def _accumulate(self, gt, areas, max_dets):
+        from calibkit.detection.cocoeval import _accumulate_codes
+
+        if self.coco_codes is None:
+            raise ValueError("this state has no COCO codes; build it with coco=True.")
+        gt = load_gt(gt)
+        self._check_gt(gt)
+        k = gt.n_categories
+        ev = np.flatnonzero(self.evaluated & (self.rank < 100))
+        cls = np.searchsorted(gt.category_ids, self.category_id[ev])
+        img = np.searchsorted(gt.image_ids, self.image_id[ev])
+        pos = np.lexsort((self.rank[ev], img, cls))
+        cls_start = np.searchsorted(cls[pos], np.arange(k + 1))
+        codes = np.zeros((len(ev), 10), np.uint16)
+        for j, a in enumerate(areas):  # the wanted ranges' bits, renumbered from 0
+            bits = (self.coco_codes[ev] >> np.uint16(2 * a)) & np.uint16(3)
+            codes |= bits << np.uint16(2 * j)
+        return _accumulate_codes(codes, self.score[ev], self.rank[ev], pos, cls_start,
+                                 self.coco_npig[:, areas], np.asarray(max_dets, np.int64),
+                                 len(areas))
+
+    def _check_gt(self, gt: GroundTruth) -> None:
+        if not np.array_equal(gt.category_ids, self.category_ids):
+            raise ValueError("gt is not the ground truth this state was matched against "
+                             "(its categories differ).")
+
+
+def match_shards(gt, shards, *, taus=(0.0,), iou_op: str = "ge", max_dets: int = 100,
+                 coco: bool = False, keep_boxes: bool = True) -> MatchState:
+    """Match each shard of images (paths, results lists or Detections, each holding every
+    detection of its images) against the whole ground truth and merge the states, in order.
+
+    Returns
+    -------
+    MatchState
+        Equal to the state of the concatenated shards (see the module docstring).
+    """
+    gt = load_gt(gt)
+    return MatchState.merge([
+        MatchState.from_shard(gt, s, taus=taus, iou_op=iou_op, max_dets=max_dets, coco=coco,
+                              keep_boxes=keep_boxes)
+        for s in shards
+    ])
+
+
+def evaluate_shards(gt, shards, **kwargs) -> dict:
+    """:func:`calibkit.detection.evaluate` of the concatenated shards, matching shard by
+    shard (same keyword arguments)."""
+    tau = float(kwargs.get("tau", 0.0))
+    dece_tau = float(kwargs.get("dece_tau", 0.5))
+    taus = (tau,) if dece_tau == tau else (tau, dece_tau)
+    state = match_shards(gt, shards, taus=taus, iou_op=kwargs.get("iou_op", "ge"),
+                         max_dets=kwargs.get("max_dets", 100), coco=bool(kwargs.get("ap")))
+    return state.evaluate(gt, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _coco_codes(prep, sel: np.ndarray) -> np.ndarray:
+    """COCO codes (10 thresholds, the five ranges of SHARD_AREA_RANGES) of prep's evaluated
+    detections (zero where ``sel`` is False: beyond rank 100)."""
+    from calibkit.detection import _kernels
+    from calibkit.detection.cocoeval import COCO_IOU_THRESHOLDS, _bits
+    from calibkit.detection.matching import _thresholds
+
+    codes = np.zeros((len(prep.det), len(COCO_IOU_THRESHOLDS)), np.uint16)
+    if len(prep.det):
+        _kernels.group_codes(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
+                             prep.garea, prep.g_lo, prep.g_hi,
+                             _thresholds(COCO_IOU_THRESHOLDS, "ge"), False,
+                             np.ascontiguousarray(SHARD_AREA_RANGES[:, 0]),
+                             np.ascontiguousarray(SHARD_AREA_RANGES[:, 1]),
+                             *_bits(len(SHARD_AREA_RANGES), codes.dtype), codes)
+    codes[~sel] = 0
+    return codes
+
+
+def _coco_npig(gt: GroundTruth) -> np.ndarray:
+    k = gt.n_categories
+    cls = np.searchsorted(gt.category_ids, gt.ann_category_id)
+    area = gt.area
+    out = np.zeros((k, len(SHARD_AREA_RANGES)), np.int64)
+    for a, (lo, hi) in enumerate(SHARD_AREA_RANGES):
+        regular = ~gt.ann_crowd & ~((area < lo) | (area > hi))
+        out[:, a] = np.bincount(cls[regular], minlength=k)
+    return out
+
+
+def _per_class_order(cls, score, image_id, evaluated, n_cls) -> np.ndarray:
+    """Evaluated rows by class, descending score, image id, row (the toolbox's order)."""
+    rows = np.flatnonzero(evaluated)
+    o = np.lexsort((rows, image_id[rows], -score[rows], cls[rows]))
+    return rows[o]
