@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibkit._validation import Interval, Options, check_param
 from calibkit.detection.io import Detections, GroundTruth, load_dets, load_gt
 
 __all__ = ["Matches", "match", "match_many", "match_netcal", "box_iou"]
@@ -148,11 +149,24 @@ def box_iou(det_boxes, gt_boxes, crowd=None) -> np.ndarray:
     return _iou(d[:, None, :], g[None, :, :], c[None, :])
 
 
-def match_netcal(gt, dets, *, iou_threshold: float = 0.5) -> np.ndarray:
+def match_netcal(gt, dets, *, tau: float = 0.5) -> np.ndarray:
     """netcal's example matching: a detection is matched iff the ground-truth box of largest
     IoU among *all* boxes of its image (any class, crowd boxes as regular ones, no
-    exclusivity) has IoU >= ``iou_threshold`` and the detection's category. Returns a bool
-    array of shape (n_dets,). On equal IoU the first box in file order wins (``argmax``)."""
+    exclusivity) has IoU >= ``tau`` and the detection's category. On equal IoU the first box
+    in file order wins (``argmax``).
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+    dets : path, COCO results list, Detections or torchvision outputs
+    tau : float in [0, 1), default 0.5
+        IoU threshold of a match (named as in :func:`match`).
+
+    Returns
+    -------
+    ndarray of bool of shape (n_dets,)
+    """
+    tau = _check_tau(tau)
     gt = load_gt(gt)
     dets = load_dets(dets)
     n = len(dets)
@@ -179,7 +193,7 @@ def match_netcal(gt, dets, *, iou_threshold: float = 0.5) -> np.ndarray:
     first[dpos[keep]] = gi[pos[keep]]
     has = first >= 0
     out = np.zeros(n, bool)
-    out[has] = (best_iou[has] >= iou_threshold) & (
+    out[has] = (best_iou[has] >= tau) & (
         gt.ann_category_id[first[has]] == dets.category_id[has]
     )
     return out
@@ -340,19 +354,12 @@ def _index_in(values: np.ndarray, universe: np.ndarray, name: str) -> np.ndarray
 
 
 def _check_tau(tau) -> float:
-    tau = float(tau)
-    if not 0.0 <= tau < 1.0:
-        raise ValueError(f"tau must lie in [0, 1); got {tau}.")
-    return tau
+    return float(check_param(tau, "tau", [Interval("real", 0, 1, closed="left")]))
 
 
 def _check_iou_op(iou_op) -> str:
-    if iou_op not in IOU_OPS:
-        raise ValueError(f"iou_op must be one of {IOU_OPS}; got {iou_op!r}.")
-    return iou_op
+    return check_param(iou_op, "iou_op", [Options(*IOU_OPS)])
 
 
 def _check_max_dets(max_dets) -> int:
-    if isinstance(max_dets, bool) or not isinstance(max_dets, (int, np.integer)) or max_dets < 1:
-        raise ValueError(f"max_dets must be a positive integer; got {max_dets!r}.")
-    return int(max_dets)
+    return int(check_param(max_dets, "max_dets", [Interval("integer", 1, None)]))

@@ -25,6 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibkit._validation import (
+    BOOLEAN,
+    Interval,
+    Options,
+    check_array,
+    check_param,
+    check_params,
+)
 from calibkit.detection.cocoeval import (  # noqa: F401 (re-exported names)
     COCO_IOU_THRESHOLDS,
     COCO_RECALL_THRESHOLDS,
@@ -39,7 +47,16 @@ from calibkit.detection.matching import (
     match_many,
     match_netcal,
 )
-from calibkit.metrics.binning import assign_uniform, assign_uniform_closure, check_n_bins
+from calibkit.metrics.binning import (
+    CLOSURES,
+    MAX_BINS,
+    assign_edges,
+    assign_uniform,
+    assign_uniform_closure,
+    check_n_bins,
+    quantile_edges,
+)
+from calibkit.metrics.calibration import calibration_error_from_bin_sums
 
 __all__ = [
     "evaluate",
@@ -50,9 +67,23 @@ __all__ = [
     "dece_netcal",
     "box_features",
     "average_precision",
+    "average_precision_per_class",
+    "laece_per_class",
+    "laace_per_class",
+    "lrp_per_class",
 ]
 
 EMPTY_CLASS_POLICIES = ("exclude", "zero")
+
+#: what the keyword arguments of this module's functions accept
+CONSTRAINTS = {
+    "n_bins": [Interval("integer", 1, MAX_BINS)],
+    "bin_closure": [Options(*CLOSURES)],
+    "empty_class_policy": [Options(*EMPTY_CLASS_POLICIES)],
+    "include_ignored": [BOOLEAN],
+    "equal_intervals": [BOOLEAN],
+    "sample_threshold": [Interval("integer", 0, None)],
+}
 
 
 def evaluate(
@@ -138,7 +169,7 @@ def evaluate(
         dece_tau=dece_tau, dece_bins=dece_bins, dece_matching=dece_matching,
     )
     if n_bootstrap is not None:
-        flags = (match_netcal(gt, dets, iou_threshold=dece_tau)
+        flags = (match_netcal(gt, dets, tau=dece_tau)
                  if dece_matching == "netcal_argmax_any_class" else None)
         resamples = bootstrap._evaluate_resamples(
             gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
@@ -177,7 +208,7 @@ def _evaluate_matches(
     if dece_matching == "greedy":
         out["dece"] = dece_pooled(m_dece, n_bins=dece_bins, bin_closure=bin_closure)
     elif dece_matching == "netcal_argmax_any_class":
-        flags = match_netcal(gt, dets, iou_threshold=dece_tau)
+        flags = match_netcal(gt, dets, tau=dece_tau)
         out["dece"] = _pooled_ece(dets.score, flags.astype(np.float64), dece_bins, bin_closure)
     else:
         raise ValueError(
@@ -201,8 +232,7 @@ def laece(
     bin_closure: str = "right",
     class_mean_drop_zero_error: bool = True,
     empty_class_policy: str = "exclude",
-    return_per_class: bool = False,
-):
+) -> float:
     """Localisation-aware ECE.
 
     ``e_c = sum_j (|D_j^c| / |D^c|) |conf_j - acc_j|`` with ``acc_j = sum_{TP in j} IoU / |D_j^c|``
@@ -223,15 +253,34 @@ def laece(
         ``"zero"``: average over every category of the ground truth, classes without
         ground truth or detections counting as 0 (SAOD's LaECE, with ``tau=0.1``,
         ``bin_closure="left"``, ``class_mean_drop_zero_error=False``).
-    return_per_class : bool, default False
-        Also return ``e_c`` per category (NaN where the class has no TP/FP or no ground truth).
 
     Returns
     -------
-    float, or (float, ndarray of shape (n_categories,))
+    float
+        The class mean (NaN when no class qualifies); :func:`laece_per_class` gives ``e_c``.
     """
-    n_bins = check_n_bins(n_bins)
-    _check_policy(empty_class_policy)
+    e = laece_per_class(matches, n_bins=n_bins, bin_closure=bin_closure)
+    return float(_class_mean(e, class_mean_drop_zero_error,
+                             _check_policy(empty_class_policy)))
+
+
+def laece_per_class(matches: Matches, *, n_bins: int = 25, bin_closure: str = "right"):
+    """LaECE of each category, ``e_c`` of :func:`laece`.
+
+    Parameters
+    ----------
+    matches : Matches
+    n_bins : int, default 25
+    bin_closure : {"right", "left", "numpy"}, default "right"
+        As in :func:`laece`.
+
+    Returns
+    -------
+    ndarray of shape (n_categories,)
+        In the order of ``matches.gt.category_ids``; NaN where the class has no TP/FP or no
+        regular ground truth.
+    """
+    check_params("laece", CONSTRAINTS, n_bins=n_bins, bin_closure=bin_closure)
     k = matches.n_categories
     v = matches.valid
     cls = matches.class_index[v]
@@ -240,9 +289,7 @@ def laece(
     gap = np.bincount(cls * (n_bins + 1) + b, weights=matches.iou[v] - p,
                       minlength=k * (n_bins + 1)).reshape(k, n_bins + 1)[:, :n_bins]
     n_c = np.bincount(cls, minlength=k).astype(np.float64)
-    e = _laece_from_sums(gap, n_c, matches.npig > 0)
-    value = float(_class_mean(e, class_mean_drop_zero_error, empty_class_policy))
-    return (value, e) if return_per_class else value
+    return _laece_from_sums(gap, n_c, matches.npig > 0)
 
 
 def _laece_from_sums(gap: np.ndarray, n: np.ndarray, has_gt: np.ndarray) -> np.ndarray:
@@ -251,9 +298,23 @@ def _laece_from_sums(gap: np.ndarray, n: np.ndarray, has_gt: np.ndarray) -> np.n
     (..., K, J), the TP+FP counts ``n`` of shape (..., K) (detections in no bin included) and
     the classes with ground truth ``has_gt``; NaN where ``n == 0`` or without ground truth.
     Leading axes are batches (bootstrap resamples)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = np.abs(gap).sum(axis=-1) / n
+    e = _l1_error_from_gaps(gap, n)
     return np.where((n > 0) & has_gt, e, np.nan)
+
+
+def _l1_error_from_gaps(gap, n):
+    """``sum_j |gap_j| / n``: the L1 form of
+    :func:`calibkit.metrics.calibration_error_from_bin_sums` (``sum_j (n_j / N)
+    |acc_j - conf_j|`` with ``gap_j = sum_acc_j - sum_conf_j``), given the per-bin sums of
+    the differences; NaN where ``n == 0``. Each bin enters the shared
+    formula with a count of 1, which makes ``(n_j / N) |acc_j - conf_j|`` equal to
+    ``|gap_j| / N`` whatever the true count."""
+    gap = np.asarray(gap, np.float64)
+    n = np.asarray(n, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = calibration_error_from_bin_sums(np.ones_like(gap), np.zeros_like(gap), gap,
+                                            norm="l1", total=n)
+    return np.where(n > 0, e, np.nan)
 
 
 def laace(
@@ -262,8 +323,7 @@ def laace(
     include_ignored: bool = True,
     class_mean_drop_zero_error: bool = True,
     empty_class_policy: str = "exclude",
-    return_per_class: bool = False,
-):
+) -> float:
     """Localisation-aware adaptive CE with one detection per bin (LaACE_0).
 
     ``e_c = mean_i |p_i - IoU_i|`` over the class's detections (target 0 for an FP).
@@ -275,10 +335,34 @@ def laace(
         Also average over the crowd-ignored detections, with target 0, as the toolbox does
         (its mask selects every detection); ``False`` uses ``D^c`` only. A class with no TP
         or FP is skipped either way.
-    class_mean_drop_zero_error, empty_class_policy, return_per_class
+    class_mean_drop_zero_error, empty_class_policy
         As in :func:`laece`.
+
+    Returns
+    -------
+    float
+        The class mean (NaN when no class qualifies); :func:`laace_per_class` gives ``e_c``.
     """
-    _check_policy(empty_class_policy)
+    e = laace_per_class(matches, include_ignored=include_ignored)
+    return float(_class_mean(e, class_mean_drop_zero_error,
+                             _check_policy(empty_class_policy)))
+
+
+def laace_per_class(matches: Matches, *, include_ignored: bool = True):
+    """LaACE of each category, ``e_c`` of :func:`laace`.
+
+    Parameters
+    ----------
+    matches : Matches
+    include_ignored : bool, default True
+        As in :func:`laace`.
+
+    Returns
+    -------
+    ndarray of shape (n_categories,)
+        NaN where the class has no TP/FP or no regular ground truth.
+    """
+    check_params("laace", CONSTRAINTS, include_ignored=include_ignored)
     k = matches.n_categories
     sel = matches.evaluated if include_ignored else matches.valid
     cls = matches.class_index[sel]
@@ -286,9 +370,7 @@ def laace(
                       minlength=k)
     n_sel = np.bincount(cls, minlength=k).astype(np.float64)
     n_valid = np.bincount(matches.class_index[matches.valid], minlength=k).astype(np.float64)
-    e = _laace_from_sums(dev, n_sel, n_valid, matches.npig > 0)
-    value = float(_class_mean(e, class_mean_drop_zero_error, empty_class_policy))
-    return (value, e) if return_per_class else value
+    return _laace_from_sums(dev, n_sel, n_valid, matches.npig > 0)
 
 
 def _laace_from_sums(dev, n_sel, n_valid, has_gt) -> np.ndarray:
@@ -314,11 +396,8 @@ def _class_mean(e: np.ndarray, drop_zero: bool, policy: str):
         return vals.sum(axis=-1) / keep.sum(axis=-1)
 
 
-def _check_policy(policy: str) -> None:
-    if policy not in EMPTY_CLASS_POLICIES:
-        raise ValueError(
-            f"empty_class_policy must be one of {EMPTY_CLASS_POLICIES}; got {policy!r}."
-        )
+def _check_policy(policy: str) -> str:
+    return check_param(policy, "empty_class_policy", CONSTRAINTS["empty_class_policy"])
 
 
 # --------------------------------------------------------------------------------------
@@ -326,7 +405,7 @@ def _check_policy(policy: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def lrp(matches: Matches, *, return_per_class: bool = False) -> dict:
+def lrp(matches: Matches) -> dict:
     """Localisation-Recall-Precision error at the matching threshold ``tau``.
 
     Per class, with ``N_FN = npig - N_TP``::
@@ -339,10 +418,30 @@ def lrp(matches: Matches, *, return_per_class: bool = False) -> dict:
     A class with ground truth but no TP has LRP = LRP_FN = 1 and NaN loc / FP components; a
     class without regular ground truth is NaN. Each value is the mean over non-NaN classes.
 
+    Parameters
+    ----------
+    matches : Matches
+
     Returns
     -------
-    dict with float keys ``lrp``, ``lrp_loc``, ``lrp_fp``, ``lrp_fn`` (and, with
-    ``return_per_class``, ``per_class``: a dict of arrays of shape (n_categories,)).
+    dict of float
+        ``lrp``, ``lrp_loc``, ``lrp_fp``, ``lrp_fn``; :func:`lrp_per_class` gives the values
+        of each category.
+    """
+    return {key: float(_nanmean(val)) for key, val in lrp_per_class(matches).items()}
+
+
+def lrp_per_class(matches: Matches) -> dict:
+    """LRP and its components for each category (see :func:`lrp`).
+
+    Parameters
+    ----------
+    matches : Matches
+
+    Returns
+    -------
+    dict of ndarray of shape (n_categories,)
+        ``lrp``, ``lrp_loc``, ``lrp_fp``, ``lrp_fn``; NaN as :func:`lrp` describes.
     """
     k = matches.n_categories
     v = matches.valid
@@ -351,11 +450,7 @@ def lrp(matches: Matches, *, return_per_class: bool = False) -> dict:
     n_fp = np.bincount(cls, weights=~matches.tp[v], minlength=k)
     loc = np.bincount(cls, weights=np.where(matches.tp[v], 1.0 - matches.iou[v], 0.0),
                       minlength=k)
-    per_class = _lrp_from_sums(n_tp, n_fp, loc, matches.npig.astype(np.float64), matches.tau)
-    out = {key: float(_nanmean(val)) for key, val in per_class.items()}
-    if return_per_class:
-        out["per_class"] = per_class
-    return out
+    return _lrp_from_sums(n_tp, n_fp, loc, matches.npig.astype(np.float64), matches.tau)
 
 
 def _lrp_from_sums(n_tp, n_fp, loc, npig, tau: float) -> dict:
@@ -393,7 +488,7 @@ def dece_pooled(matches: Matches, *, n_bins: int = 10, bin_closure: str = "right
     classes with ground truth, ``precision_j`` the fraction of TPs in bin j. The train-time
     papers' protocol matches at ``tau=0.5`` with 10 bins, on detections with score >= 0.3.
     """
-    n_bins = check_n_bins(n_bins)
+    check_params("dece_pooled", CONSTRAINTS, n_bins=n_bins, bin_closure=bin_closure)
     sel = matches.valid & (matches.npig > 0)[matches.class_index]
     return _pooled_ece(matches.dets.score[sel], matches.tp[sel].astype(np.float64), n_bins,
                        bin_closure)
@@ -408,8 +503,7 @@ def _pooled_ece(p: np.ndarray, y: np.ndarray, n_bins: int, closure: str) -> floa
 def _pooled_ece_from_sums(gap, n):
     """``sum_j |sum_{i in j} (y_i - p_i)| / n`` from per-bin sums ``gap`` of shape (..., J)
     and the count ``n`` of shape (...) (scores in no bin included); NaN where ``n == 0``."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, np.abs(gap).sum(axis=-1) / n, np.nan)
+    return _l1_error_from_gaps(gap, n)
 
 
 def dece_netcal(
@@ -417,7 +511,7 @@ def dece_netcal(
     matched,
     features=None,
     *,
-    bins=10,
+    n_bins=10,
     equal_intervals: bool = True,
     sample_threshold: int = 1,
 ) -> float:
@@ -427,7 +521,9 @@ def dece_netcal(
     the box ``features``, ``acc`` the mean of ``matched`` and ``conf`` the mean confidence of
     the cell. Every column is clipped to ``[eps, 1 - eps]``; bins are ``[a, b)`` with the
     last closed (numpy's ``histogramdd``). Cells with fewer than ``sample_threshold``
-    samples contribute 0 but still count in ``N``.
+    samples contribute 0 but still count in ``N``. Bins come from
+    :mod:`calibkit.metrics.binning` and the error from
+    :func:`calibkit.metrics.calibration_error_from_bin_sums`.
 
     Parameters
     ----------
@@ -437,43 +533,49 @@ def dece_netcal(
         :func:`calibkit.detection.match`).
     features : array-like of shape (n, J), optional
         Box features in [0, 1], e.g. :func:`box_features` (normalised cx, cy, w, h).
-    bins : int or list of int, default 10
+    n_bins : int or list of int, default 10
         Bins per dimension (confidence first).
     equal_intervals : bool, default True
-        ``False``: quantile edges per dimension, outer edges 0 and 1.
+        ``False``: quantile edges per dimension, outer edges 0 and 1
+        (:func:`calibkit.metrics.binning.quantile_edges`).
     sample_threshold : int, default 1
+
+    Returns
+    -------
+    float
+        NaN for no detection.
     """
-    conf = np.asarray(confidence, np.float64).ravel()
-    y = np.asarray(matched, np.float64).ravel()
-    x = conf[:, None] if features is None else np.column_stack(
-        [conf, np.asarray(features, np.float64).reshape(len(conf), -1)]
-    )
+    check_params("dece_netcal", CONSTRAINTS, equal_intervals=equal_intervals,
+                 sample_threshold=sample_threshold)
+    if np.size(confidence) == 0 and np.size(matched) == 0:
+        return float("nan")  # no detection, as every detection error
+    conf = check_array(confidence, name="confidence", ndim=(1,))
+    y = check_array(matched, name="matched", ndim=(1,))
     if len(y) != len(conf):
         raise ValueError(f"matched has {len(y)} entries but confidence has {len(conf)}.")
-    if len(conf) == 0:
-        return float("nan")
+    x = conf[:, None] if features is None else np.column_stack(
+        [conf, check_array(features, name="features", ndim=(1, 2)).reshape(len(conf), -1)]
+    )
     eps = np.finfo(x.dtype).eps
     x = np.clip(x, eps, 1 - eps)
     n_dim = x.shape[1]
-    bins_list = [bins] * n_dim if np.isscalar(bins) else list(bins)
+    bins_list = [n_bins] * n_dim if np.isscalar(n_bins) else list(n_bins)
     if len(bins_list) != n_dim:
-        raise ValueError(f"bins has {len(bins_list)} entries for {n_dim} dimensions.")
-    idx = []
-    for d, nb in enumerate(bins_list):
-        nb = check_n_bins(int(nb))
-        if equal_intervals:
-            idx.append(assign_uniform(x[:, d], nb))
-        else:
-            edges = np.quantile(x[:, d], np.linspace(0, 1, nb + 1))
-            edges[0], edges[-1] = 0.0, 1.0
-            idx.append(np.clip(np.searchsorted(edges[1:-1], x[:, d], side="right"), 0, nb - 1))
+        raise ValueError(f"n_bins has {len(bins_list)} entries for {n_dim} dimensions.")
+    bins_list = [check_n_bins(nb) for nb in bins_list]
+    idx = [assign_uniform(x[:, d], nb) if equal_intervals
+           else assign_edges(x[:, d], quantile_edges(x[:, d], nb))
+           for d, nb in enumerate(bins_list)]
     cell = np.ravel_multi_index(idx, bins_list)
     size = int(np.prod(bins_list))
-    count = np.bincount(cell, minlength=size)
+    count = np.bincount(cell, minlength=size).astype(np.float64)
+    keep = count >= max(sample_threshold, 1)
     s_p = np.bincount(cell, weights=x[:, 0], minlength=size)
     s_y = np.bincount(cell, weights=y, minlength=size)
-    ok = (count >= max(sample_threshold, 1)) & (count > 0)
-    return float(np.sum(np.abs(s_y[ok] - s_p[ok])) / len(conf))
+    return float(calibration_error_from_bin_sums(
+        np.where(keep, count, 0.0), np.where(keep, s_p, 0.0), np.where(keep, s_y, 0.0),
+        norm="l1", total=float(len(conf)),
+    ))
 
 
 def box_features(gt, dets) -> np.ndarray:
@@ -498,9 +600,7 @@ def box_features(gt, dets) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def average_precision(
-    gt, dets, *, max_dets: int = 100, iou_thresholds=None, return_per_class: bool = False
-):
+def average_precision(gt, dets, *, max_dets: int = 100, iou_thresholds=None) -> float:
     """COCO AP@[.50:.95] (area "all", ``max_dets`` per (image, class)), the value of
     pycocotools' ``COCOeval.stats[0]``, from calibkit's own matching.
 
@@ -508,9 +608,45 @@ def average_precision(
     monotone from the right, sampled at the 101 recall thresholds ``0:.01:1``
     (``searchsorted(recall, r, "left")``, 0 beyond the last recall); the mean runs over
     thresholds, recall points and classes with regular ground truth.
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+    dets : path, COCO results list, Detections or torchvision outputs
+    max_dets : int, default 100
+        Detections kept per (image, class).
+    iou_thresholds : array-like or None, default None
+        IoU thresholds (COCO's ``.50:.05:.95`` when None).
+
+    Returns
+    -------
+    float
+        NaN when no class has regular ground truth; :func:`average_precision_per_class`
+        gives the AP of each category.
+    """
+    return float(_nanmean(average_precision_per_class(
+        gt, dets, max_dets=max_dets, iou_thresholds=iou_thresholds)))
+
+
+def average_precision_per_class(gt, dets, *, max_dets: int = 100, iou_thresholds=None):
+    """The AP of each category (see :func:`average_precision`).
+
+    Parameters
+    ----------
+    gt, dets, max_dets, iou_thresholds
+        As in :func:`average_precision`.
+
+    Returns
+    -------
+    ndarray of shape (n_categories,)
+        In the order of the ground truth's sorted category ids; NaN for a class without
+        regular ground truth.
     """
     max_dets = _check_max_dets(max_dets)
-    thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, float)
+    thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else check_array(
+        iou_thresholds, name="iou_thresholds", ndim=(1,))
+    if np.any((thrs < 0) | (thrs > 1)):
+        raise ValueError("iou_thresholds must lie in [0, 1].")
     # no area range: every box counts, whatever its area
     precision, _ = accumulate(gt, dets, iou_thresholds=thrs, area_ranges=[[-np.inf, np.inf]],
                               max_dets=[max_dets])
@@ -518,8 +654,7 @@ def average_precision(
     has = q[0, 0] > -1
     per_class = np.full(q.shape[2], np.nan)
     per_class[has] = q[:, :, has].mean(axis=(0, 1))
-    value = _nanmean(per_class)
-    return (value, per_class) if return_per_class else value
+    return per_class
 
 
 @dataclass(frozen=True)

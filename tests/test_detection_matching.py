@@ -274,7 +274,7 @@ def test_match_many_equals_single():
 def test_netcal_matching_is_argmax_over_any_class_without_exclusivity():
     gt = _gt([A, [0, 0, 10, 9]], cats=[1, 2])
     dets = _dets([A, A, [0, 0, 10, 9]], [0.9, 0.8, 0.7], cats=[1, 1, 1])
-    flags = detection.match_netcal(gt, dets, iou_threshold=0.5)
+    flags = detection.match_netcal(gt, dets, tau=0.5)
     # both duplicates of A are matched; the third det's best box has class 2
     np.testing.assert_array_equal(flags, [True, True, False])
 

@@ -95,7 +95,7 @@ def test_laece_class_exclusion_rules():
     gt = _gt([A, B, C], cats=[1, 2, 3], extra_cats=(1, 2, 3, 4))
     dets = _dets([A, B, FAR], [0.6, 1.0, 0.9], cats=[1, 2, 4])
     m = detection.match(gt, dets, tau=0.0)
-    value, per_class = detection.laece(m, return_per_class=True)
+    value, per_class = detection.laece(m), detection.laece_per_class(m)
     np.testing.assert_allclose(per_class, [0.4, 0.0, np.nan, np.nan])
     assert value == pytest.approx(0.4)  # zero-error and empty classes left out
     assert detection.laece(m, class_mean_drop_zero_error=False) == pytest.approx(0.2)
@@ -113,7 +113,7 @@ def test_laece_all_detections_ignored_class_is_excluded():
     dets = _dets([A, [200, 200, 10, 10]], [0.6, 0.9], cats=[1, 2])
     m = detection.match(gt, dets, tau=0.5)
     assert m.ignored[1]
-    _, per_class = detection.laece(m, return_per_class=True)
+    per_class = detection.laece_per_class(m)
     assert np.isnan(per_class[1]) and per_class[0] == pytest.approx(0.4)
 
 
@@ -137,7 +137,7 @@ def test_laace_by_hand_and_exclusions():
     gt = _gt([A, B, C], cats=[1, 1, 2])
     dets = _dets([[0, 0, 10, 8], FAR, C], [0.9, 0.2, 1.0], cats=[1, 1, 2])
     m = detection.match(gt, dets, tau=0.0, iou_op="gt")
-    value, per_class = detection.laace(m, return_per_class=True)
+    value, per_class = detection.laace(m), detection.laace_per_class(m)
     np.testing.assert_allclose(per_class[:2], [(0.1 + 0.2) / 2, 0.0])
     assert value == pytest.approx(0.15)  # class 2 (error 0) left out
     assert detection.laace(m, class_mean_drop_zero_error=False) == pytest.approx(0.075)
@@ -153,8 +153,8 @@ def test_lrp_by_hand():
     gt = _gt([A, B, C, A], cats=[1, 1, 1, 2])
     dets = _dets([[0, 0, 10, 8], [50, 50, 10, 6], FAR], [0.9, 0.8, 0.7])
     m = detection.match(gt, dets, tau=0.5)
-    out = detection.lrp(m, return_per_class=True)
-    pc = out["per_class"]
+    out = detection.lrp(m)
+    pc = detection.lrp_per_class(m)
     assert pc["lrp"][0] == pytest.approx((0.6 / 0.5 + 1 + 1) / 4)
     assert pc["lrp_loc"][0] == pytest.approx(0.3)
     assert pc["lrp_fp"][0] == pytest.approx(1 / 3)
@@ -209,10 +209,10 @@ def test_dece_netcal_matches_histogramdd_reference():
     for thr in (1, 8):
         ok = cnt >= thr
         ref = np.sum(np.abs(s_y[ok] - s_p[ok])) / n
-        got = detection.dece_netcal(conf, y, feats, bins=[5, 3, 3], sample_threshold=thr)
+        got = detection.dece_netcal(conf, y, feats, n_bins=[5, 3, 3], sample_threshold=thr)
         assert got == pytest.approx(ref, abs=1e-12)
     # confidence only, 10 bins, equals the pooled ECE with numpy closure
-    ref1 = detection.dece_netcal(conf, y, bins=10)
+    ref1 = detection.dece_netcal(conf, y, n_bins=10)
     b = np.minimum((x[:, 0] * 10).astype(int), 9)
     manual = sum(abs(y[b == j].sum() - conf[b == j].sum()) for j in range(10)) / n
     assert ref1 == pytest.approx(manual)
@@ -309,5 +309,5 @@ def test_real_detections_reproduce_spec_dece_numbers(shared_data):
     assert round(100 * detection.dece_pooled(ms[0]), 2) == 21.37
     assert round(100 * detection.dece_pooled(ms[1]), 2) == 18.16
     flags = np.load(npz)["det_matched_iou060"].astype(bool)
-    assert round(100 * detection.dece_netcal(dets.score, flags, bins=10), 2) == 19.26
-    np.testing.assert_array_equal(detection.match_netcal(gt, dets, iou_threshold=0.6), flags)
+    assert round(100 * detection.dece_netcal(dets.score, flags, n_bins=10), 2) == 19.26
+    np.testing.assert_array_equal(detection.match_netcal(gt, dets, tau=0.6), flags)

@@ -164,7 +164,8 @@ def test_accumulate_shapes_and_errors():
 def test_average_precision_unchanged_definition():
     # the mean over classes of the mean over (thresholds, recall points), area ignored
     gt, dets = make_coco_like(40, seed=3)
-    value, per_class = detection.average_precision(gt, dets, return_per_class=True)
+    value = detection.average_precision(gt, dets)
+    per_class = detection.average_precision_per_class(gt, dets)
     p, _ = accumulate(gt, dets, area_ranges=[[-np.inf, np.inf]], max_dets=[100])
     q = p[:, :, :, 0, 0]
     has = q[0, 0] > -1

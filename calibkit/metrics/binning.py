@@ -134,6 +134,25 @@ def assign_upper_edges(p: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return np.searchsorted(upper[:-1], p, side="left")
 
 
+def quantile_edges(p: np.ndarray, n_bins: int) -> np.ndarray:
+    """Quantile edges ``np.quantile(p, linspace(0, 1, n_bins + 1))`` with the outer edges set
+    to 0 and 1: netcal's equal-mass edges (``equal_intervals=False``), used by netcal's D-ECE.
+
+    Unlike :func:`assign_quantile`, the edges are values, so tied scores may straddle an edge
+    value only by being on it; use :func:`assign_edges` to bin scores against them.
+    """
+    edges = np.quantile(np.asarray(p, np.float64), np.linspace(0, 1, check_n_bins(n_bins) + 1))
+    edges[0], edges[-1] = 0.0, 1.0
+    return edges
+
+
+def assign_edges(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of each score for increasing ``edges`` (bins ``[e_j, e_{j+1})``, the last
+    closed, scores outside clipped into the first or last bin)."""
+    n_bins = len(edges) - 1
+    return np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, n_bins - 1)
+
+
 CLOSURES = ("numpy", "right", "left")
 
 
