@@ -16,11 +16,12 @@ A, B = [0, 0, 10, 10], [50, 50, 10, 10]
 
 
 def lrp_of(tp, iou, npig, tau):
-    n_tp, n_fp = tp.sum(), (~tp).sum()
-    # the spec's arithmetic (detection.md 10.6): loc = tp - cumsum(iou * tp), summed in order;
-    # at tau = 0 LRP has exact plateaus whose argmin is decided by that rounding
+    """LRP with the spec's arithmetic (detection.md 10.6), operation by operation: at tau = 0
+    LRP has exact plateaus whose argmin is decided by the rounding of these expressions."""
+    n_tp, n_fp = float(tp.sum()), float((~tp).sum())
+    n_fn = npig - n_tp
     loc = n_tp - (np.cumsum(np.where(tp, iou, 0.0))[-1] if len(tp) else 0.0)
-    return (loc / (1 - tau) + n_fp + npig - n_tp) / (n_tp + n_fp + npig - n_tp)
+    return (loc / (1 - tau) + n_fp + n_fn) / (n_tp + n_fp + n_fn)
 
 
 def thresholds_ref(m, tie_aware):
