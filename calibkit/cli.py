@@ -7,6 +7,7 @@ import argparse
 import sys
 
 import calibkit
+from calibkit._commandline import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,11 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        status = args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        parser.exit(2, f"calibkit: error: {exc}\n")
-    return int(status or 0)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

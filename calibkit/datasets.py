@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zipfile
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -462,8 +463,9 @@ def _read_classification_file(path: Path, *, name: str, family: str) -> Classifi
         if str(path) in str(exc):
             raise
         raise ValueError(f"{path}: cannot be read: {exc}") from exc
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot be read ({exc}).") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc}); the file may be truncated or not "
+                         "an npz archive.") from exc
     return _classification_from_arrays(arrays, path=path, name=name, family=family)
 
 
@@ -489,7 +491,13 @@ def _read_top1_csv(path: Path) -> dict:
 def _classification_from_arrays(arrays: dict, *, path, name, family) -> ClassificationOutputs:
     params = None
     if "params" in arrays:
-        params = float(np.asarray(arrays["params"]).ravel()[0])
+        raw = np.asarray(arrays["params"])
+        if raw.size != 1 or raw.dtype.kind not in "iuf" or not (
+            np.isfinite(raw).all() and float(raw.ravel()[0]) > 0
+        ):
+            raise ValueError(f"{path}: 'params' must hold one positive number (the parameter "
+                             f"count); got an array of shape {raw.shape} and dtype {raw.dtype}.")
+        params = float(raw.ravel()[0])
     info = {"name": name, "file": str(path), "params": params}
     if {"true_label", "pred_label", "confidence"} <= set(arrays):
         y = _int_labels(arrays["true_label"], path, "true_label")

@@ -11,7 +11,8 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
+
+from calibkit._commandline import check_output_file, run_command
 
 __all__ = ["add_subparser", "main"]
 
@@ -94,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = top.add_subparsers(dest="command", required=True)
     add_subparser(commands)
     args = top.parse_args(["detection", *argv])
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        top.exit(2, f"calibkit detection: error: {exc}\n")
-    return 2  # pragma: no cover
+    return run_command(args.func, args, prog="calibkit detection")
 
 
 def _matching_args(p: argparse.ArgumentParser) -> None:
@@ -172,15 +169,18 @@ def _run_calibrate(args) -> int:
             raise ValueError(
                 f"--thresholds must be 'lrp', 'none' or a score in [0, 1]; got {th!r}."
             ) from None
+    out_path = check_output_file(args.out, "--out")
+    model_path = None if not args.save_model else check_output_file(args.save_model,
+                                                                     "--save-model")
     cal = DetectionCalibrator(
         method=args.method, classwise=not args.pooled, target=args.target, thresholds=thresholds,
         tau=args.tau, iou_op=args.iou_op,
     ).fit(args.gt_val, args.dets_val)
     out = cal.transform(args.dets).to_coco()
-    Path(args.out).write_text(json.dumps(out))
-    if args.save_model:
-        cal.save(args.save_model)
-    print(f"wrote {len(out)} calibrated detections to {args.out}")
+    out_path.write_text(json.dumps(out))
+    if model_path is not None:
+        cal.save(model_path)
+    print(f"wrote {len(out)} calibrated detections to {out_path}")
     return 0
 
 

@@ -628,6 +628,16 @@ _BLOCK = 1 << 23
 def _read_results_file(path) -> Detections:
     """A COCO results file (a json list of result dicts, or an object with
     ``annotations``) into columns, block by block (see the module docstring)."""
+    try:
+        return _read_results_blocks(path)
+    except (OSError, EOFError) as exc:  # a damaged or truncated gzip stream, a read error
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"dets: {path} cannot be read ({exc}); the file may be truncated or "
+                         "damaged.") from exc
+
+
+def _read_results_blocks(path) -> Detections:
     name = "dets"
     path, f = _open(path, name)
     label = f"{name} {path}"

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from calibkit._commandline import check_output_dir, run_command
+
 DEFAULT_OUT = "calibkit-bench"
 
 
@@ -100,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(["bench", *argv])
     args.command_line = " ".join(shlex.quote(a) for a in ["calibkit", "bench", *argv])
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        parser.exit(2, f"calibkit: error: {exc}\n")
+    return run_command(args.func, args)
 
 
 # --------------------------------------------------------------------------------------
@@ -120,6 +119,7 @@ def run_classification_command(args, *, out=None, command=None) -> int:
     )
 
     # cheap checks first, so a typo does not wait for the data to load
+    out = check_output_dir(out or args.out, "--out")
     check_methods(args.methods, CLASSIFICATION_METHODS, "--methods")
     _check_jobs(args)
     if args.seeds < 1:
@@ -135,7 +135,6 @@ def run_classification_command(args, *, out=None, command=None) -> int:
                                     progress=not args.quiet)
     result["wall_time_s"] = time.perf_counter() - t0
     finish_classification(result)
-    out = Path(out or args.out)
     write_classification(result, out, command=command or _command(args), plots=not args.no_plots)
     if not args.quiet:
         print(classification_text(result))
@@ -149,6 +148,7 @@ def run_coco_command(args, *, out=None, command=None) -> int:
     from calibkit.bench.coco import COCO_METHODS, CocoConfig, coco_text, run_coco, write_coco
     from calibkit.bench.methods import check_methods
 
+    out = check_output_dir(out or args.out, "--out")
     check_methods(args.methods, COCO_METHODS, "--methods")
     _check_jobs(args)
     if args.seeds < 1:
@@ -161,7 +161,6 @@ def run_coco_command(args, *, out=None, command=None) -> int:
         result = run_coco(data, config, jobs=args.jobs, backend=args.backend,
                           progress=not args.quiet)
     result["wall_time_s"] = time.perf_counter() - t0
-    out = Path(out or args.out)
     write_coco(result, out, command=command or _command(args), plots=not args.no_plots)
     if not args.quiet:
         print(coco_text(result))
@@ -174,7 +173,7 @@ def run_all_command(args) -> int:
     from calibkit.bench.coco import COCO_METHODS
     from calibkit.bench.methods import DEFAULT_CLASSIFICATION_METHODS
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     command = _command(args)
     ns = argparse.Namespace(**vars(args))
     ns.data = ns.family = ns.models = ns.max_samples = None

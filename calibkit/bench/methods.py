@@ -31,13 +31,13 @@ CLASSIFICATION_METHODS = {
     "beta": MethodSpec("Beta calibration", "calibkit.binning", "BetaCalibration"),
     "venn-abers": MethodSpec("Venn-ABERS (IVAP)", "calibkit.venn_abers", "VennAbers"),
     "conformal-lac": MethodSpec("Split conformal, LAC", "calibkit.conformal",
-                                "SplitConformalClassifier", (("score", "lac"),),
+                                "SplitConformalClassifier", (("conformity_score", "lac"),),
                                 top1=False, conformal=True),
     "conformal-aps": MethodSpec("Split conformal, APS", "calibkit.conformal",
-                                "SplitConformalClassifier", (("score", "aps"),),
+                                "SplitConformalClassifier", (("conformity_score", "aps"),),
                                 top1=False, conformal=True),
     "conformal-raps": MethodSpec("Split conformal, RAPS", "calibkit.conformal",
-                                 "SplitConformalClassifier", (("score", "raps"),),
+                                 "SplitConformalClassifier", (("conformity_score", "raps"),),
                                  top1=False, conformal=True),
 }
 
