@@ -230,15 +230,14 @@ class BetaCalibration(BinaryCalibrator):
     def _fit_nonnegative(self, features, y, w, intercept):
         """betacal's rule: fit, then refit with the first negative coefficient fixed at 0."""
         active = list(range(features.shape[1]))
-        ones = np.ones((len(y), 1 if intercept else 0))
         while True:
-            design = np.column_stack([features[:, active], ones])
-            if design.shape[1] == 0:
+            if not active and not intercept:
                 theta, n_iter, converged = np.zeros(0), 0, True
             else:
-                start = np.r_[np.ones(len(active)), np.zeros(ones.shape[1])]
+                start = np.r_[np.ones(len(active)), np.zeros(int(intercept))]
                 theta, n_iter, converged = fit_logistic_newton(
-                    design, y, w, start, self.max_iter, self.tol
+                    features[:, active], y, w, start, self.max_iter, self.tol,
+                    intercept=intercept,
                 )
             coef = theta[: len(active)]
             negative = [j for j, v in zip(active, coef, strict=True) if v < 0]

@@ -265,10 +265,10 @@ class PlattScaling(BinaryCalibrator):
         t = y.astype(np.float64, copy=False)
         if self.target_smoothing:
             t = _platt_targets(t, w)
-        ww = np.ones_like(x) if w is None else w
-        mean_t = float(np.clip(_dot(ww, t) / ww.sum(), 1e-12, 1 - 1e-12))
+        mean_t = t.mean() if w is None else _dot(w, t) / w.sum()
+        mean_t = float(np.clip(mean_t, 1e-12, 1 - 1e-12))
         (a, b), n_iter, converged = fit_logistic_newton(
-            np.column_stack([x, np.ones_like(x)]), t, w,
+            x[:, None], t, w,
             np.array([0.0, math.log(mean_t / (1.0 - mean_t))]), self.max_iter, self.tol,
         )
         self.a_, self.b_ = float(a), float(b)
@@ -665,33 +665,35 @@ def _platt_targets(t, w):
     return t * ((n_pos + 1.0) / (n_pos + 2.0)) + (1.0 - t) * (1.0 / (n_neg + 2.0))
 
 
-def fit_logistic_newton(design, t, w, theta0, max_iter, tol):
+def fit_logistic_newton(features, t, w, theta0, max_iter, tol, *, intercept=True):
     """Weighted logistic regression with soft targets by damped Newton, in float64: the one
     solver of Platt scaling and beta calibration.
 
     Minimises ``L(theta) = sum_i w_i [log(1 + exp(eta_i)) - t_i eta_i]`` with
-    ``eta = design @ theta`` (written ``-log_expit(eta) + (1 - t) eta``, stable for any
-    ``eta``); gradient ``X^T (w (q - t))``, Hessian ``X^T diag(w q (1 - q)) X`` with
+    ``eta = features @ theta[:d]`` (plus ``theta[d]`` with an intercept), written
+    ``-log_expit(eta) + (1 - t) eta``, stable for any ``eta``; gradient ``X^T (w (q - t))``, Hessian ``X^T diag(w q (1 - q)) X`` with
     ``q = sigmoid(eta)``. Each Newton step is damped by backtracking (Armijo) on ``L``; a
     singular Hessian falls back to its pseudo-inverse.
 
     Parameters
     ----------
-    design : ndarray of shape (n, d)
-        Features, with a column of ones for an intercept.
+    features : ndarray of shape (n, d)
+        Features (the intercept is not a column: see ``intercept``).
     t : ndarray of shape (n,)
         Targets in [0, 1].
     w : ndarray of shape (n,) or None
         Sample weights.
-    theta0 : ndarray of shape (d,)
-        Start.
+    theta0 : ndarray of shape (d,) or (d + 1,)
+        Start (the intercept last).
     max_iter : int
     tol : float
         Stop when a step (after damping) is below ``tol * max(1, max |theta|)`` (max-norm).
+    intercept : bool, default=True
+        Fit an intercept (the last parameter).
 
     Returns
     -------
-    theta : ndarray of shape (d,)
+    theta : ndarray of shape (d,) or (d + 1,)
     n_iter : int
     converged : bool
         False when ``max_iter`` was reached (separable data drive ``theta`` to infinity).
@@ -699,9 +701,20 @@ def fit_logistic_newton(design, t, w, theta0, max_iter, tol):
     ww = np.ones(len(t)) if w is None else w
     w_neg = ww * (1.0 - t)
     params = np.asarray(theta0, dtype=np.float64).copy()
+    # contiguous columns: d is 1 to 3, and dot products of contiguous vectors are several
+    # times faster than products with an (n, d) matrix
+    cols = [np.ascontiguousarray(features[:, j], dtype=np.float64)
+            for j in range(features.shape[1])]
+    d = len(cols)
+
+    def eta_of(p):
+        eta = np.full(len(t), p[d]) if intercept else np.zeros(len(t))
+        for j in range(d):
+            eta += cols[j] * p[j]
+        return eta
 
     def loss(p):
-        eta = design @ p
+        eta = eta_of(p)
         log_q = log_expit(eta)
         return _dot(w_neg, eta) - _dot(ww, log_q), log_q
 
@@ -711,8 +724,16 @@ def fit_logistic_newton(design, t, w, theta0, max_iter, tol):
     current, log_q = loss(params)
     for it in range(1, max_iter + 1):
         q = np.exp(log_q)
-        grad = design.T @ (ww * (q - t))
-        hess = (design * (ww * q * (1.0 - q))[:, None]).T @ design
+        r = ww * (q - t)
+        v = ww * q * (1.0 - q)
+        vc = [v * c for c in cols]
+        grad = [_dot(r, c) for c in cols]
+        hess = [[_dot(vc[i], cols[j]) for j in range(d)] for i in range(d)]
+        if intercept:  # the column of ones, without materialising it
+            grad.append(float(r.sum()))
+            side = [float(a.sum()) for a in vc]
+            hess = [row + [side[i]] for i, row in enumerate(hess)] + [side + [float(v.sum())]]
+        grad, hess = np.array(grad), np.array(hess)
         try:
             step = -np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
