@@ -671,9 +671,9 @@ def fit_logistic_newton(features, t, w, theta0, max_iter, tol, *, intercept=True
 
     Minimises ``L(theta) = sum_i w_i [log(1 + exp(eta_i)) - t_i eta_i]`` with
     ``eta = features @ theta[:d]`` (plus ``theta[d]`` with an intercept), written
-    ``-log_expit(eta) + (1 - t) eta``, stable for any ``eta``; gradient ``X^T (w (q - t))``, Hessian ``X^T diag(w q (1 - q)) X`` with
-    ``q = sigmoid(eta)``. Each Newton step is damped by backtracking (Armijo) on ``L``; a
-    singular Hessian falls back to its pseudo-inverse.
+    ``-log_expit(eta) + (1 - t) eta``, stable for any ``eta``; gradient ``X^T (w (q - t))``,
+    Hessian ``X^T diag(w q (1 - q)) X`` with ``q = sigmoid(eta)``. Each Newton step is damped
+    by backtracking (Armijo) on ``L``; a singular Hessian falls back to its pseudo-inverse.
 
     Parameters
     ----------
