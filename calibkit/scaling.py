@@ -540,30 +540,34 @@ class _BinaryNLL:
 
 
 class _SoftmaxNLL:
-    """Derivatives in beta of ``sum_i w_i [logsumexp(beta z_i) - beta z_{i,y_i}]``.
+    """Derivatives in beta of ``sum_i w_i [logsumexp(beta u_i) - beta u_{i,y_i}]`` for the
+    logits ``u = z / scale`` (:func:`logit_scale`), so ``beta`` is in units of ``1 / scale``.
 
-    The logits are taken relative to their row maximum and divided by ``scale``
-    (:func:`logit_scale`), so ``beta`` is in units of ``1 / scale``. One pass over row chunks
-    that stay in cache: ``e = exp(beta (z - max_j z) / scale)`` in the dtype of ``z`` (float32
-    logits stay float32), the row sums of ``e``, ``e z`` in float64 and of ``e z**2``,
-    ``e z**3`` in the input dtype, then per-row cumulants in float64. ``n_jobs`` threads
-    share the row blocks (numpy releases the GIL).
+    One pass over row chunks that stay in cache: ``e = exp(b (z - max_j z))`` with
+    ``b = beta / scale`` in the dtype of ``z`` (float32 logits stay float32), the row sums of
+    ``e``, ``e z`` in float64 and of ``e z**2``, ``e z**3`` in the input dtype, then per-row
+    cumulants in float64, divided by ``scale``, ``scale**2`` and ``scale**3``: the scale
+    costs no elementwise work. When those raw moments overflow (logits near the top of the
+    dtype's range), the chunks are divided by ``scale`` first. ``n_jobs`` threads share the
+    row blocks (numpy releases the GIL).
     """
 
     def __init__(self, z, y, w, *, n_jobs=None, scale=None):
         self.z = z
         n, k = z.shape
         self.resolution = float(np.finfo(z.dtype).eps) if z.dtype == np.float32 else 0.0
-        m = z.max(axis=1)
-        if scale is None:
-            scale = logit_scale(m.astype(np.float64) - z.mean(axis=1, dtype=np.float64))
+        self.m = z.max(axis=1)
+        if scale is None:  # an equivariant statistic; strided rows of large inputs suffice
+            step = 16 if n >= 8 * 1024 else 1
+            spread = self.m[::step].astype(np.float64) - z[::step].mean(axis=1, dtype=np.float64)
+            scale = logit_scale(spread)
         self.scale = scale
-        # multiply before subtracting: (z - m) could overflow where z / s - m / s cannot
-        self.inv_scale = None if scale == 1.0 else z.dtype.type(1.0 / scale)
-        self.m = m if self.inv_scale is None else m * self.inv_scale
         zy = z[np.arange(n), y]
-        zy = zy if self.inv_scale is None else zy * self.inv_scale
-        self.zy = zy.astype(np.float64) - self.m
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.zy = (zy.astype(np.float64) - self.m) / scale
+        self._prescale = not np.all(np.isfinite(self.zy))
+        if self._prescale:
+            self._use_prescaled()
         self.w = w
         self.rows = chunk_rows(k * z.dtype.itemsize * 3)
         threads = effective_n_jobs(n_jobs)
@@ -572,8 +576,18 @@ class _SoftmaxNLL:
         self._n_jobs = n_jobs
         self._y = y
 
+    def _use_prescaled(self):
+        """Divide each chunk by ``scale`` before subtracting the (scaled) row maximum: slower,
+        but finite where ``z - max_j z`` or its cube would overflow."""
+        z, n = self.z, self.z.shape[0]
+        self._prescale = True
+        self._inv = z.dtype.type(1.0 / self.scale)
+        self._m_scaled = self.m * self._inv
+        zy = z[np.arange(n), self._y] * self._inv
+        self.zy = zy.astype(np.float64) - self._m_scaled
+
     def slope_at_zero_temperature(self):
-        """``lim dL/dbeta = sum w (max_j z - z_y)`` as ``beta -> inf``."""
+        """``lim dL/dbeta = sum w (max_j u - u_y)`` as ``beta -> inf``."""
         return float(-self.zy.sum()) if self.w is None else -_dot(self.w, self.zy)
 
     def close(self):
@@ -593,23 +607,37 @@ class _SoftmaxNLL:
 
     def __call__(self, beta):
         dtype = self.z.dtype
-        b = dtype.type(beta)
-        beta_used = float(b)
+        if self._prescale:
+            b = dtype.type(beta)
+            beta_used = float(b)
+        else:
+            b = dtype.type(beta / self.scale)
+            beta_used = float(b) * self.scale
+        l1, l2, l3 = self._derivatives(b)
+        if not self._prescale and not (np.isfinite(l1) and np.isfinite(l2) and np.isfinite(l3)):
+            self._use_prescaled()
+            return self(beta)
+        return beta_used, l1, l2, l3
+
+    def _derivatives(self, b):
         n = self.z.shape[0]
         bounds = np.linspace(0, n, self.n_threads + 1).astype(int)
-        if self._pool is None:
-            parts = [self._block(b, beta_used, 0, n)]
-        else:
-            futures = [
-                self._pool.submit(self._block, b, beta_used, lo, hi)
-                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-            ]
-            parts = [f.result() for f in futures]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self._pool is None:
+                parts = [self._block(b, 0, n)]
+            else:
+                futures = [self._pool.submit(self._block, b, lo, hi)
+                           for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+                parts = [f.result() for f in futures]
         l1, l2, l3 = np.sum(parts, axis=0)
-        return beta_used, float(l1), float(l2), float(l3)
+        return float(l1), float(l2), float(l3)
 
-    def _block(self, b, beta_used, lo, hi):
-        z, m, zy, w = self.z, self.m, self.zy, self.w
+    def _block(self, b, lo, hi):
+        z, zy, w = self.z, self.zy, self.w
+        pre = self._prescale
+        m = self._m_scaled if pre else self.m
+        # raw moments are in units of z: divide by scale, scale**2, scale**3
+        s1 = 1.0 if pre else 1.0 / self.scale
         k = z.shape[1]
         rows = self.rows
         zc_buf = np.empty((rows, k), z.dtype)
@@ -620,19 +648,19 @@ class _SoftmaxNLL:
             t = min(s + rows, hi)
             r = t - s
             zc, e, u = zc_buf[:r], e_buf[:r], u_buf[:r]
-            if self.inv_scale is None:
-                np.subtract(z[s:t], m[s:t, None], out=zc)
-            else:
-                np.multiply(z[s:t], self.inv_scale, out=zc)
+            if pre:
+                np.multiply(z[s:t], self._inv, out=zc)
                 np.subtract(zc, m[s:t, None], out=zc)
+            else:
+                np.subtract(z[s:t], m[s:t, None], out=zc)
             np.multiply(zc, b, out=e)
             np.exp(e, out=e)
             s0 = e.sum(axis=1).astype(np.float64)
             np.multiply(e, zc, out=u)
-            m1 = u.sum(axis=1).astype(np.float64) / s0
-            m2 = np.einsum("ij,ij->i", u, zc).astype(np.float64) / s0
+            m1 = u.sum(axis=1).astype(np.float64) / s0 * s1
+            m2 = np.einsum("ij,ij->i", u, zc).astype(np.float64) / s0 * (s1 * s1)
             np.multiply(u, zc, out=u)
-            m3 = np.einsum("ij,ij->i", u, zc).astype(np.float64) / s0
+            m3 = np.einsum("ij,ij->i", u, zc).astype(np.float64) / s0 * (s1 * s1 * s1)
             var = m2 - m1 * m1
             k3 = m3 - 3.0 * m1 * m2 + 2.0 * m1**3
             g = m1 - zy[s:t]
