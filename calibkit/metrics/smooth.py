@@ -15,8 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calibkit._validation import Interval, Options, check_consistent_length, check_param
-from calibkit._validation import check_sample_weight
+from calibkit._validation import (
+    Interval,
+    Options,
+    check_consistent_length,
+    check_param,
+    check_sample_weight,
+)
 from calibkit.metrics.calibration import check_probabilities, encode_y
 
 __all__ = ["smooth_calibration_error", "smooth_reliability_curve", "SmoothReliabilityCurve"]
