@@ -116,10 +116,10 @@ def test_same_seed_same_results_and_jobs_do_not_matter():
 
 def test_bad_input_gives_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["classification", "--methods", "platt", "dirichlet", "--out", str(tmp_path)])
+        main(["classification", "--methods", "platt", "dirichlet-full", "--out", str(tmp_path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown method(s) ['dirichlet'] for --methods" in err and "venn-abers" in err
+    assert "unknown method(s) ['dirichlet-full'] for --methods" in err and "venn_abers" in err
     np.savez(tmp_path / "a.npz", logits=np.zeros((4, 3)), labels=[0, 1, 2, 0])
     np.savez(tmp_path / "b.npz", logits=np.zeros((5, 3)), labels=[0, 1, 2, 0, 1])
     with pytest.raises(SystemExit):
