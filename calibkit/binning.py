@@ -146,7 +146,8 @@ class BetaCalibration(BinaryCalibrator):
     Hessian and a backtracking line search, in float64. As in the ``betacal`` package,
     ``a, b >= 0`` is enforced by refitting: if the fitted ``a`` is negative the fit is
     redone with ``a = 0``; otherwise if ``b`` is negative, with ``b = 0`` (a remaining
-    negative coefficient is also set to 0). Non-convergence (e.g. separable data) raises a
+    negative coefficient is also set to 0); ``"ab"`` is fitted without the constraint, as
+    betacal's ``"ab"`` model. Non-convergence (e.g. separable data) raises a
     :class:`ConvergenceWarning`.
     """
 
@@ -179,7 +180,12 @@ class BetaCalibration(BinaryCalibrator):
         else:
             features = np.column_stack([log_p, -log_1mp])
             intercept = True
-        coef, c, n_iter = self._fit_nonnegative(features, y, w, intercept)
+        if self.parameters == "ab":
+            # as betacal's "ab" model: an unconstrained logistic fit of [ln 2p, -ln 2(1 - p)]
+            coef, n_iter = _newton_logistic(features, y, w, False, self.max_iter, self.tol)
+            c = 0.0
+        else:
+            coef, c, n_iter = self._fit_nonnegative(features, y, w, intercept)
         if self.parameters == "am":
             a = b = coef[0]
         else:
