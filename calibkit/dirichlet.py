@@ -223,7 +223,12 @@ class MatrixScaling(DirichletCalibration):
 
 
 def _class_logits(scores: Scores) -> np.ndarray:
-    """(n, K) logits of the scores; 1-D binary scores are ``[0, z]``."""
+    """(n, K) logits of the scores: 1-D binary logits are ``[0, z]`` and 1-D probabilities
+    ``[ln(1 - p), ln p]``, so that they equal the two-column forms of the same scores."""
+    if scores.values.ndim == 1 and scores.kind == "probs":
+        p = Scores(scores.values, "probs", scores.name)
+        z = p.logits()  # warns on saturated probabilities, as every logit conversion does
+        return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
     z = scores.logits()
     if z.ndim == 1:
         z = np.column_stack([np.zeros_like(z), z])

@@ -110,7 +110,8 @@ CALIBRATORS: dict[str, CalibratorSpec] = {
                        "structured matrix scaling: temperature, then ridge matrix scaling",
                        soft_targets=False, needs_logits=True, bench_default=False),
         CalibratorSpec("spline", "calibkit.spline", "SplineCalibration",
-                       "spline of the cumulative calibration curve (binary or top-label)"),
+                       "spline of the cumulative calibration curve (binary or top-label)",
+                       soft_targets=False),
         *(CalibratorSpec(f"tva_{inner}", "calibkit.top_versus_all", "TopVersusAll",
                          f"top-versus-all: {inner} of the top-label confidence",
                          params={"calibrator": inner}, binary=False, soft_targets=False)

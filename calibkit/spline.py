@@ -61,6 +61,8 @@ class SplineCalibration(BinaryCalibrator):
     """
 
     _parameter_constraints: ClassVar[dict] = {"n_knots": [Interval("integer", 2, None)]}
+    # the cumulative curve orders samples: a soft target is not two weighted hard labels
+    _supports_soft_targets = False
 
     def __init__(self, *, n_knots=6, input="auto"):
         self.n_knots = n_knots

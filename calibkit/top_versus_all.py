@@ -46,8 +46,8 @@ def top_label_probabilities(probs: np.ndarray, q: np.ndarray) -> np.ndarray:
     The top class gets ``q' = max(q, p_2 / (1 - p_1 + p_2))`` and every other class ``k``
     its share of the rest, ``p_k (1 - q') / (1 - p_1)`` (uniform over the others when
     ``p_1 = 1``), where ``p_1`` is the top probability and ``p_2`` the second largest. The
-    floor on ``q'`` is the smallest confidence that keeps the top class first, so the
-    predicted class never changes.
+    floor on ``q'`` is the smallest confidence that keeps the top class first (at the floor
+    it is raised by one ulp over the runner-up), so the predicted class never changes.
 
     Parameters
     ----------
@@ -75,7 +75,8 @@ def top_label_probabilities(probs: np.ndarray, q: np.ndarray) -> np.ndarray:
     share[degenerate] = 1.0 / (k - 1)
     share[degenerate, top[degenerate]] = 0.0
     out = share * (1.0 - q)[:, None]
-    out[rows, top] = q
+    # at the floor the top class ties with the runner-up: one ulp more keeps it the argmax
+    out[rows, top] = np.maximum(q, np.nextafter(out.max(axis=1), 2.0) * (q <= floor))
     return out
 
 
