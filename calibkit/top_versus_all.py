@@ -43,11 +43,12 @@ def top_label_problem(probs: np.ndarray, y: np.ndarray | None = None):
 def top_label_probabilities(probs: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Full probability vectors from a calibrated top-label confidence.
 
-    The top class gets ``q' = max(q, p_2 / (1 - p_1 + p_2))`` and every other class ``k``
-    its share of the rest, ``p_k (1 - q') / (1 - p_1)`` (uniform over the others when
-    ``p_1 = 1``), where ``p_1`` is the top probability and ``p_2`` the second largest. The
-    floor on ``q'`` is the smallest confidence that keeps the top class first (at the floor
-    it is raised by one ulp over the runner-up), so the predicted class never changes.
+    With ``p_1`` the top probability, ``p_2`` the second largest and ``s`` the mass of
+    the other classes (``1 - p_1`` for rows summing to 1), the top class gets
+    ``q' = max(q, p_2 / (s + p_2))`` and every other class ``k`` its share of the rest,
+    ``p_k (1 - q') / s`` (uniform over the others when ``s = 0``). The floor on ``q'`` is the
+    smallest confidence that keeps the top class first (at the floor it is raised by one ulp
+    over the runner-up), so the predicted class never changes.
 
     Parameters
     ----------
@@ -62,11 +63,11 @@ def top_label_probabilities(probs: np.ndarray, q: np.ndarray) -> np.ndarray:
     n, k = probs.shape
     rows = np.arange(n)
     top = probs.argmax(axis=1)
-    p1 = probs[rows, top]
     rest = probs.copy()
     rest[rows, top] = 0.0
     p2 = rest.max(axis=1)
-    left = 1.0 - p1
+    # the others' mass (1 - p_1 for rows summing to 1; rows of float32 probabilities may not)
+    left = rest.sum(axis=1)
     floor = np.divide(p2, left + p2, out=np.full(n, 1.0 / k), where=(left + p2) > 0)
     q = np.clip(np.maximum(q, floor), 0.0, 1.0)
     share = np.empty_like(rest)
