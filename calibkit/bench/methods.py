@@ -43,9 +43,10 @@ def _registry_methods() -> dict[str, MethodSpec]:
         if name == "identity":  # the "uncalibrated" baseline
             continue
         cls = getattr(importlib.import_module(spec.module), spec.cls)
-        # top-1-only data has one score per sample: calibrators of one score apply, maps of
-        # whole score vectors (temperature, vector, ETS, ...) do not
-        top1 = spec.binary and issubclass(cls, BinaryCalibrator)
+        # top-1-only data has one score per sample: calibrators of one score apply (the
+        # one-vs-rest family and Venn-ABERS), maps of whole logit vectors (temperature, ETS,
+        # Dirichlet, ...) do not
+        top1 = spec.binary and (issubclass(cls, BinaryCalibrator) or not spec.needs_logits)
         out[name] = MethodSpec(spec.summary, spec.module, spec.cls,
                                tuple(sorted(spec.params.items())), top1=top1,
                                registry=name, default=spec.bench_default)
