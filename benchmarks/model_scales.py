@@ -18,7 +18,8 @@ from calibkit.bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = "benchmarks/results/classification"  # relative: the report shows the command
-DOC_IMAGE = ("plots/scale_imagenet_ece_width.png", "docs/img/bench_scale_imagenet_ece_width.png")
+DOC_IMAGES = [("plots/scale_imagenet_ece_width.png", "docs/img/bench_scale_imagenet_ece_width.png"),
+              ("plots/ranking_cifar100.png", "docs/img/bench_ranking_cifar100.png")]
 
 if __name__ == "__main__":
     args = sys.argv[1:]
@@ -26,7 +27,8 @@ if __name__ == "__main__":
         args += ["--out", OUT]
     status = main(["classification", *args])
     out = Path(args[args.index("--out") + 1])
-    if status == 0 and (out / DOC_IMAGE[0]).is_file():
-        (ROOT / "docs" / "img").mkdir(exist_ok=True)
-        shutil.copy(out / DOC_IMAGE[0], ROOT / DOC_IMAGE[1])
+    for src, dst in DOC_IMAGES:
+        if status == 0 and (out / src).is_file():
+            (ROOT / "docs" / "img").mkdir(exist_ok=True)
+            shutil.copy(out / src, ROOT / dst)
     sys.exit(status)

@@ -23,6 +23,13 @@ _EXPORTS = {
     "IdentityCalibration": "calibkit.linear",
     "LinearCalibration": "calibkit.linear",
     "VennAbers": "calibkit.venn_abers",
+    "EnsembleTemperatureScaling": "calibkit.ensemble",
+    "DirichletCalibration": "calibkit.dirichlet",
+    "MatrixScaling": "calibkit.dirichlet",
+    "StructuredVectorScaling": "calibkit.structured",
+    "StructuredMatrixScaling": "calibkit.structured",
+    "SplineCalibration": "calibkit.spline",
+    "TopVersusAll": "calibkit.top_versus_all",
     "CalibratedClassifier": "calibkit.sklearn",
 }
 

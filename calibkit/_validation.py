@@ -114,15 +114,17 @@ def check_consistent_length(*pairs: tuple[str, np.ndarray]) -> int:
     return next(iter(lengths.values()))
 
 
-def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+def check_sample_weight(sample_weight, n: int, *, rescale: bool = True) -> np.ndarray | None:
     """Validate and normalise ``sample_weight``: shape (n,), finite, non-negative, some
     positive.
 
-    Weights only matter up to a common factor, so they are returned rescaled by the power of
-    two that brings their largest value into [0.5, 1): the scaling is exact (no rounding), so
-    ``w`` and ``c * w`` give bit-identical results when ``c`` is a power of two and agree to
-    rounding otherwise, and sums of any weights (all 1e307, all 1e-300) neither overflow nor
-    underflow.
+    For calibrators and metrics weights only matter up to a common factor, so they are
+    returned rescaled by the power of two that brings their largest value into [0.5, 1): the
+    scaling is exact (no rounding), so ``w`` and ``c * w`` give bit-identical results when
+    ``c`` is a power of two and agree to rounding otherwise, and sums of any weights (all
+    1e307, all 1e-300) neither overflow nor underflow. ``rescale=False`` keeps them as given
+    (frequency weights of a hypothesis test, whose sum is the sample size) and refuses a sum
+    that is not finite.
     """
     if sample_weight is None:
         return None
@@ -137,7 +139,19 @@ def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
             "sample_weight sums to zero (all weights are zero); at least one sample needs "
             "a positive weight."
         )
+    if not rescale:
+        if not np.isfinite(w.sum()):
+            raise ValueError("sample_weight sums to infinity; these are frequency weights (a "
+                             "weight of 2 counts as two observations): scale them down.")
+        return w
     return np.ldexp(w, -np.frexp(top)[1])
+
+
+def frequency_weights(w: np.ndarray) -> np.ndarray:
+    """Relative weights as counts of samples: rescaled to mean 1 over the samples of positive
+    weight, for formulas that count samples (a prior of one sample, a test point of weight
+    1, a penalty that shrinks with ``n``), so that only the ratios of the weights matter."""
+    return w * (np.count_nonzero(w) / w.sum())
 
 
 def check_input_kind(input: str) -> str:

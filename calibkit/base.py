@@ -241,7 +241,7 @@ class BinaryCalibrator(Calibrator):
 
     def _check_fitted_state(self) -> None:
         k = getattr(self, "n_features_in_", 0)
-        if k > 2:
+        if k > 2 and self._multiclass_strategy() in ("one_vs_rest", "one_vs_one"):
             n = k * (k - 1) // 2 if self._multiclass_strategy() == "one_vs_one" else k
             ests = getattr(self, "estimators_", None)
             if ests is None or len(ests) != n or any(type(e) is not type(self) for e in ests):

@@ -165,8 +165,9 @@ class BetaCalibration(BinaryCalibrator):
     backtracking line search, in float64), started at the identity map ``a = b = 1, c = 0``.
     As in the ``betacal`` package, ``a, b >= 0`` is enforced by refitting: if the fitted
     ``a`` is negative the fit is redone with ``a = 0``; otherwise if ``b`` is negative, with
-    ``b = 0`` (a remaining negative coefficient is also set to 0). Non-convergence (e.g.
-    separable data) raises a :class:`ConvergenceWarning`.
+    ``b = 0`` (a remaining negative coefficient is also set to 0); ``"ab"`` is fitted without
+    the constraint, as betacal's ``"ab"`` model. Non-convergence (e.g. separable data) raises
+    a :class:`ConvergenceWarning`.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -205,7 +206,15 @@ class BetaCalibration(BinaryCalibrator):
         else:
             features = np.column_stack([log_p, -log_1mp])
             intercept = True
-        coef, c, n_iter, converged = self._fit_nonnegative(features, y, w, intercept)
+        if self.parameters == "ab":
+            # as betacal's "ab" model: an unconstrained logistic fit of [ln 2p, -ln 2(1 - p)]
+            coef, n_iter, converged = fit_logistic_newton(
+                features, y, w, np.ones(features.shape[1]), self.max_iter, self.tol,
+                intercept=False,
+            )
+            c = 0.0
+        else:
+            coef, c, n_iter, converged = self._fit_nonnegative(features, y, w, intercept)
         if self.parameters == "am":
             a = b = coef[0]
         else:

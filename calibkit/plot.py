@@ -17,7 +17,10 @@ class ReliabilityDisplay:
 
     Parameters
     ----------
-    curve : ReliabilityCurve
+    curve : ReliabilityCurve or SmoothReliabilityCurve
+        Binned (:func:`calibkit.metrics.reliability_curve`) or kernel
+        (:func:`calibkit.metrics.smooth_reliability_curve`, drawn by
+        :meth:`from_predictions_smooth`).
     ece : float or None, default=None
         Shown in the legend when given.
     name : str or None, default=None
@@ -77,6 +80,35 @@ class ReliabilityDisplay:
         return disp.plot(ax=ax, show_histogram=show_histogram, **kwargs)
 
     @classmethod
+    def from_predictions_smooth(
+        cls,
+        y_true,
+        y_prob,
+        *,
+        bandwidth=None,
+        mode="top_label",
+        sample_weight=None,
+        labels=None,
+        name=None,
+        ax=None,
+        show_histogram=True,
+        **kwargs,
+    ):
+        """The kernel reliability diagram of smooth ECE (Błasiok & Nakkiran, 2024).
+
+        The curve is :func:`calibkit.metrics.smooth_reliability_curve` (kernel-smoothed
+        observed frequency against confidence, the bandwidth that of the smooth ECE), drawn
+        as a line whose width follows the density of the predictions; the histogram panel
+        shows that density. The legend gives the smooth ECE. ``kwargs`` go to ``ax.plot``.
+        """
+        from calibkit.metrics.smooth import smooth_reliability_curve
+
+        curve = smooth_reliability_curve(y_true, y_prob, bandwidth=bandwidth, mode=mode,
+                                         sample_weight=sample_weight, labels=labels)
+        disp = cls(curve, ece=curve.error, name=name)
+        return disp.plot(ax=ax, show_histogram=show_histogram, **kwargs)
+
+    @classmethod
     def from_calibrator(cls, calibrator, scores, y, **kwargs):
         """Draw the reliability of ``calibrator.predict_proba(scores)`` against ``y``.
 
@@ -107,6 +139,8 @@ class ReliabilityDisplay:
             ax_hist = ax.inset_axes([0.06, 0.62, 0.38, 0.32]) if show_histogram else None
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
         label = name or "model"
+        if hasattr(c, "mesh"):  # a kernel (smooth) reliability curve
+            return self._plot_smooth(fig, ax, ax_hist, label, **kwargs)
         if self.ece is not None:
             label = f"{label} (ECE = {self.ece:.4f})"
         yerr = np.vstack([c.accuracy - c.ci_lower, c.ci_upper - c.accuracy])
@@ -124,6 +158,30 @@ class ReliabilityDisplay:
                         edgecolor="black", color="tab:blue", alpha=0.6)
             ax_hist.set_xlim(0, 1)
             ax_hist.set_ylabel("fraction")
+            ax_hist.set_xlabel("confidence")
+        else:
+            ax.set_xlabel("confidence")
+        self.ax_, self.ax_hist_, self.figure_ = ax, ax_hist, fig
+        return self
+
+    def _plot_smooth(self, fig, ax, ax_hist, label, **kwargs):
+        c = self.curve
+        label = f"{label} (smECE = {c.error:.4f}, bandwidth {c.bandwidth:.3f})"
+        (self.line_,) = ax.plot(c.mesh, c.accuracy, label=label, **{"color": "tab:red",
+                                                                    **kwargs})
+        # line width follows the density of the predictions, as in relplot's diagrams
+        width = c.density / max(c.density.max(), 1e-12)
+        for i in range(len(c.mesh) - 1):
+            ax.plot(c.mesh[i:i + 2], c.accuracy[i:i + 2], color=self.line_.get_color(),
+                    linewidth=0.5 + 4.0 * width[i], solid_capstyle="round")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("observed frequency (kernel-smoothed)")
+        ax.legend(loc="lower right")
+        if ax_hist is not None:
+            ax_hist.fill_between(c.mesh, c.density, color="tab:blue", alpha=0.5)
+            ax_hist.set_xlim(0, 1)
+            ax_hist.set_ylabel("density")
             ax_hist.set_xlabel("confidence")
         else:
             ax.set_xlabel("confidence")

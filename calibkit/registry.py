@@ -90,6 +90,32 @@ CALIBRATORS: dict[str, CalibratorSpec] = {
                        "clipped least-squares line (one-vs-rest)", bench_default=False),
         CalibratorSpec("venn_abers", "calibkit.venn_abers", "VennAbers",
                        "inductive Venn-ABERS predictor (one-vs-rest)", soft_targets=False),
+        CalibratorSpec("ets", "calibkit.ensemble", "EnsembleTemperatureScaling",
+                       "ensemble temperature scaling: convex mix of the temperature-scaled, "
+                       "original and uniform distributions (squared error)", needs_logits=True),
+        CalibratorSpec("dirichlet", "calibkit.dirichlet", "DirichletCalibration",
+                       "Dirichlet calibration, full matrix, ODIR with reg_lambda = reg_mu = 1e-3",
+                       params={"matrix": "full", "reg_lambda": 1e-3, "reg_mu": 1e-3},
+                       soft_targets=False, needs_logits=True, bench_default=False),
+        CalibratorSpec("dirichlet_diagonal", "calibkit.dirichlet", "DirichletCalibration",
+                       "Dirichlet calibration, diagonal matrix, unregularised",
+                       params={"matrix": "diagonal"}, soft_targets=False, needs_logits=True),
+        CalibratorSpec("matrix", "calibkit.dirichlet", "MatrixScaling",
+                       "matrix scaling: a full linear map of the logits, unregularised",
+                       soft_targets=False, needs_logits=True, bench_default=False),
+        CalibratorSpec("svs", "calibkit.structured", "StructuredVectorScaling",
+                       "structured vector scaling: temperature, then ridge vector scaling",
+                       soft_targets=False, needs_logits=True),
+        CalibratorSpec("sms", "calibkit.structured", "StructuredMatrixScaling",
+                       "structured matrix scaling: temperature, then ridge matrix scaling",
+                       soft_targets=False, needs_logits=True, bench_default=False),
+        CalibratorSpec("spline", "calibkit.spline", "SplineCalibration",
+                       "spline of the cumulative calibration curve (binary or top-label)",
+                       soft_targets=False),
+        *(CalibratorSpec(f"tva_{inner}", "calibkit.top_versus_all", "TopVersusAll",
+                         f"top-versus-all: {inner} of the top-label confidence",
+                         params={"calibrator": inner}, binary=False, soft_targets=False)
+          for inner in ("platt", "isotonic", "histogram", "beta", "venn_abers")),
     )
 }
 

@@ -31,6 +31,7 @@ from calibkit._validation import (
     Array,
     Interval,
     Scores,
+    frequency_weights,
     is_torch_tensor,
 )
 from calibkit.base import BinaryCalibrator, Calibrator, ConvergenceWarning
@@ -688,7 +689,7 @@ def _platt_targets(t, w):
     if w is None:
         n_pos, n_neg = float(t.sum()), float((1.0 - t).sum())
     else:
-        ww = w * (np.count_nonzero(w) / w.sum())
+        ww = frequency_weights(w)
         n_pos, n_neg = _dot(ww, t), _dot(ww, 1.0 - t)
     return t * ((n_pos + 1.0) / (n_pos + 2.0)) + (1.0 - t) * (1.0 / (n_neg + 2.0))
 

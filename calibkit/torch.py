@@ -288,6 +288,41 @@ class SoftmaxNLLDerivatives:
         return beta, l1, l2, l3
 
 
+class SoftmaxRegressionBackend:
+    """The array operations of calibkit's penalised softmax-regression solver
+    (``calibkit._softmax_regression``, behind Dirichlet, matrix and structured scaling) in
+    torch, float64, on ``device``: the twin of its ``NumpyBackend``."""
+
+    def __init__(self, device):
+        self.torch = torch
+        self.device = device
+
+    def asarray(self, x):
+        return self.torch.as_tensor(np.asarray(x) if isinstance(x, list) else x,
+                                    dtype=self.torch.float64, device=self.device)
+
+    def to_host(self, x) -> np.ndarray:
+        return x.detach().cpu().numpy().astype(np.float64, copy=False)
+
+    def zeros(self, shape):
+        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def ones(self, n):
+        return self.torch.ones(n, dtype=self.torch.float64, device=self.device)
+
+    def logsumexp(self, z):
+        return self.torch.logsumexp(z, dim=1)
+
+    def exp(self, z):
+        return self.torch.exp(z)
+
+    def labels(self, y):
+        return self.torch.as_tensor(y, dtype=self.torch.long, device=self.device)
+
+    def hstack(self, a, b):
+        return self.torch.cat([a, b], dim=1)
+
+
 def resolve_device(device, source):
     """The torch device to fit on, or None for numpy."""
     if device is None:

@@ -28,6 +28,7 @@ from calibkit._validation import (
     Options,
     Predicate,
     Scores,
+    frequency_weights,
     like_input,
 )
 from calibkit.base import BinaryCalibrator
@@ -203,7 +204,7 @@ class VennAbers(BinaryCalibrator):
         if self.precision is not None:
             score = np.round(score, int(self.precision))
         if w is not None:
-            w = w * (np.count_nonzero(w) / w.sum())  # frequency weights of mean 1
+            w = frequency_weights(w)
         folds = []
         for fold in self._folds(y):
             c, p0, p1 = ivap_fit(score[fold], y[fold],

@@ -116,10 +116,10 @@ def test_same_seed_same_results_and_jobs_do_not_matter():
 
 def test_bad_input_gives_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["classification", "--methods", "platt", "dirichlet", "--out", str(tmp_path)])
+        main(["classification", "--methods", "platt", "dirichlet-full", "--out", str(tmp_path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown method(s) ['dirichlet'] for --methods" in err and "venn-abers" in err
+    assert "unknown method(s) ['dirichlet-full'] for --methods" in err and "venn_abers" in err
     np.savez(tmp_path / "a.npz", logits=np.zeros((4, 3)), labels=[0, 1, 2, 0])
     np.savez(tmp_path / "b.npz", logits=np.zeros((5, 3)), labels=[0, 1, 2, 0, 1])
     with pytest.raises(SystemExit):
@@ -298,3 +298,46 @@ def test_coco_cli_on_user_files(tmp_path, shared_data, capsys):
     with pytest.raises(SystemExit):
         main(["coco", "--gt", str(gt), "--dets", str(dets), "--out", str(out)])
     assert "--dets expects NAME=DETS.json" in capsys.readouterr().err
+
+
+def test_ranking_win_rates_and_ratings_by_definition():
+    """Reference: win rates counted by hand over cells, and the Bradley-Terry strengths as
+    the maximiser of the (half-win-regularised) likelihood found by scipy."""
+    from scipy.optimize import minimize
+
+    from calibkit.bench.ranking import rank_methods
+
+    rng = np.random.default_rng(0)
+    methods = ["uncalibrated", "a", "b", "c"]
+    quality = {"uncalibrated": 1.0, "a": 0.5, "b": 0.6, "c": 0.9}
+    rows = [{"family": "f", "model": f"m{i}", "seed": s, "method": m,
+             "nll": quality[m] + rng.normal(scale=0.2)}
+            for i in range(4) for s in range(3) for m in methods]
+    ranking = {r["method"]: r for r in rank_methods(rows, metrics=("nll",), n_boot=50)}
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["model"], r["seed"]), {})[r["method"]] = r["nll"]
+    wins = np.zeros((4, 4))
+    for vals in cells.values():
+        for i, mi in enumerate(methods):
+            for j, mj in enumerate(methods):
+                if i != j:
+                    wins[i, j] += 1.0 if vals[mi] < vals[mj] else (0.5 if vals[mi] == vals[mj]
+                                                                   else 0.0)
+    for i, m in enumerate(methods):
+        assert ranking[m]["win_rate"] == pytest.approx(wins[i].sum() / (3 * len(cells)))
+    w = wins + 0.5 * (1 - np.eye(4))
+
+    def nll(theta):
+        d = theta[:, None] - theta[None, :]
+        return -np.sum(w * (d - np.logaddexp(0, d)))
+
+    theta = minimize(nll, np.zeros(4), method="BFGS", options={"gtol": 1e-10}).x
+    theta -= theta.mean()
+    for i, m in enumerate(methods):
+        assert ranking[m]["rating"] == pytest.approx(1000 + 400 * theta[i] / np.log(10),
+                                                     abs=1e-3)
+    assert ranking["uncalibrated"]["improvement"] == 0.0
+    lo, hi = ranking["a"]["rating_ci"]
+    assert lo <= ranking["a"]["rating"] <= hi
+    assert sum(r["p_best"] for r in ranking.values()) == pytest.approx(1.0)

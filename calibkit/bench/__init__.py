@@ -29,6 +29,7 @@ from calibkit.bench.coco import (
     write_coco,
 )
 from calibkit.bench.methods import CLASSIFICATION_METHODS
+from calibkit.bench.ranking import rank_methods
 from calibkit.bench.report import finish_classification, summarise, write_classification
 from calibkit.bench.scale import fit_power_law, gain_trend, scale_analysis
 
@@ -44,6 +45,7 @@ __all__ = [
     "gain_trend",
     "run_classification",
     "run_coco",
+    "rank_methods",
     "scale_analysis",
     "split_images",
     "split_indices",

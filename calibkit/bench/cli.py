@@ -58,9 +58,12 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     cls.add_argument("--family", nargs="+", default=None,
                      help="bundled families to run (cifar100, cifar10, imagenet)")
     cls.add_argument("--models", nargs="+", default=None, help="only these model names")
-    cls.add_argument("--methods", nargs="+", default=list(DEFAULT_CLASSIFICATION_METHODS),
-                     help=f"choose from {', '.join(CLASSIFICATION_METHODS)} (default: all "
-                          "but vector)")
+    cls.add_argument("--methods", nargs="+", default=None,
+                     help=f"choose from {', '.join(CLASSIFICATION_METHODS)} (default: "
+                          f"{', '.join(DEFAULT_CLASSIFICATION_METHODS)})")
+    cls.add_argument("--full", action="store_true",
+                     help="every method, also the full-matrix maps (dirichlet, matrix, sms, "
+                          "vector) that take minutes per 100-class fit")
     cls.add_argument("--n-bins", type=int, default=15)
     cls.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage")
     cls.add_argument("--test-size", type=float, default=0.5)
@@ -89,6 +92,8 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
 
     both = sub.add_parser("all", help="classification and COCO on the bundled data")
     common(both, 5)
+    both.add_argument("--full", action="store_true",
+                      help="every classification method (see classification --full)")
     both.add_argument("--coco-seeds", type=int, default=3)
     both.set_defaults(func=run_all_command)
     return bench
@@ -111,13 +116,21 @@ def main(argv: list[str] | None = None) -> int:
 def run_classification_command(args, *, out=None, command=None) -> int:
     from calibkit.bench._parallel import use_backend
     from calibkit.bench.classification import ClassificationConfig, run_classification
-    from calibkit.bench.methods import CLASSIFICATION_METHODS, check_methods
+    from calibkit.bench.methods import (
+        CLASSIFICATION_METHODS,
+        DEFAULT_CLASSIFICATION_METHODS,
+        FULL_CLASSIFICATION_METHODS,
+        check_methods,
+    )
     from calibkit.bench.report import (
         classification_text,
         finish_classification,
         write_classification,
     )
 
+    if args.methods is None:
+        args.methods = list(FULL_CLASSIFICATION_METHODS if getattr(args, "full", False)
+                            else DEFAULT_CLASSIFICATION_METHODS)
     # cheap checks first, so a typo does not wait for the data to load
     out = check_output_dir(out or args.out, "--out")
     check_methods(args.methods, CLASSIFICATION_METHODS, "--methods")
@@ -171,13 +184,17 @@ def run_coco_command(args, *, out=None, command=None) -> int:
 
 def run_all_command(args) -> int:
     from calibkit.bench.coco import COCO_METHODS
-    from calibkit.bench.methods import DEFAULT_CLASSIFICATION_METHODS
+    from calibkit.bench.methods import (
+        DEFAULT_CLASSIFICATION_METHODS,
+        FULL_CLASSIFICATION_METHODS,
+    )
 
     out = check_output_dir(args.out, "--out")
     command = _command(args)
     ns = argparse.Namespace(**vars(args))
     ns.data = ns.family = ns.models = ns.max_samples = None
-    ns.methods = list(DEFAULT_CLASSIFICATION_METHODS)
+    ns.methods = list(FULL_CLASSIFICATION_METHODS if args.full
+                      else DEFAULT_CLASSIFICATION_METHODS)
     ns.n_bins, ns.alpha, ns.test_size = 15, 0.1, 0.5
     run_classification_command(ns, out=out / "classification", command=command)
     ns = argparse.Namespace(**vars(args))

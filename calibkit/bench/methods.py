@@ -1,16 +1,29 @@
-"""The methods the benchmarks compare, by the names the CLI accepts."""
+"""The methods the benchmarks compare, by the names the CLI accepts.
+
+Calibrators come from the registry (:data:`calibkit.registry.CALIBRATORS`, one spelling with
+underscores): a calibrator added there is benchmarked without editing this module. Added
+here: ``uncalibrated`` (the baseline; the registry's ``identity``) and the split conformal
+predictors ``conformal_lac``, ``conformal_aps`` and ``conformal_raps``.
+
+The default run (:data:`DEFAULT_CLASSIFICATION_METHODS`) holds the registry's
+``bench_default`` calibrators; ``--full`` (:data:`FULL_CLASSIFICATION_METHODS`) adds the
+others (full-matrix maps with about K^2 parameters, whose fits take minutes on 100 classes).
+"""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 
+from calibkit.registry import CALIBRATORS
+
 
 @dataclass(frozen=True)
 class MethodSpec:
     """A benchmark method: ``module.cls(**kwargs)``; ``top1`` says whether it applies to
     top-1-only data (a binary calibrator of the top-label confidence); ``conformal`` that it
-    outputs prediction sets instead of probabilities."""
+    outputs prediction sets instead of probabilities; ``registry`` is the registry name of a
+    calibrator (None otherwise)."""
 
     label: str
     module: str | None
@@ -18,32 +31,43 @@ class MethodSpec:
     kwargs: tuple = ()
     top1: bool = True
     conformal: bool = False
+    registry: str | None = None
+    default: bool = True
+
+
+def _registry_methods() -> dict[str, MethodSpec]:
+    from calibkit.base import BinaryCalibrator
+
+    out = {}
+    for name, spec in CALIBRATORS.items():
+        if name == "identity":  # the "uncalibrated" baseline
+            continue
+        cls = getattr(importlib.import_module(spec.module), spec.cls)
+        # top-1-only data has one score per sample: calibrators of one score apply (the
+        # one-vs-rest family and Venn-ABERS), maps of whole logit vectors (temperature, ETS,
+        # Dirichlet, ...) do not
+        top1 = spec.binary and (issubclass(cls, BinaryCalibrator) or not spec.needs_logits)
+        out[name] = MethodSpec(spec.summary, spec.module, spec.cls,
+                               tuple(sorted(spec.params.items())), top1=top1,
+                               registry=name, default=spec.bench_default)
+    return out
 
 
 CLASSIFICATION_METHODS = {
-    "uncalibrated": MethodSpec("Uncalibrated", None, None),
-    "temperature": MethodSpec("Temperature scaling", "calibkit.scaling", "TemperatureScaling",
-                              top1=False),
-    "vector": MethodSpec("Vector scaling", "calibkit.scaling", "VectorScaling", top1=False),
-    "platt": MethodSpec("Platt scaling", "calibkit.scaling", "PlattScaling"),
-    "isotonic": MethodSpec("Isotonic regression", "calibkit.isotonic", "IsotonicCalibration"),
-    "histogram": MethodSpec("Histogram binning (15 bins)", "calibkit.binning", "HistogramBinning"),
-    "beta": MethodSpec("Beta calibration", "calibkit.binning", "BetaCalibration"),
-    "venn-abers": MethodSpec("Venn-ABERS (IVAP)", "calibkit.venn_abers", "VennAbers"),
-    "conformal-lac": MethodSpec("Split conformal, LAC", "calibkit.conformal",
-                                "SplitConformalClassifier", (("conformity_score", "lac"),),
-                                top1=False, conformal=True),
-    "conformal-aps": MethodSpec("Split conformal, APS", "calibkit.conformal",
-                                "SplitConformalClassifier", (("conformity_score", "aps"),),
-                                top1=False, conformal=True),
-    "conformal-raps": MethodSpec("Split conformal, RAPS", "calibkit.conformal",
-                                 "SplitConformalClassifier", (("conformity_score", "raps"),),
-                                 top1=False, conformal=True),
+    "uncalibrated": MethodSpec("the uncalibrated probabilities", None, None),
+    **_registry_methods(),
+    **{f"conformal_{score}": MethodSpec(f"split conformal, {score.upper()}",
+                                        "calibkit.conformal", "SplitConformalClassifier",
+                                        (("conformity_score", score),), top1=False,
+                                        conformal=True)
+       for score in ("lac", "aps", "raps")},
 }
 
-#: the default run: every method except vector scaling, whose fit (2K parameters) costs
-#: about 10 s per CIFAR-100 split on this 2-core machine; ``--methods vector`` adds it
-DEFAULT_CLASSIFICATION_METHODS = tuple(m for m in CLASSIFICATION_METHODS if m != "vector")
+#: the default run: the registry's ``bench_default`` calibrators and the conformal methods
+DEFAULT_CLASSIFICATION_METHODS = tuple(m for m, s in CLASSIFICATION_METHODS.items()
+                                       if s.default)
+#: every method (``--full``)
+FULL_CLASSIFICATION_METHODS = tuple(CLASSIFICATION_METHODS)
 
 
 def check_methods(methods, registry: dict, option: str) -> list[str]:
@@ -75,12 +99,20 @@ def available(spec: MethodSpec) -> bool:
 def make_classification(method: str, *, input: str, alpha: float, seed: int):
     """A fresh estimator for ``method`` (None for ``"uncalibrated"``).
 
-    Calibrators get ``input=`` (``"logits"`` or ``"probs"``) when they take one; conformal
-    predictors get ``alpha`` and, when they are randomised, ``random_state=seed``.
+    Calibrators come from :func:`calibkit.registry.make_calibrator` with ``input=``
+    (``"logits"`` or ``"probs"``); conformal predictors get ``alpha`` and, when they are
+    randomised, ``random_state=seed``.
     """
     spec = CLASSIFICATION_METHODS[method]
     if spec.module is None:
         return None
+    if spec.registry is not None:
+        from calibkit.registry import make_calibrator
+
+        est = make_calibrator(spec.registry, input=input)
+        if "random_state" in est.get_params(deep=False):
+            est.set_params(random_state=seed)
+        return est
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     kwargs = dict(spec.kwargs)
     params = cls().get_params() if hasattr(cls, "get_params") else {}

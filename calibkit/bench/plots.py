@@ -27,6 +27,9 @@ def plot_classification(result: dict, out: Path) -> list[Path]:
         fam, model = fm.split("/", 1)
         paths.append(_reliability_grid(plt, curves, ece, fam, model,
                                        out / f"reliability_{_slug(fam)}_{_slug(model)}.png"))
+    for fam in dict.fromkeys(r["family"] for r in result.get("ranking", [])):
+        paths.append(_ranking_plot(plt, [r for r in result["ranking"] if r["family"] == fam],
+                                   fam, out / f"ranking_{_slug(fam)}.png"))
     for fam in dict.fromkeys(r["family"] for r in result["summary"]):
         rows = [r for r in result["summary"] if r["family"] == fam and r.get("params")]
         if len({r["params"] for r in rows}) < 2:
@@ -87,6 +90,34 @@ def _scale_plot(plt, rows, metric, fits, fam, path) -> Path:
     ax.set_ylabel(metric)
     ax.set_title(f"{fam}: {metric} against model size (lines: a·N^-b + c)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _ranking_plot(plt, recs, fam, path) -> Path:
+    """One panel per metric: each method's rating with its 95% bootstrap interval."""
+    from calibkit.bench.ranking import RANK_METRICS
+
+    metrics = list(dict.fromkeys(r["metric"] for r in recs))
+    n_methods = max(sum(r["metric"] == m for r in recs) for m in metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics),
+                                                       0.9 + 0.28 * n_methods), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rs = sorted((r for r in recs if r["metric"] == metric), key=lambda r: r["rating"])
+        y = np.arange(len(rs))
+        x = np.array([r["rating"] for r in rs])
+        lo = np.array([r["rating_ci"][0] for r in rs])
+        hi = np.array([r["rating_ci"][1] for r in rs])
+        ax.errorbar(x, y, xerr=[np.clip(x - lo, 0, None), np.clip(hi - x, 0, None)], fmt="o",
+                    color="C0", ecolor="grey", capsize=2, markersize=4)
+        ax.set_yticks(y)
+        ax.set_yticklabels([r["method"] for r in rs], fontsize=7)
+        ax.axvline(1000, color="grey", lw=0.5, ls="--")
+        ax.set_xlabel("rating (Elo scale, 95% bootstrap CI)", fontsize=8)
+        ax.set_title(RANK_METRICS.get(metric, metric), fontsize=9)
+    fig.suptitle(f"{fam}: ranking across (model, seed) cells", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

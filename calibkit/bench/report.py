@@ -142,11 +142,14 @@ CLS_METRIC_LABELS = {
 
 
 def finish_classification(result: dict) -> dict:
-    """Add ``summary`` (mean/std over seeds) and ``scale`` (power laws, gain trends)."""
+    """Add ``summary`` (mean/std over seeds), ``scale`` (power laws, gain trends) and
+    ``ranking`` (win rates and ratings across the (model, seed) cells of each family)."""
+    from calibkit.bench.ranking import rank_methods
     from calibkit.bench.scale import scale_analysis
 
     result["summary"] = summarise(result["rows"])
     result["scale"] = scale_analysis(result["summary"])
+    result["ranking"] = rank_methods(result["rows"])
     return result
 
 
@@ -241,6 +244,7 @@ def classification_markdown(result: dict, *, command: str, images=(), root=None)
         parts += [f"- `{m}`: {why} ({len(v)} model(s): {', '.join(v[:4])}"
                   f"{', ...' if len(v) > 4 else ''})" for (m, why), v in reasons.items()]
         parts.append("")
+    parts += ranking_markdown(result.get("ranking", []))
     parts += scale_markdown(result.get("scale", []))
     if images:
         parts += ["## Plots", ""]
@@ -249,6 +253,39 @@ def classification_markdown(result: dict, *, command: str, images=(), root=None)
             parts.append(f"![{Path(p).stem}]({rel.as_posix()})")
         parts.append("")
     return "\n".join(parts)
+
+
+def ranking_markdown(ranking: list[dict]) -> list[str]:
+    """The ranking section: best-method statements, then one table per (family, metric)."""
+    from calibkit.bench.ranking import RANK_METRICS, best_method_statements
+
+    if not ranking:
+        return []
+    parts = [
+        "## Ranking across (model, seed) cells",
+        "",
+        "Each (model, seed) cell of a family is a match between the methods that ran on it "
+        "(lower metric wins, ties count half). Win rate: fraction of pairwise comparisons "
+        "won. Rating: Bradley-Terry strengths of the pairwise outcomes on the Elo scale "
+        "(1000 = geometric-mean method, +400 = 10:1 odds). Improvement: mean of "
+        "metric(uncalibrated) - metric(method). Intervals: 95% bootstrap over cells; "
+        "P(best): share of bootstrap resamples in which the method is top-rated.",
+        "",
+    ]
+    parts += [f"- {line}" for line in best_method_statements(ranking)]
+    parts.append("")
+    for fam, metric in dict.fromkeys((r["family"], r["metric"]) for r in ranking):
+        recs = [r for r in ranking if r["family"] == fam and r["metric"] == metric]
+        parts += [f"### {fam}: {RANK_METRICS.get(metric, metric)} (`{metric}`)", ""]
+        table = [[r["method"], str(r["n_cells"]),
+                  f"{r['win_rate']:.3f} [{r['win_rate_ci'][0]:.3f}, {r['win_rate_ci'][1]:.3f}]",
+                  f"{r['rating']:.0f} [{r['rating_ci'][0]:.0f}, {r['rating_ci'][1]:.0f}]",
+                  f"{r['improvement']:+.4f} [{r['improvement_ci'][0]:+.4f}, "
+                  f"{r['improvement_ci'][1]:+.4f}]", f"{r['p_best']:.2f}"]
+                 for r in recs]
+        parts += [markdown_table(["method", "cells", "win rate [95% CI]", "rating [95% CI]",
+                                  "improvement [95% CI]", "P(best)"], table), ""]
+    return parts
 
 
 def scale_markdown(scale: list[dict]) -> list[str]:
@@ -313,6 +350,12 @@ def classification_text(result: dict, metric: str = "ece_width") -> str:
         out.append("\nSkipped:")
         out += [f"  {m}: {why} ({n} model(s))" if why.startswith("top-1") else f"  {m}: {why}"
                 for (m, why), n in skipped.items()]
+    from calibkit.bench.ranking import best_method_statements
+
+    ranking = result.get("ranking", [])
+    if ranking:
+        out.append("\nBest method per family (rating across (model, seed) cells):")
+        out += ["  " + line.replace("**", "") for line in best_method_statements(ranking)]
     verdicts = [r for r in result.get("scale", [])
                 if r["metric"] == metric and r["gain"] is not None]
     if verdicts:
