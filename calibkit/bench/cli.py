@@ -24,10 +24,11 @@ from calibkit._commandline import check_output_dir, run_command
 DEFAULT_OUT = "calibkit-bench"
 
 
+
 def add_subparser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` command (with ``classification``, ``coco`` and ``all``) to an
     argparse ``subparsers`` object; each leaf sets ``func`` to call with the parsed args."""
-    from calibkit.bench.coco import COCO_METHODS
+    from calibkit.bench.coco import COCO_METHODS, DEFAULT_BOOTSTRAP
     from calibkit.bench.methods import CLASSIFICATION_METHODS, DEFAULT_CLASSIFICATION_METHODS
 
     bench = subparsers.add_parser(
@@ -84,9 +85,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
                       help=f"choose from {', '.join(COCO_METHODS)} (default: all)")
     coco.add_argument("--max-images", type=int, default=None,
                       help="use a random subset (seed 12345) of this many images")
-    coco.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    coco.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                       help="image-level bootstrap resamples for the intervals and the paired "
-                           "comparison with identity (default 1000; 0: none)")
+                           f"comparison with identity (default {DEFAULT_BOOTSTRAP}; 0: none)")
     common(coco, 3)
     coco.set_defaults(func=run_coco_command)
 
@@ -168,7 +169,7 @@ def run_coco_command(args, *, out=None, command=None) -> int:
         raise ValueError(f"--seeds must be at least 1; got {args.seeds}.")
     data = _coco_data(args)
     config = CocoConfig(methods=tuple(args.methods), seeds=args.seeds,
-                        bootstrap=getattr(args, "bootstrap", 1000))
+                        bootstrap=getattr(args, "bootstrap", CocoConfig.bootstrap))
     t0 = time.perf_counter()
     with use_backend(args.backend, args.scheduler):
         result = run_coco(data, config, jobs=args.jobs, backend=args.backend,
