@@ -26,6 +26,7 @@ from calibkit.bench import (
     subsample,
 )
 from calibkit.bench.cli import main
+from calibkit.bench.coco import DEFAULT_BOOTSTRAP
 from calibkit.bench.report import fmt
 from calibkit.bench.scale import B_GRID
 
@@ -209,13 +210,13 @@ def test_coco_cli_matches_detection_api(tmp_path):
     assert row["laece"] == pytest.approx(ref["laece"], abs=1e-12)
     assert row["lrp"] == pytest.approx(ref["lrp"], abs=1e-12)
     # bootstrap intervals (seeded by the split) and the paired change over identity
-    boot = detection.evaluate(test.ground_truth, out_dets, n_bootstrap=1000, random_state=0,
+    boot = detection.evaluate(test.ground_truth, out_dets, n_bootstrap=DEFAULT_BOOTSTRAP, random_state=0,
                               return_resamples=True)
     assert (row["laece_ci_low"], row["laece_ci_high"]) == pytest.approx(boot["laece_ci"])
     ident = detection.DetectionCalibrator(method="identity").fit(
         cal.ground_truth, cal.detections["ssd_inception_v2"])
     base = detection.evaluate(test.ground_truth, ident.transform(
-        test.detections["ssd_inception_v2"]), n_bootstrap=1000, random_state=0,
+        test.detections["ssd_inception_v2"]), n_bootstrap=DEFAULT_BOOTSTRAP, random_state=0,
         return_resamples=True)
     diff = boot["resamples"]["laece"] - base["resamples"]["laece"]
     assert row["laece_vs_identity"] == pytest.approx(ref["laece"] - base["laece"])
