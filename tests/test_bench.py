@@ -210,7 +210,8 @@ def test_coco_cli_matches_detection_api(tmp_path):
     assert row["laece"] == pytest.approx(ref["laece"], abs=1e-12)
     assert row["lrp"] == pytest.approx(ref["lrp"], abs=1e-12)
     # bootstrap intervals (seeded by the split) and the paired change over identity
-    boot = detection.evaluate(test.ground_truth, out_dets, n_bootstrap=DEFAULT_BOOTSTRAP, random_state=0,
+    boot = detection.evaluate(test.ground_truth, out_dets, n_bootstrap=DEFAULT_BOOTSTRAP,
+                              random_state=0,
                               return_resamples=True)
     assert (row["laece_ci_low"], row["laece_ci_high"]) == pytest.approx(boot["laece_ci"])
     ident = detection.DetectionCalibrator(method="identity").fit(
