@@ -126,13 +126,17 @@ def test_calibrators_refuse_bad_input(case):
 
 METRICS = [metrics.expected_calibration_error, metrics.brier_score,
            metrics.negative_log_likelihood, metrics.reliability_curve,
-           metrics.calibration_error_ci]
+           metrics.calibration_error_ci, metrics.smooth_calibration_error,
+           metrics.spiegelhalter_test, metrics.hosmer_lemeshow_test,
+           metrics.calibration_ks_test, metrics.calibration_kuiper_test,
+           metrics.proper_score_decomposition]
 METRIC_CASES = (
     [(f"{f.__name__} y_prob={k}", f, "y_prob", v) for f in METRICS
      for k, v in BAD_SCORES.items()]
     + [(f"{f.__name__} y_true={k}", f, "y_true", v) for f in METRICS
        for k, v in BAD_LABELS.items()]
-    + [(f"{f.__name__} w={k}", f, "sample_weight", v) for f in METRICS[:4]
+    + [(f"{f.__name__} w={k}", f, "sample_weight", v)
+       for f in METRICS if f is not metrics.calibration_error_ci
        for k, v in BAD_WEIGHTS.items()]
 )
 
