@@ -31,6 +31,7 @@ from calibkit._validation import (
     check_sample_weight,
     check_scores,
     encode_labels,
+    is_torch_tensor,
     like_input,
     validate_params,
 )
@@ -135,6 +136,14 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
         """
         validate_params(self)
         reset_fitted_state(self)
+        # a torch tensor input stays available to _fit (scaling methods fit on its device)
+        self._torch_scores = scores if is_torch_tensor(scores) else None
+        try:
+            return self._fit_checked(scores, y, sample_weight)
+        finally:
+            del self._torch_scores
+
+    def _fit_checked(self, scores, y, sample_weight):
         s = check_scores(
             scores, input=getattr(self, "input", "auto"), keep_float32=self._fit_keeps_float32
         )

@@ -32,7 +32,6 @@ from calibkit._validation import (
     Interval,
     Options,
     Scores,
-    is_torch_tensor,
 )
 from calibkit.base import Calibrator, ConvergenceWarning
 
@@ -138,17 +137,6 @@ class DirichletCalibration(Calibrator):
         self.device = device
         self.max_iter = max_iter
         self.tol = tol
-
-    def fit(self, scores, y, *, sample_weight=None):
-        """Fit ``W`` and ``b`` on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``.
-
-        ``sample_weight`` of shape (n,) weights each sample's NLL. Returns ``self``.
-        """
-        self._torch_scores = scores if is_torch_tensor(scores) else None
-        try:
-            return super().fit(scores, y, sample_weight=sample_weight)
-        finally:
-            del self._torch_scores
 
     def _features(self, scores: Scores) -> np.ndarray:
         return _class_log_probs(scores)

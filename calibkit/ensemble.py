@@ -23,7 +23,6 @@ from calibkit._validation import (
     Interval,
     Options,
     Scores,
-    is_torch_tensor,
 )
 from calibkit.base import Calibrator, ConvergenceWarning
 
@@ -106,15 +105,6 @@ class EnsembleTemperatureScaling(Calibrator):
         self.device = device
         self.max_iter = max_iter
         self.tol = tol
-
-    def fit(self, scores, y, *, sample_weight=None):
-        """Fit ``temperature_`` and ``weights_`` on ``scores`` (n,), (n, 2) or (n, K) and
-        labels ``y``. Returns ``self``."""
-        self._torch_scores = scores if is_torch_tensor(scores) else None
-        try:
-            return super().fit(scores, y, sample_weight=sample_weight)
-        finally:
-            del self._torch_scores
 
     def _fit(self, scores: Scores, targets, sample_weight):
         from calibkit.dirichlet import _backend, _class_logits

@@ -32,7 +32,6 @@ from calibkit._validation import (
     Interval,
     Scores,
     frequency_weights,
-    is_torch_tensor,
 )
 from calibkit.base import BinaryCalibrator, Calibrator, ConvergenceWarning
 
@@ -127,17 +126,6 @@ class TemperatureScaling(Calibrator):
         self.max_iter = max_iter
         self.tol = tol
         self.n_jobs = n_jobs
-
-    def fit(self, scores, y, *, sample_weight=None):
-        """Fit ``temperature_`` on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``.
-
-        ``sample_weight`` of shape (n,) weights each sample's NLL. Returns ``self``.
-        """
-        self._torch_scores = scores if is_torch_tensor(scores) else None
-        try:
-            return super().fit(scores, y, sample_weight=sample_weight)
-        finally:
-            del self._torch_scores
 
     def _fit(self, scores: Scores, targets, w):
         if scores.n_columns <= 2:

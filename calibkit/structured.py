@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import log_softmax, softmax
 
 from calibkit._softmax_regression import DiagonalMap, FullMap, fit_softmax_map
-from calibkit._validation import BOOLEAN, DEVICE, NONE, Array, Interval, Scores, is_torch_tensor
+from calibkit._validation import BOOLEAN, DEVICE, NONE, Array, Interval, Scores
 from calibkit.base import Calibrator, ConvergenceWarning
 
 __all__ = ["StructuredVectorScaling", "StructuredMatrixScaling"]
@@ -56,16 +56,6 @@ class _Structured(Calibrator):
         for name, shape in shapes.items():
             if hasattr(self, name) and getattr(self, name).shape != shape:
                 raise ValueError(f"{name} must have shape {shape}.")
-
-    def fit(self, scores, y, *, sample_weight=None):
-        """Fit on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``; ``sample_weight``
-        counts samples (an integer weight is a repeated row, also in ``n`` of the penalty).
-        Returns ``self``."""
-        self._torch_scores = scores if is_torch_tensor(scores) else None
-        try:
-            return super().fit(scores, y, sample_weight=sample_weight)
-        finally:
-            del self._torch_scores
 
     def _fit(self, scores: Scores, targets, sample_weight):
         from calibkit.dirichlet import _backend, _class_logits
@@ -116,8 +106,9 @@ class StructuredVectorScaling(_Structured):
     lambda_diagonal : float, default=1.0
         Penalty ``lambda_diagonal * K^rho / n^tau * sum_k v_k^2``.
     rho, tau : float, default=1.0
-        Exponents of the number of classes ``K`` and of the number of samples ``n`` (the sum
-        of ``sample_weight`` when given) in the penalty strengths.
+        Exponents of the number of classes ``K`` and of the number of samples ``n`` (the number
+        of samples with non-zero ``sample_weight`` when given: weights only set the samples'
+        relative importance) in the penalty strengths.
     input : {"auto", "logits", "probs", "log_probs"}, default="auto"
         What the scores are.
     device : {None, "cpu", "cuda"} or torch.device, default=None
@@ -190,7 +181,8 @@ class StructuredMatrixScaling(_Structured):
     lambda_off_diagonal : float, default=1.0
         Penalty ``lambda_off_diagonal * (K (K - 1))^rho / n^tau * sum_{j != k} D_jk^2``.
     rho, tau : float, default=1.0
-        Exponents in the penalty strengths (``n``: the sum of ``sample_weight`` when given).
+        Exponents in the penalty strengths (``n``: the number of samples
+        with non-zero ``sample_weight`` when given).
     input : {"auto", "logits", "probs", "log_probs"}, default="auto"
     device : {None, "cpu", "cuda"} or torch.device, default=None
     max_iter : int, default=200
