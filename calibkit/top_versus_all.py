@@ -147,6 +147,15 @@ class TopVersusAll(Calibrator):
     def _fit(self, scores: Scores, targets, sample_weight):
         probs = _class_probs(scores)
         _, conf, correct = top_label_problem(probs, targets.y)
+        n_correct = int(np.count_nonzero(correct))
+        if n_correct in (0, len(correct)):
+            # the binary problem has one class: the confidence map is not identifiable
+            kind = "wrong" if n_correct == 0 else "correct"
+            raise ValueError(
+                f"all {len(correct)} top-label predictions of the calibration data are {kind}; "
+                "top-versus-all calibration needs both correct and wrong top-label "
+                "predictions (use more calibration data)."
+            )
         self.calibrator_ = self._make_inner().fit(conf, correct, sample_weight=sample_weight)
 
     def _predict_proba(self, scores):

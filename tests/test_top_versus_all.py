@@ -70,3 +70,14 @@ def test_certain_top_class_spreads_the_rest_uniformly():
     np.testing.assert_allclose(q[0], [0.7, 0.15, 0.15])
     # the floor keeps class 0 first: q' = 0.3 / (0.5 + 0.3) = 0.375
     np.testing.assert_allclose(q[1], [0.375, 0.375, 0.25])
+
+
+@pytest.mark.parametrize("all_correct", [True, False])
+def test_one_sided_top_label_problem_is_a_clear_error(all_correct):
+    """Hypothesis found this: every top-label prediction wrong (or right) leaves the binary
+    confidence problem with one class; the error says so instead of naming ``y``."""
+    z = np.array([[0.0, 1.0, 0.0, 0.0], [0.0] * 4, [0.0] * 4, [0.0] * 4])
+    y = z.argmax(axis=1) if all_correct else (z.argmax(axis=1) + 1) % 4
+    with pytest.raises(ValueError, match="top-label predictions of the calibration data are "
+                       + ("correct" if all_correct else "wrong")):
+        TopVersusAll(calibrator="platt", input="logits").fit(z, y)
