@@ -142,7 +142,19 @@ class DirichletCalibration(Calibrator):
     def fit(self, scores, y, *, sample_weight=None):
         """Fit ``W`` and ``b`` on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``.
 
-        ``sample_weight`` of shape (n,) weights each sample's NLL. Returns ``self``.
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Calibration scores, as declared by ``input``; 1-D scores are the binary case.
+        y : array-like of shape (n_samples,)
+            Labels of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's NLL.
+
+        Returns
+        -------
+        self : DirichletCalibration
+            The fitted calibrator.
         """
         self._torch_scores = scores if is_torch_tensor(scores) else None
         try:

@@ -109,7 +109,23 @@ class EnsembleTemperatureScaling(Calibrator):
 
     def fit(self, scores, y, *, sample_weight=None):
         """Fit ``temperature_`` and ``weights_`` on ``scores`` (n,), (n, 2) or (n, K) and
-        labels ``y``. Returns ``self``."""
+        labels ``y``.
+
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Calibration scores, as declared by ``input``; 1-D scores are binary log-odds (or
+            probabilities of the positive class).
+        y : array-like of shape (n_samples,)
+            Labels of any type, or binary soft targets in [0, 1].
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample in both losses.
+
+        Returns
+        -------
+        self : EnsembleTemperatureScaling
+            The fitted calibrator.
+        """
         self._torch_scores = scores if is_torch_tensor(scores) else None
         try:
             return super().fit(scores, y, sample_weight=sample_weight)

@@ -131,7 +131,20 @@ class TemperatureScaling(Calibrator):
     def fit(self, scores, y, *, sample_weight=None):
         """Fit ``temperature_`` on ``scores`` (n,), (n, 2) or (n, K) and labels ``y``.
 
-        ``sample_weight`` of shape (n,) weights each sample's NLL. Returns ``self``.
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Calibration scores, as declared by ``input``: 1-D binary log-odds (or
+            probabilities of the positive class), or one column per class.
+        y : array-like of shape (n_samples,)
+            Labels of any type, or binary soft targets in [0, 1].
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's NLL.
+
+        Returns
+        -------
+        self : TemperatureScaling
+            The fitted calibrator.
         """
         self._torch_scores = scores if is_torch_tensor(scores) else None
         try:
