@@ -437,6 +437,20 @@ def couple_pairwise(q_pair: np.ndarray, pairs: np.ndarray, n_classes: int) -> np
 
     ``q_pair[:, m]`` is ``P(j | i or j)`` for ``pairs[m] = (i, j)``. A zero pairwise
     probability gives ``q_i = 0``.
+
+    Parameters
+    ----------
+    q_pair : ndarray of shape (n, n_pairs)
+        Pairwise probabilities ``P(j | i or j)``.
+    pairs : ndarray of shape (n_pairs, 2)
+        The class pair ``(i, j)``, ``i < j``, of each column of ``q_pair``.
+    n_classes : int
+        ``K``.
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes)
+        The coupled ``q_i``, not yet renormalised.
     """
     inv_sum = np.zeros((len(q_pair), n_classes))
     with np.errstate(divide="ignore"):
