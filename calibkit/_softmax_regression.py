@@ -68,6 +68,17 @@ class FullMap:
 
     ``base`` (K x (K + 1)) is the value of the matrix at ``theta = 0``: zeros when the free
     rows are the matrix itself, ``[I, 0]`` when ``theta`` is the change from the identity.
+
+    Parameters
+    ----------
+    backend : NumpyBackend or calibkit.torch.SoftmaxRegressionBackend
+        The array operations (numpy, or torch on a device).
+    x : ndarray of shape (n, K)
+        The features (log-probabilities or logits), one column per class.
+    free_rows : array-like of int of shape (n_free,)
+        The rows of ``[W, b]`` that are parameters.
+    base : ndarray of shape (K, K + 1)
+        The matrix at ``theta = 0``.
     """
 
     def __init__(self, backend, x, *, free_rows, base):
@@ -101,7 +112,19 @@ class FullMap:
 
 class DiagonalMap:
     """``z_j = a_j x_j + b_j`` with ``theta = (a, b[free_bias])`` (other biases stay 0) and
-    ``a = base_scale + theta[:K]``."""
+    ``a = base_scale + theta[:K]``.
+
+    Parameters
+    ----------
+    backend : NumpyBackend or calibkit.torch.SoftmaxRegressionBackend
+        The array operations (numpy, or torch on a device).
+    x : ndarray of shape (n, K)
+        The features (log-probabilities or logits), one column per class.
+    free_bias : array-like of int of shape (n_free,)
+        The classes whose bias is a parameter.
+    base_scale : float
+        The scales ``a`` at ``theta = 0`` (1 when ``theta`` is the change from the identity).
+    """
 
     def __init__(self, backend, x, *, free_bias, base_scale):
         self.b = backend
@@ -200,7 +223,8 @@ def fit_softmax_map(model, y, sample_weight, *, coef, centre, theta0, max_iter, 
 
     Returns
     -------
-    theta : ndarray
+    theta : ndarray of shape (model.n_params,)
+        The minimiser found.
     n_iter : int
     converged : bool
     message : str

@@ -30,11 +30,24 @@ __all__ = [
 def response_scores(raw, response_method: str) -> tuple[np.ndarray, str]:
     """Turn ``decision_function`` or ``predict_proba`` output into calibrator scores.
 
-    Returns ``(scores, kind)`` with ``kind`` the calibrator ``input=`` value.
     Binary decision values ``x`` of shape (n,) or (n, 1) become logits ``(-x/2, x/2)``
     (log-odds ``x``). Multiclass decision values ``d`` become ``d - mean(d, axis=1)``, which
     leaves the softmax unchanged and keeps rows from ever looking like probabilities.
     ``predict_proba`` output is returned as probabilities.
+
+    Parameters
+    ----------
+    raw : array-like of shape (n_samples,), (n_samples, 1) or (n_samples, n_classes)
+        The output of the estimator's ``response_method``.
+    response_method : {"decision_function", "predict_proba"}
+        Which method produced ``raw``.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples, n_classes)
+        float64 scores; two columns for binary decision values.
+    kind : {"logits", "probs"}
+        The calibrator ``input=`` value for ``scores``.
     """
     raw = np.asarray(raw, dtype=np.float64)
     if response_method == "predict_proba":

@@ -58,13 +58,31 @@ class Persistable:
 
     def to_dict(self) -> dict:
         """The class name, parameters and fitted state as a JSON-safe dict (strict JSON:
-        non-finite floats are written as tagged strings)."""
+        non-finite floats are written as tagged strings).
+
+        Returns
+        -------
+        dict
+            Read back by :meth:`from_dict`.
+        """
         return _persistence.encode(self, None)
 
     @classmethod
     def from_dict(cls, data: dict):
         """Rebuild an estimator from :meth:`to_dict` output, checked as :func:`load` checks
-        a file."""
+        a file.
+
+        Parameters
+        ----------
+        data : dict
+            The output of :meth:`to_dict`.
+
+        Returns
+        -------
+        Persistable
+            An instance of this class (or a subclass); a ``ValueError`` names any
+            inconsistency, including a dict that holds another class.
+        """
         try:
             obj = _persistence.decode(data)
         except ValueError as exc:
@@ -72,13 +90,31 @@ class Persistable:
         return _expect(cls, obj, "the dict")
 
     def save(self, path) -> None:
-        """Save to ``path``: ``.npz`` stores arrays natively, anything else is strict JSON."""
+        """Save to ``path``: ``.npz`` stores arrays natively, anything else is strict JSON.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (see :func:`save`).
+        """
         save(self, path)
 
     @classmethod
     def load(cls, path):
         """Load an estimator saved with :meth:`save` (no pickle involved; the file is checked
-        as untrusted input)."""
+        as untrusted input).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save` or :func:`save`.
+
+        Returns
+        -------
+        Persistable
+            An instance of this class (or a subclass); a file that holds another class
+            raises ``ValueError``.
+        """
         return _expect(cls, load(path), str(path))
 
     def _check_fitted_state(self) -> None:
@@ -161,20 +197,68 @@ class Calibrator(Persistable, ClassifierMixin, BaseEstimator):
         """Calibrated probabilities, shape (n, n_classes), columns following ``classes_``.
 
         numpy in, numpy out; a torch tensor in gives a tensor on the same device.
+
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Scores of the kind (logits or probabilities) and width seen in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray or torch tensor of shape (n_samples, n_classes)
+            Rows summing to 1.
         """
         s = self._check_predict_scores(scores)
         return like_input(self._predict_proba(s), scores)
 
     def transform(self, scores):
-        """Same as :meth:`predict_proba` (for use inside pipelines)."""
+        """Same as :meth:`predict_proba` (for use inside pipelines).
+
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Scores of the kind and width seen in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray or torch tensor of shape (n_samples, n_classes)
+            The calibrated probabilities.
+        """
         return self.predict_proba(scores)
 
     def fit_transform(self, scores, y, *, sample_weight=None):
-        """``fit(scores, y)`` then ``transform(scores)``."""
+        """``fit(scores, y)`` then ``transform(scores)``.
+
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Calibration scores, as in :meth:`fit`.
+        y : array-like of shape (n_samples,)
+            Labels (or binary soft targets), as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the fit.
+
+        Returns
+        -------
+        ndarray or torch tensor of shape (n_samples, n_classes)
+            The calibrated probabilities of ``scores`` under the fitted map, columns following
+            ``classes_`` (a tensor on the input's device for tensor input).
+        """
         return self.fit(scores, y, sample_weight=sample_weight).transform(scores)
 
     def predict(self, scores):
-        """Labels from ``classes_`` with the highest calibrated probability."""
+        """Labels from ``classes_`` with the highest calibrated probability.
+
+        Parameters
+        ----------
+        scores : array-like or torch tensor of shape (n_samples,) or (n_samples, n_classes)
+            Scores of the kind and width seen in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``classes_[argmax_k q_k]`` (the first class on ties).
+        """
         s = self._check_predict_scores(scores)
         return self.classes_[np.argmax(self._predict_proba(s), axis=1)]
 
@@ -362,6 +446,20 @@ def couple_pairwise(q_pair: np.ndarray, pairs: np.ndarray, n_classes: int) -> np
 
     ``q_pair[:, m]`` is ``P(j | i or j)`` for ``pairs[m] = (i, j)``. A zero pairwise
     probability gives ``q_i = 0``.
+
+    Parameters
+    ----------
+    q_pair : ndarray of shape (n, n_pairs)
+        Pairwise probabilities ``P(j | i or j)``.
+    pairs : ndarray of shape (n_pairs, 2)
+        The class pair ``(i, j)``, ``i < j``, of each column of ``q_pair``.
+    n_classes : int
+        ``K``.
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes)
+        The coupled ``q_i``, not yet renormalised.
     """
     inv_sum = np.zeros((len(q_pair), n_classes))
     with np.errstate(divide="ignore"):
@@ -408,7 +506,16 @@ def renormalise(q: np.ndarray) -> np.ndarray:
 
 def save(estimator: Persistable, path) -> None:
     """Save a calibkit estimator: ``.npz`` stores arrays natively, anything else is strict
-    JSON (no pickle, no non-standard tokens)."""
+    JSON (no pickle, no non-standard tokens).
+
+    Parameters
+    ----------
+    estimator : Persistable
+        A calibkit calibrator, conformal predictor or detection calibrator (fitted or not).
+    path : str or os.PathLike
+        The file to write; a name ending in ``.npz`` selects the npz format, any other the
+        JSON format. Read it back with :func:`load`.
+    """
     if not isinstance(estimator, Persistable):
         raise TypeError(f"save() takes a calibkit estimator; got {type(estimator).__name__}.")
     _persistence.save(estimator, path)
@@ -417,7 +524,25 @@ def save(estimator: Persistable, path) -> None:
 def load(path) -> Persistable:
     """Load any calibkit calibrator, conformal predictor or detection calibrator saved with
     :func:`save`, treating the file as untrusted input (see :mod:`calibkit._persistence`):
-    anything else, or anything inconsistent, raises a ``ValueError`` naming the file."""
+    anything else, or anything inconsistent, raises a ``ValueError`` naming the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz`` or JSON file written by :func:`save`.
+
+    Returns
+    -------
+    Persistable
+        The estimator, with its parameters and fitted state.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a valid calibkit file.
+    """
     return _persistence.load(path)
 
 

@@ -11,6 +11,12 @@ from calibkit._commandline import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``calibkit`` argument parser, with the ``bench`` and detection commands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     from calibkit.bench.cli import add_subparser as add_bench
     from calibkit.detection.cli import add_subparser as add_detection
 
@@ -26,6 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``calibkit`` console script.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after the program name; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success. A failure prints one line on stderr and raises ``SystemExit`` with
+        status 2 (bad input), 130 (interrupt) or 1 (a bug; ``CALIBKIT_DEBUG=1`` raises the
+        error itself, with its traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     return run_command(args.func, args)

@@ -59,17 +59,18 @@ class ClassificationOutputs:
     ----------
     name, family : str
         Model name and the family it is compared within (a scale series).
-    scores : ndarray of shape (n, K) or None
-        Full score vectors (``input`` says logits or probabilities); None for top-1-only data.
-    input : {"logits", "probs", "top1"}
     labels : ndarray of shape (n,)
         True labels (integers).
-    pred_label, confidence : ndarray of shape (n,) or None
+    input : {"logits", "probs", "top1"}
+        What ``scores`` holds; ``"top1"`` for top-1-only data (``scores`` is None).
+    scores : ndarray of shape (n, K) or None, default=None
+        Full score vectors (``input`` says logits or probabilities); None for top-1-only data.
+    pred_label, confidence : ndarray of shape (n,) or None, default=None
         Top-1 prediction and its probability; set for top-1-only data.
-    params : float or None
+    params : float or None, default=None
         Parameter count.
-    info : dict
-        The manifest entry (bundled) or ``{"file": path}``.
+    info : dict, default={}
+        The manifest entry (bundled) or ``{"name": name, "file": path, "params": params}``.
     """
 
     name: str
@@ -91,7 +92,19 @@ class ClassificationOutputs:
         return len(self.labels)
 
     def subset(self, index) -> ClassificationOutputs:
-        """The same model on the rows ``index`` (an integer array, slice or boolean mask)."""
+        """The same model on the rows ``index`` (an integer array, slice or boolean mask).
+
+        Parameters
+        ----------
+        index : ndarray of shape (m,), slice or ndarray of bool of shape (n,)
+            The rows to keep, as numpy indexing takes them.
+
+        Returns
+        -------
+        ClassificationOutputs
+            ``labels``, ``scores``, ``pred_label`` and ``confidence`` restricted to the rows;
+            the other fields unchanged.
+        """
 
         def take(a):
             return None if a is None else a[index]
@@ -116,8 +129,9 @@ class DetectionOutputs:
     detections : dict of str to list of dict
         Detector name -> COCO results (``image_id``, ``category_id``, ``bbox`` [x, y, w, h],
         ``score``).
-    info : dict of str to dict
-        Detector name -> manifest entry (bundled) or ``{"file": path}``.
+    info : dict of str to dict, default={}
+        Detector name -> manifest entry (bundled) or ``{"name": name, "file": path,
+        "params": None}``.
     """
 
     ground_truth: dict
@@ -136,7 +150,19 @@ class DetectionOutputs:
         return np.array(sorted(im["id"] for im in self.ground_truth["images"]), np.int64)
 
     def subset_images(self, image_ids) -> DetectionOutputs:
-        """The same detectors and ground truth restricted to ``image_ids``."""
+        """The same detectors and ground truth restricted to ``image_ids``.
+
+        Parameters
+        ----------
+        image_ids : iterable of int
+            The images to keep.
+
+        Returns
+        -------
+        DetectionOutputs
+            The images, annotations and detections of those images, in the form (dicts or
+            columns) of this object; ``info`` unchanged.
+        """
         if "ann_box" in self.ground_truth:  # columns (``arrays=True``)
             ids = np.asarray(list(image_ids), np.int64)
             g = self.ground_truth
@@ -177,7 +203,20 @@ def manifest() -> dict:
 
 
 def list_models(family: str | None = None, *, task: str | None = None) -> list[str]:
-    """Names of the bundled models, optionally of one ``family`` or ``task``."""
+    """Names of the bundled models, optionally of one ``family`` or ``task``.
+
+    Parameters
+    ----------
+    family : {"cifar100", "cifar10", "imagenet", "coco"} or None, default=None
+        Only the models of this family; None for every family.
+    task : {"classification", "top1", "detection"} or None, default=None
+        Only the models whose manifest entry has this ``task``; None for every task.
+
+    Returns
+    -------
+    list of str
+        Model names in manifest order.
+    """
     _check_family(family, allow_coco=True)
     return [
         m["name"]
@@ -191,6 +230,18 @@ def load_classification(family: str, name: str) -> ClassificationOutputs:
 
     CIFAR scores are float16 log-probabilities (``input="logits"``: softmax gives the stored
     probabilities back within 2e-4); ImageNet data is top-1 only.
+
+    Parameters
+    ----------
+    family : {"cifar100", "cifar10", "imagenet"}
+        The family the model belongs to.
+    name : str
+        The model name, one of ``list_models(family)``.
+
+    Returns
+    -------
+    ClassificationOutputs
+        The model's outputs, with ``params`` and ``info`` from its manifest entry.
     """
     _check_family(family)
     entries = {m["name"]: m for m in manifest()["models"] if m["family"] == family}
@@ -206,7 +257,20 @@ def load_classification(family: str, name: str) -> ClassificationOutputs:
 def load_bundled_classification(
     families=FAMILIES, models=None
 ) -> list[ClassificationOutputs]:
-    """Load every bundled classifier of ``families`` (or only those named in ``models``)."""
+    """Load every bundled classifier of ``families`` (or only those named in ``models``).
+
+    Parameters
+    ----------
+    families : str or sequence of str, default=("cifar100", "cifar10", "imagenet")
+        The families to load, in this order; a string is one family.
+    models : iterable of str or None, default=None
+        Only the models with these names (each must be in one of ``families``); None for all.
+
+    Returns
+    -------
+    list of ClassificationOutputs
+        One entry per model, by family in the order of ``families``, then in manifest order.
+    """
     if isinstance(families, str):
         families = [families]
     for f in families:
@@ -234,9 +298,9 @@ def load_bundled_coco(detectors=None, *, arrays: bool = False) -> DetectionOutpu
 
     Parameters
     ----------
-    detectors : list of str, optional
-        Detector names (default: all).
-    arrays : bool, default False
+    detectors : list of str, default=None
+        Detector names; None for all three.
+    arrays : bool, default=False
         ``False``: COCO dicts (a ground-truth dict and results lists), converted from the
         compact stored arrays. ``True``: the same data as numpy columns, with no
         per-detection Python objects: the ground truth is a dict with ``image_ids``,
@@ -245,6 +309,12 @@ def load_bundled_coco(detectors=None, *, arrays: bool = False) -> DetectionOutpu
         ``ann_area`` and ``ann_crowd``; each detector's results a dict with ``image_id``,
         ``category_id``, ``score`` and ``box`` (n, 4). ``calibkit.detection.load_gt`` and
         ``load_dets`` read both forms to the same tables.
+
+    Returns
+    -------
+    DetectionOutputs
+        The ground truth, the results of each detector in ``detectors`` (keyed by name, in
+        that order) and their manifest entries in ``info``.
     """
     entries = {m["name"]: m for m in manifest()["models"] if m["family"] == "coco"}
     names = list(entries) if detectors is None else list(detectors)
@@ -344,8 +414,23 @@ def load_directory(path, *, family: str | None = None) -> list[ClassificationOut
     """Load every classifier file in ``path`` (``*.npz``, ``*.csv``, ``*.csv.gz``), sorted
     by name; the model name is the file name without its suffix.
 
-    ``family`` defaults to the directory name. All files must share the same labels count
-    (the same test set), which makes paired comparisons across models valid.
+    All files must share the same labels count (the same test set), which makes paired
+    comparisons across models valid.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The directory. Each file is a classification ``.npz`` (``logits`` or ``probs`` of
+        shape (n, K) with ``labels`` (n,), optional ``params``) or a top-1 ``.npz`` / ``.csv``
+        / ``.csv.gz`` (``true_label``, ``pred_label``, ``confidence``), as described in the
+        module docstring.
+    family : str or None, default=None
+        The ``family`` of every model; None (or an empty string) uses the directory name.
+
+    Returns
+    -------
+    list of ClassificationOutputs
+        One entry per file, sorted by file name; ``info`` is ``{"name", "file", "params"}``.
 
     Raises
     ------
@@ -391,6 +476,22 @@ def load_coco(ground_truth, detections: dict) -> DetectionOutputs:
         COCO ground truth with ``images``, ``annotations`` and ``categories``.
     detections : dict of str to path or list
         Detector name -> COCO results (list of ``{image_id, category_id, bbox, score}``).
+        Paths may be ``.json`` or ``.json.gz``.
+
+    Returns
+    -------
+    DetectionOutputs
+        The ground truth and each detector's results (not copied), with ``info[name] =
+        {"name": name, "file": path or name, "params": None}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path does not exist.
+    ValueError
+        If a file is not valid JSON, the ground truth lacks a key, no detector is given, or a
+        results list is not a list of detections with the four keys or names an image not in
+        the ground truth.
     """
     gt = _read_json(ground_truth) if not isinstance(ground_truth, dict) else ground_truth
     where = ground_truth if not isinstance(ground_truth, dict) else "ground_truth"
@@ -415,7 +516,25 @@ def load_coco(ground_truth, detections: dict) -> DetectionOutputs:
 
 def load_coco_directory(path) -> DetectionOutputs:
     """Load a directory holding one COCO ground-truth json (the file with an ``annotations``
-    key) and one COCO results json per detector (named after the file)."""
+    key) and one COCO results json per detector (named after the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The directory; its ``.json`` and ``.json.gz`` files are read.
+
+    Returns
+    -------
+    DetectionOutputs
+        As :func:`load_coco`, with ``info[name]["file"]`` the results file of each detector.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a directory.
+    ValueError
+        If the directory does not hold exactly one ground-truth json, or a file is invalid.
+    """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(

@@ -81,7 +81,22 @@ class MultilabelCalibrator(Persistable, BaseEstimator):
 
     def fit(self, scores, y, *, sample_weight=None):
         """Fit one calibrator per column of ``scores`` (n, L) on the column of the indicator
-        ``y`` (n, L). Returns ``self``."""
+        ``y`` (n, L).
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_labels)
+            Per-label logits or probabilities, as declared by ``input``.
+        y : array-like of shape (n_samples, n_labels)
+            The 0/1 label indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, shared by every label's fit.
+
+        Returns
+        -------
+        self : MultilabelCalibrator
+            The fitted calibrator.
+        """
         from calibkit.base import reset_fitted_state
         from calibkit.metrics.multilabel import check_multilabel
         from calibkit.registry import CALIBRATORS, make_calibrator
@@ -114,7 +129,19 @@ class MultilabelCalibrator(Persistable, BaseEstimator):
 
     def predict_proba(self, scores):
         """Calibrated probability of each label, shape (n, L) (a tensor in gives a tensor
-        on the same device)."""
+        on the same device).
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_labels)
+            Per-label scores of the kind seen in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray or torch tensor of shape (n_samples, n_labels)
+            Column ``l`` is ``calibrators_[l]``'s probability of label ``l`` (rows need not
+            sum to 1).
+        """
         check_is_fitted(self, "calibrators_")
         s = check_array(scores, name="scores", ndim=(2,))
         if s.shape[1] != self.n_labels_:
@@ -125,7 +152,18 @@ class MultilabelCalibrator(Persistable, BaseEstimator):
         return like_input(out, scores)
 
     def transform(self, scores):
-        """Same as :meth:`predict_proba`."""
+        """Same as :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_labels)
+            Per-label scores of the kind seen in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray or torch tensor of shape (n_samples, n_labels)
+            The calibrated probability of each label.
+        """
         return self.predict_proba(scores)
 
     def _kind(self, s: np.ndarray) -> str:

@@ -63,9 +63,48 @@ class ReliabilityDisplay:
     ):
         """Compute the curve from predicted probabilities and draw it.
 
-        Arguments are those of :func:`calibkit.metrics.reliability_curve`;
         ``mode="classwise"`` draws one class (``pos_label`` / ``class_index``) or, with
-        neither, all classes pooled. ``kwargs`` go to ``ax.errorbar``.
+        neither, all classes pooled. The legend shows the ECE of the same bins
+        (:func:`calibkit.metrics.expected_calibration_error`, L1) unless one class is drawn.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples,)
+            Labels, encoded as in :func:`calibkit.metrics.expected_calibration_error`.
+        y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Probabilities: 1-D is P(positive); 2-D rows sum to 1.
+        n_bins : int, default=15
+        strategy : {"uniform", "quantile"}, default="uniform"
+            Equal-width or equal-mass bins.
+        mode : {"top_label", "classwise", "binary"}, default="top_label"
+            Which confidence and outcome are binned.
+        pos_label : label or None, default=None
+            ``mode="classwise"``: the class to draw, as a label.
+        class_index : int or None, default=None
+            ``mode="classwise"``: the class to draw, as a column of ``y_prob``.
+        sample_weight : array-like of shape (n_samples,), default=None
+        labels : array-like of shape (n_classes,), default=None
+            The label of each column of ``y_prob``.
+        confidence_level : float, default=0.95
+            Coverage of the Clopper-Pearson error bars.
+        name : str or None, default=None
+            Legend label (``"model"`` when None).
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure.
+        show_histogram : bool, default=True
+            Also draw the histogram of the confidences (a panel below, or an inset of
+            ``ax``).
+        **kwargs : dict
+            Passed to ``ax.errorbar``.
+
+        Returns
+        -------
+        ReliabilityDisplay
+            The display, drawn (``ax_``, ``ax_hist_``, ``figure_``, ``line_`` set).
+
+        See Also
+        --------
+        calibkit.metrics.reliability_curve : The curve that is drawn, with these arguments.
         """
         common = dict(n_bins=n_bins, strategy=strategy, mode=mode, sample_weight=sample_weight,
                       labels=labels)
@@ -99,7 +138,34 @@ class ReliabilityDisplay:
         The curve is :func:`calibkit.metrics.smooth_reliability_curve` (kernel-smoothed
         observed frequency against confidence, the bandwidth that of the smooth ECE), drawn
         as a line whose width follows the density of the predictions; the histogram panel
-        shows that density. The legend gives the smooth ECE. ``kwargs`` go to ``ax.plot``.
+        shows that density. The legend gives the smooth ECE and the bandwidth.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples,)
+            Labels, encoded as in :func:`calibkit.metrics.expected_calibration_error`.
+        y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Probabilities.
+        bandwidth : float or None, default=None
+            The kernel's standard deviation; None takes the smooth ECE's fixed point.
+        mode : {"top_label", "binary"}, default="top_label"
+            Which confidence and outcome are smoothed.
+        sample_weight : array-like of shape (n_samples,), default=None
+        labels : array-like of shape (n_classes,), default=None
+            The label of each column of ``y_prob``.
+        name : str or None, default=None
+            Legend label (``"model"`` when None).
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure.
+        show_histogram : bool, default=True
+            Also draw the density of the predictions (a panel below, or an inset of ``ax``).
+        **kwargs : dict
+            Passed to ``ax.plot`` for the curve (default colour ``"tab:red"``).
+
+        Returns
+        -------
+        ReliabilityDisplay
+            The display, drawn, with ``ece`` the smooth ECE.
         """
         from calibkit.metrics.smooth import smooth_reliability_curve
 
@@ -112,8 +178,22 @@ class ReliabilityDisplay:
     def from_calibrator(cls, calibrator, scores, y, **kwargs):
         """Draw the reliability of ``calibrator.predict_proba(scores)`` against ``y``.
 
-        ``labels`` default to ``calibrator.classes_``; other arguments as
-        :meth:`from_predictions`.
+        Parameters
+        ----------
+        calibrator : Calibrator
+            A fitted calibrator (anything with ``predict_proba``).
+        scores : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Scores to calibrate, of the kind the calibrator was fitted on.
+        y : array-like of shape (n_samples,)
+            True labels.
+        **kwargs : dict
+            Arguments of :meth:`from_predictions`; ``labels`` defaults to
+            ``calibrator.classes_`` and ``name`` to the calibrator's class name.
+
+        Returns
+        -------
+        ReliabilityDisplay
+            The display, drawn.
         """
         proba = np.asarray(calibrator.predict_proba(scores))
         if getattr(calibrator, "classes_", None) is not None:
@@ -122,7 +202,26 @@ class ReliabilityDisplay:
         return cls.from_predictions(y, proba, **kwargs)
 
     def plot(self, *, ax=None, show_histogram=True, name=None, **kwargs):
-        """Draw on ``ax`` (a new figure when None) and return ``self``."""
+        """Draw on ``ax`` (a new figure when None) and return ``self``.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure (two panels with the histogram).
+        show_histogram : bool, default=True
+            Also draw the histogram of the confidences (or the density of a smooth curve):
+            a panel below a new figure, or an inset of a given ``ax``.
+        name : str or None, default=None
+            Legend label; None uses the display's ``name`` (``"model"`` when that is None).
+        **kwargs : dict
+            Passed to ``ax.errorbar`` (binned curve; defaults ``marker="o"``, ``capsize=3``)
+            or ``ax.plot`` (smooth curve).
+
+        Returns
+        -------
+        self : ReliabilityDisplay
+            With ``ax_``, ``ax_hist_``, ``figure_`` and ``line_`` set.
+        """
         import matplotlib.pyplot as plt
 
         c = self.curve

@@ -35,20 +35,20 @@ class CalibratorSpec:
         The method name users type.
     module, cls : str
         Where the class lives (imported on first use).
-    params : dict
-        Parameters that make this method from the class (``"sigmoid"`` is ``PlattScaling``
-        with ``target_smoothing=True``).
     summary : str
         One line for listings.
-    binary : bool
+    params : dict, default={}
+        Parameters that make this method from the class (``"sigmoid"`` is ``PlattScaling``
+        with ``target_smoothing=True``).
+    binary : bool, default=True
         Calibrates one score per sample (1-D scores; binary, top-label and detection use).
-    multiclass : bool
+    multiclass : bool, default=True
         Calibrates (n, K) score matrices.
-    soft_targets : bool
+    soft_targets : bool, default=True
         Fits targets in [0, 1] (detection calibrates to the matched IoU).
-    needs_logits : bool
+    needs_logits : bool, default=False
         The model acts on logits, not probabilities (scaling methods).
-    bench_default : bool
+    bench_default : bool, default=True
         Part of the default ``calibkit bench`` run.
     """
 
@@ -122,7 +122,19 @@ CALIBRATORS: dict[str, CalibratorSpec] = {
 
 def calibrator_names(*, binary=None, multiclass=None, soft_targets=None,
                      bench_default=None) -> list[str]:
-    """Registry names, filtered by the capabilities given (``None``: either)."""
+    """Registry names, filtered by the capabilities given (``None``: either).
+
+    Parameters
+    ----------
+    binary, multiclass, soft_targets, bench_default : bool or None, default=None
+        Keep only the entries whose :class:`CalibratorSpec` field of that name equals the
+        value; None does not filter on the field.
+
+    Returns
+    -------
+    list of str
+        The names of the matching entries, in registry order.
+    """
     wanted = {"binary": binary, "multiclass": multiclass, "soft_targets": soft_targets,
               "bench_default": bench_default}
     return [
@@ -132,7 +144,18 @@ def calibrator_names(*, binary=None, multiclass=None, soft_targets=None,
 
 
 def get_calibrator_class(name: str):
-    """The class behind a registry name."""
+    """The class behind a registry name.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`CALIBRATORS`.
+
+    Returns
+    -------
+    type
+        The calibrator class (its module is imported on first use).
+    """
     spec = _spec(name)
     return getattr(importlib.import_module(spec.module), spec.cls)
 
@@ -144,7 +167,7 @@ def make_calibrator(method, **params):
     ----------
     method : str or Calibrator
         A name of :data:`CALIBRATORS`, or an unfitted calibkit calibrator (cloned).
-    **params
+    **params : dict
         Parameters set on the new calibrator (they override the registry's), e.g.
         ``input="probs"``; a parameter the class does not have is skipped, so callers can
         pass ``input`` to every calibrator.
@@ -152,6 +175,8 @@ def make_calibrator(method, **params):
     Returns
     -------
     Calibrator
+        Unfitted: the registry's class with the entry's ``params`` (or a clone of
+        ``method``), then ``params``.
     """
     from sklearn.base import clone
 
@@ -175,7 +200,17 @@ def make_calibrator(method, **params):
 def method_name(calibrator) -> str | None:
     """The registry name of a calibrator instance: the entry of its class whose parameters it
     has (the most specific one, so ``PlattScaling(target_smoothing=True)`` is ``"sigmoid"``),
-    or None for a class that is not registered."""
+    or None for a class that is not registered.
+
+    Parameters
+    ----------
+    calibrator : Calibrator
+        A calibrator instance (fitted or not).
+
+    Returns
+    -------
+    str or None
+    """
     cls = type(calibrator)
     params = calibrator.get_params(deep=False)
     best = None
@@ -196,6 +231,11 @@ def all_estimators() -> list[tuple[str, type]]:
 
     This is the list the contract test runs over, as scikit-learn's ``all_estimators`` drives
     its own checks: a class added to the registry is checked without editing any test.
+
+    Returns
+    -------
+    list of (str, type)
+        ``(class name, class)`` pairs, sorted by name.
     """
     from importlib.metadata import entry_points
 

@@ -222,6 +222,11 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def predict_proba(self, X):
         """Calibrated probabilities, the mean over :attr:`calibrated_classifiers_`.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in any format the estimator accepts.
+
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
@@ -235,7 +240,18 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return proba / len(self.calibrated_classifiers_)
 
     def predict(self, X):
-        """The class in :attr:`classes_` with the highest calibrated probability."""
+        """The class in :attr:`classes_` with the highest calibrated probability.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in any format the estimator accepts.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The predicted labels (the first class on ties).
+        """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 

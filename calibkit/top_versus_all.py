@@ -25,6 +25,13 @@ __all__ = ["TopVersusAll", "top_label_problem", "top_label_probabilities"]
 def top_label_problem(probs: np.ndarray, y: np.ndarray | None = None):
     """The top-label binary problem of probabilities ``probs`` (n, K).
 
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Class probabilities (the input is not checked).
+    y : ndarray of shape (n,) or None, default=None
+        True labels as class indices in ``[0, K)``; None at predict time.
+
     Returns
     -------
     top : ndarray of shape (n,)

@@ -74,7 +74,7 @@ class TemperatureScaler(nn.Module):
 
     Attributes
     ----------
-    temperature : torch.Tensor
+    temperature : torch.Tensor of shape ()
         0-d float64 buffer (saved in ``state_dict``, moved by ``.to()``).
     n_iter_ : int
         Passes over the logits made by the last :meth:`fit`.
@@ -95,6 +95,20 @@ class TemperatureScaler(nn.Module):
         self.n_iter_ = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Temperature-scaled logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch_size, ...)
+            The wrapped model's input, or logits of shape (batch_size, n_classes) when there
+            is no model.
+
+        Returns
+        -------
+        torch.Tensor of shape (batch_size, n_classes)
+            ``logits / T``, in the logits' dtype and on their device (softmax them for
+            probabilities).
+        """
         logits = self.model(x) if self.model is not None else x
         return logits / self.temperature.to(device=logits.device, dtype=logits.dtype)
 
@@ -110,7 +124,29 @@ class TemperatureScaler(nn.Module):
         chunk_size: int | None = None,
     ) -> TemperatureScaler:
         """Fit ``T`` on calibration ``logits`` (n, K) (model outputs, not probabilities) and
-        integer ``labels`` (n,). Runs on ``logits.device``; returns ``self``."""
+        integer ``labels`` (n,). Runs on ``logits.device``; returns ``self``.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (n_samples, n_classes)
+            Floating-point logits, ``n_classes >= 2``; they are not copied.
+        labels : torch.Tensor of shape (n_samples,)
+            Integer class indices in ``[0, n_classes)``.
+        sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+            Non-negative weights of each sample's NLL, with a positive sum.
+        max_iter : int, default=100
+            Largest number of passes over the logits.
+        tol : float, default=1e-10
+            Convergence tolerance on ``log T``.
+        chunk_size : int or None, default=None
+            Rows per chunk of the float64 sums; None sizes chunks by memory, as
+            :func:`fit_temperature`.
+
+        Returns
+        -------
+        self : TemperatureScaler
+            With ``temperature`` (on the buffer's device) and ``n_iter_`` set.
+        """
         t, n_iter = fit_temperature(
             logits, labels, sample_weight=sample_weight, max_iter=max_iter, tol=tol,
             chunk_size=chunk_size,
@@ -121,7 +157,27 @@ class TemperatureScaler(nn.Module):
 
     @torch.no_grad()
     def fit_loader(self, loader, *, device=None, **fit_kwargs) -> TemperatureScaler:
-        """Run the wrapped model over ``loader`` (batches ``(x, y)``) and fit on its logits."""
+        """Run the wrapped model over ``loader`` (batches ``(x, y)``) and fit on its logits.
+
+        The model runs in eval mode without gradients (its training mode is restored
+        afterwards); the logits of every batch are concatenated, then :meth:`fit` runs on
+        them.
+
+        Parameters
+        ----------
+        loader : iterable of pairs (x, y)
+            Batches of model inputs ``x`` (tensors the model accepts) and integer labels
+            ``y`` (tensors of shape (batch_size,)), e.g. a ``torch.utils.data.DataLoader``.
+        device : str, torch.device or None, default=None
+            Move every batch there before the forward pass; None leaves them where they are.
+        **fit_kwargs : dict
+            ``sample_weight``, ``max_iter``, ``tol`` and ``chunk_size`` of :meth:`fit`.
+
+        Returns
+        -------
+        self : TemperatureScaler
+            Fitted.
+        """
         if self.model is None:
             raise ValueError("fit_loader needs a model: use TemperatureScaler(model).")
         was_training = self.model.training
@@ -151,14 +207,41 @@ def fit_temperature(
 ) -> tuple[torch.Tensor, int]:
     """Maximum-likelihood temperature of ``logits`` (n, K) for integer ``labels`` (n,).
 
-    Returns ``(T, n_iter)`` with ``T`` a 0-d float64 tensor on ``logits.device``. The fit is
-    that of :class:`calibkit.TemperatureScaling` (safeguarded Halley iteration on log T,
-    warm-started on a strided subsample of large inputs) with the NLL's derivatives summed
-    in float64 on ``logits.device``, over chunks of ``chunk_size`` rows (default: about
-    ``calibkit._chunks.WORKING_MEMORY_BYTES`` of float64 temporaries per chunk on the CPU,
-    twice that on a GPU), without copying the logits.
+    The fit is that of :class:`calibkit.TemperatureScaling` (safeguarded Halley iteration on
+    log T, warm-started on a strided subsample of large inputs) with the NLL's derivatives
+    summed in float64 on ``logits.device``, over chunks of rows, without copying the logits.
     Warns :class:`~calibkit.base.ConvergenceWarning` when the NLL has no minimiser (e.g.
     separable data, where ``T -> 0``) or ``max_iter`` is reached.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_samples, n_classes)
+        Finite floating-point logits, ``n_classes >= 2``.
+    labels : torch.Tensor of shape (n_samples,)
+        Integer class indices in ``[0, n_classes)``.
+    sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+        Non-negative weights of each sample's NLL, with a positive sum.
+    max_iter : int, default=100
+        Largest number of passes over the logits.
+    tol : float, default=1e-12
+        Convergence tolerance on ``log T`` (the relative error of ``T``).
+    chunk_size : int or None, default=None
+        Rows per chunk; None takes as many rows as fit about
+        ``calibkit._chunks.WORKING_MEMORY_BYTES`` (64 MiB) of float64 temporaries
+        (16 bytes per logit) on the CPU, twice that on a GPU.
+
+    Returns
+    -------
+    T : torch.Tensor of shape ()
+        The fitted temperature, float64, on ``logits.device``.
+    n_iter : int
+        Passes over the full logits.
+
+    Notes
+    -----
+    ``T`` minimises ``L(T) = sum_i w_i [logsumexp(z_i / T) - z_{i, y_i} / T]`` (Guo et al.,
+    "On calibration of modern neural networks", ICML 2017); see
+    :class:`calibkit.TemperatureScaling` for the iteration.
     """
     from calibkit.scaling import fit_softmax_log_temperature
 
@@ -579,7 +662,24 @@ class CalibrationError(_SumStateMetric):
     @torch.no_grad()
     def update(self, y_true, y_prob, sample_weight=None):
         """Add a batch and return ``self``: ``y_true`` (n,) column indices, ``y_prob``
-        (n, K) or (n,) (tensors or arrays)."""
+        (n, K) or (n,) (tensors or arrays).
+
+        Parameters
+        ----------
+        y_true : torch.Tensor or array-like of shape (n_samples,)
+            Class indices into the columns of ``y_prob`` (integer, boolean or
+            integer-valued floats); 0/1 for 1-D ``y_prob``.
+        y_prob : torch.Tensor or array-like of shape (n_samples,) or (n_samples, n_classes)
+            Probabilities (rows summing to 1), or logits with ``input="logits"``; 1-D is
+            P(positive). Every batch needs the same number of classes.
+        sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+            Non-negative weights, with a positive sum.
+
+        Returns
+        -------
+        self : CalibrationError
+            With the batch's per-bin counts and sums added to the state.
+        """
         p, t, w = self._prepare(y_true, y_prob, sample_weight)
         k = 2 if p.ndim == 1 else p.shape[1]
         if self.mode != "binary" and p.ndim == 1:  # P(positive) read as [1 - p, p]
@@ -633,7 +733,19 @@ class BrierScore(_SumStateMetric):
     (y_prob (n,) = P(positive), or (n, 2)): ``sum_i w_i (p_i1 - y_i)^2 / sum_i w_i`` (half
     the two-column sum, as sklearn's ``brier_score_loss``).
 
-    Parameters are those of :class:`CalibrationError` except the binning ones.
+    Parameters
+    ----------
+    input : {"probs", "logits"}, default="probs"
+        What ``y_prob`` is; logits go through softmax (sigmoid for 1-D).
+    sync_on_compute : bool, default=True
+        Sum the state across ``torch.distributed`` processes in :meth:`compute`.
+    device : torch.device, optional
+        Where the state lives (default: the device of the first ``y_prob``).
+
+    Notes
+    -----
+    Brier, "Verification of forecasts expressed in terms of probability", Monthly Weather
+    Review, 1950.
     """
 
     _numpy_twin = "StreamingBrierScore"
@@ -643,7 +755,23 @@ class BrierScore(_SumStateMetric):
 
     @torch.no_grad()
     def update(self, y_true, y_prob, sample_weight=None):
-        """Add a batch and return ``self``."""
+        """Add a batch and return ``self``.
+
+        Parameters
+        ----------
+        y_true : torch.Tensor or array-like of shape (n_samples,)
+            Class indices into the columns of ``y_prob``; 0/1 for 1-D ``y_prob``.
+        y_prob : torch.Tensor or array-like of shape (n_samples,) or (n_samples, n_classes)
+            Probabilities (rows summing to 1), or logits with ``input="logits"``; 1-D is
+            P(positive). Every batch needs the same number of classes.
+        sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+            Non-negative weights, with a positive sum.
+
+        Returns
+        -------
+        self : BrierScore
+            With the batch's weighted loss sum and weight sum added to the state.
+        """
         p, t, w = self._prepare(y_true, y_prob, sample_weight)
         k = 2 if p.ndim == 1 else p.shape[1]
         if p.ndim == 1:
@@ -672,13 +800,38 @@ class NegativeLogLikelihood(BrierScore):
     As :func:`calibkit.metrics.negative_log_likelihood`: probabilities are clipped to
     ``[PROB_EPS, 1 - PROB_EPS]`` before the log (``PROB_EPS`` of :mod:`calibkit._validation`,
     the float64 machine epsilon); logits use ``log_softmax`` directly.
+
+    Parameters
+    ----------
+    input : {"probs", "logits"}, default="probs"
+        What ``y_prob`` is; 1-D logits are log-odds (the logits ``[0, z]``).
+    sync_on_compute : bool, default=True
+        Sum the state across ``torch.distributed`` processes in :meth:`compute`.
+    device : torch.device, optional
+        Where the state lives (default: the device of the first ``y_prob``).
     """
 
     _numpy_twin = "StreamingNegativeLogLikelihood"
 
     @torch.no_grad()
     def update(self, y_true, y_prob, sample_weight=None):
-        """Add a batch and return ``self``."""
+        """Add a batch and return ``self``.
+
+        Parameters
+        ----------
+        y_true : torch.Tensor or array-like of shape (n_samples,)
+            Class indices into the columns of ``y_prob``; 0/1 for 1-D ``y_prob``.
+        y_prob : torch.Tensor or array-like of shape (n_samples,) or (n_samples, n_classes)
+            Probabilities (rows summing to 1), or logits with ``input="logits"``; 1-D is
+            P(positive) (or its log-odds). Every batch needs the same number of classes.
+        sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+            Non-negative weights, with a positive sum.
+
+        Returns
+        -------
+        self : NegativeLogLikelihood
+            With the batch's weighted NLL sum and weight sum added to the state.
+        """
         if self.input == "logits":
             raw = torch.as_tensor(y_prob).detach().to(torch.float64)
             if raw.ndim == 2 and raw.shape[1] == 1:
@@ -704,8 +857,30 @@ def expected_calibration_error(
 ) -> torch.Tensor:
     """Equal-width calibration error of tensors, computed on their device.
 
-    Same definitions as :class:`CalibrationError` (``y_true`` class indices (n,), ``y_prob``
-    (n, K) or (n,) for ``mode="binary"``); returns a 0-d float64 tensor on ``y_prob.device``.
+    Same definitions as :class:`CalibrationError`, on one batch.
+
+    Parameters
+    ----------
+    y_true : torch.Tensor or array-like of shape (n_samples,)
+        Class indices into the columns of ``y_prob``; 0/1 for 1-D ``y_prob``.
+    y_prob : torch.Tensor or array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities (rows summing to 1), or logits with ``input="logits"``; 1-D is
+        P(positive).
+    n_bins : int, default=15
+        Equal-width bins on [0, 1].
+    norm : {"l1", "l2", "max"}, default="l1"
+        As :func:`calibkit.metrics.expected_calibration_error`.
+    mode : {"top_label", "binary", "classwise"}, default="top_label"
+        As :class:`CalibrationError`.
+    input : {"probs", "logits"}, default="probs"
+        What ``y_prob`` is; logits go through softmax (sigmoid for 1-D).
+    sample_weight : torch.Tensor or array-like of shape (n_samples,), default=None
+        Non-negative weights, with a positive sum.
+
+    Returns
+    -------
+    torch.Tensor of shape ()
+        The error, float64, on ``y_prob``'s device (the CPU for numpy input).
     """
     metric = CalibrationError(n_bins=n_bins, norm=norm, mode=mode, input=input,
                               sync_on_compute=False)

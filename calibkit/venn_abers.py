@@ -275,7 +275,7 @@ def ivap_fit(scores, y, *, sample_weight=None):
         Calibration scores (any monotone scale).
     y : ndarray of shape (n,)
         Labels in {0, 1}.
-    sample_weight : ndarray of shape (n,) or None
+    sample_weight : ndarray of shape (n,) or None, default=None
         Frequency weights (the test point has weight 1); zero-weight samples are ignored.
 
     Returns
@@ -334,6 +334,22 @@ def ivap_predict(c, p0, p1, scores):
     ``p0[searchsorted(c, s, "right")]`` and ``p1[searchsorted(c, s, "left")]``: one binary
     search per score, O(log k). Large batches are sorted first so that the searches walk
     the table in order (cache friendly); the result is the same.
+
+    Parameters
+    ----------
+    c : ndarray of shape (k,)
+        Sorted distinct calibration scores, from :func:`ivap_fit`.
+    p0, p1 : ndarray of shape (k + 1,)
+        The tables of :func:`ivap_fit`.
+    scores : array-like of shape (n,)
+        Test scores, on the scale of the calibration scores.
+
+    Returns
+    -------
+    p0, p1 : ndarray of shape (n,)
+        The lower and upper Venn-ABERS probabilities of each test score: the isotonic fit at
+        the score with the score added to the calibration set with label 0, resp. 1
+        (``p0 = 0`` and ``p1 = 1`` for every score when ``k = 0``).
     """
     s = np.asarray(scores, dtype=np.float64)
     return _lookup(c, p0, p1, _SortedScores(s))

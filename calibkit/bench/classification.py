@@ -52,7 +52,23 @@ TIMINGS = ("fit_time_s", "predict_time_s")
 
 @dataclass(frozen=True)
 class ClassificationConfig:
-    """Settings of the classification protocol (the defaults are the published run)."""
+    """Settings of the classification protocol (the defaults are the published run).
+
+    Attributes
+    ----------
+    methods : tuple of str, default=DEFAULT_CLASSIFICATION_METHODS
+        Names of :data:`~calibkit.bench.CLASSIFICATION_METHODS` to run (the default run:
+        the registry's ``bench_default`` calibrators, ``uncalibrated`` and the conformal
+        methods).
+    seeds : int, default=5
+        Number of random splits; seeds ``0 .. seeds - 1``.
+    test_size : float, default=0.5
+        Fraction of each class that goes to the test half, in (0, 1).
+    n_bins : int, default=15
+        Bins of the ECE metrics and of the reliability curves.
+    alpha : float, default=0.1
+        Miscoverage level of the conformal methods (target coverage ``1 - alpha``).
+    """
 
     methods: tuple = DEFAULT_CLASSIFICATION_METHODS
     seeds: int = 5
@@ -70,6 +86,22 @@ def run_classification(
     progress: bool = True,
 ) -> dict:
     """Run the protocol over ``models`` x ``config.methods`` x ``range(config.seeds)``.
+
+    Parameters
+    ----------
+    models : list of ClassificationOutputs
+        The models, e.g. from :func:`calibkit.datasets.load_bundled_classification`; their
+        ``family/name`` must be distinct.
+    config : ClassificationConfig or None, default=None
+        The protocol's settings; None is ``ClassificationConfig()``.
+    jobs : int, default=1
+        Number of joblib workers over the (model, method, seed) grid.
+    backend : str or None, default=None
+        A joblib backend name (``"loky"``, ``"threading"``, ``"dask"``, ``"ray"``); None is
+        ``"loky"`` when ``jobs > 1`` and the calling process otherwise. ``"dask"`` and
+        ``"ray"`` must be registered by the caller (the command line does it).
+    progress : bool, default=True
+        Show a progress bar on stderr (tqdm when installed).
 
     Returns
     -------
@@ -116,6 +148,20 @@ def split_indices(labels, seed: int, test_size: float = 0.5) -> tuple[np.ndarray
 
     Within each class the rows are shuffled by ``numpy.random.default_rng(seed)`` and the
     first ``round(n_k * (1 - test_size))`` go to calibration. Both index arrays are sorted.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        Class labels of any sortable type.
+    seed : int
+        Seed of the shuffle.
+    test_size : float, default=0.5
+        Fraction of each class that goes to the test part.
+
+    Returns
+    -------
+    calibration, test : ndarray of shape (n_calibration,) and (n_test,)
+        Sorted row indices of the two parts; together they are ``range(n_samples)``.
     """
     labels = np.asarray(labels)
     _, y = np.unique(labels, return_inverse=True)
@@ -132,7 +178,22 @@ def split_indices(labels, seed: int, test_size: float = 0.5) -> tuple[np.ndarray
 
 def subsample(model: ClassificationOutputs, n: int, seed: int = 12345) -> ClassificationOutputs:
     """``model`` on ``n`` rows drawn without replacement by ``default_rng(seed)`` (kept in
-    file order); the whole model when it has at most ``n`` rows."""
+    file order); the whole model when it has at most ``n`` rows.
+
+    Parameters
+    ----------
+    model : ClassificationOutputs
+        The model to subsample.
+    n : int
+        Number of rows to keep, at least 10.
+    seed : int, default=12345
+        Seed of the draw.
+
+    Returns
+    -------
+    ClassificationOutputs
+        ``model.subset(rows)`` with the drawn rows in increasing order, or ``model`` itself.
+    """
     if n < 10:
         raise ValueError(f"--max-samples must be at least 10; got {n}.")
     if model.n_samples <= n:
@@ -145,7 +206,30 @@ def evaluate_method(model: ClassificationOutputs, method: str, seed: int,
                     config: ClassificationConfig | None = None) -> tuple[dict, object]:
     """One cell of the grid: fit ``method`` on the seed's calibration half of ``model`` and
     return ``(row, curve)``: the metrics on the test half and, for seed 0, the top-label
-    reliability curve (else None)."""
+    reliability curve (else None).
+
+    Parameters
+    ----------
+    model : ClassificationOutputs
+        The model; top-1-only data takes only the methods that apply to it.
+    method : str
+        A name of :data:`~calibkit.bench.CLASSIFICATION_METHODS`.
+    seed : int
+        The split (:func:`split_indices`) and the seed of randomised estimators.
+    config : ClassificationConfig or None, default=None
+        The protocol's settings (``test_size``, ``n_bins``, ``alpha``); None is
+        ``ClassificationConfig()``.
+
+    Returns
+    -------
+    row : dict
+        ``family``, ``model``, ``params``, ``data`` (``"full"`` or ``"top1"``), ``method``,
+        ``seed``, ``n_calib``, ``n_test``, the metrics of the module docstring and the
+        timings ``fit_time_s``, ``predict_time_s``.
+    curve : dict or None
+        For seed 0 and a method that predicts probabilities, the fields of the test half's
+        top-label :class:`~calibkit.metrics.ReliabilityCurve` as lists; else None.
+    """
     config = config or ClassificationConfig()
     return _task(model, method, seed, config)
 

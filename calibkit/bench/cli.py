@@ -24,10 +24,20 @@ from calibkit._commandline import check_output_dir, run_command
 DEFAULT_OUT = "calibkit-bench"
 
 
-
 def add_subparser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` command (with ``classification``, ``coco`` and ``all``) to an
-    argparse ``subparsers`` object; each leaf sets ``func`` to call with the parsed args."""
+    argparse ``subparsers`` object; each leaf sets ``func`` to call with the parsed args.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The object ``ArgumentParser.add_subparsers()`` returns.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``bench`` parser.
+    """
     from calibkit.bench.coco import COCO_METHODS, DEFAULT_BOOTSTRAP
     from calibkit.bench.methods import CLASSIFICATION_METHODS, DEFAULT_CLASSIFICATION_METHODS
 
@@ -101,7 +111,19 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``calibkit bench ...`` from ``argv`` (without the leading ``bench``); for tests."""
+    """Run ``calibkit bench ...`` from ``argv`` (without the leading ``bench``); for tests.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments after ``bench``; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success. A failure prints one line on stderr and raises ``SystemExit`` with
+        status 2 (bad input), 130 (interrupt) or 1 (a bug).
+    """
     parser = argparse.ArgumentParser(prog="calibkit")
     sub = parser.add_subparsers(dest="command", required=True)
     add_subparser(sub)
@@ -115,6 +137,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_classification_command(args, *, out=None, command=None) -> int:
+    """``calibkit bench classification``: load the models, run the protocol, write the
+    results (:func:`~calibkit.bench.write_classification`) and, unless ``--quiet``, print
+    the tables.
+
+    The output folder, the method names, ``--jobs`` and ``--seeds`` are checked before any
+    data is loaded.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of the ``classification`` subcommand (``data``, ``family``,
+        ``models``, ``methods`` (None: the default run, or every method with ``full``),
+        ``seeds``, ``n_bins``, ``alpha``, ``test_size``, ``max_samples``, ``out``, ``jobs``,
+        ``backend``, ``scheduler``, ``no_plots``, ``quiet``).
+    out : str, os.PathLike or None, default=None
+        The output folder; None uses ``args.out``.
+    command : str or None, default=None
+        The command line recorded in the outputs; None rebuilds it from ``args`` (or
+        ``sys.argv``).
+
+    Returns
+    -------
+    int
+        The exit status, 0 (errors are raised, and reported by the command-line handler).
+    """
     from calibkit.bench._parallel import use_backend
     from calibkit.bench.classification import ClassificationConfig, run_classification
     from calibkit.bench.methods import (
@@ -158,6 +205,30 @@ def run_classification_command(args, *, out=None, command=None) -> int:
 
 
 def run_coco_command(args, *, out=None, command=None) -> int:
+    """``calibkit bench coco``: load the detections, run the protocols, write the results
+    (:func:`~calibkit.bench.write_coco`) and, unless ``--quiet``, print the tables.
+
+    The output folder, the method names, ``--jobs`` and ``--seeds`` are checked before any
+    data is loaded.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of the ``coco`` subcommand (``gt`` with ``dets``, or ``data``, or
+        neither for the bundled detectors; ``detectors``, ``methods``, ``max_images``,
+        ``bootstrap``, ``seeds``, ``out``, ``jobs``, ``backend``, ``scheduler``,
+        ``no_plots``, ``quiet``).
+    out : str, os.PathLike or None, default=None
+        The output folder; None uses ``args.out``.
+    command : str or None, default=None
+        The command line recorded in the outputs; None rebuilds it from ``args`` (or
+        ``sys.argv``).
+
+    Returns
+    -------
+    int
+        The exit status, 0 (errors are raised, and reported by the command-line handler).
+    """
     from calibkit.bench._parallel import use_backend
     from calibkit.bench.coco import COCO_METHODS, CocoConfig, coco_text, run_coco, write_coco
     from calibkit.bench.methods import check_methods
@@ -184,6 +255,21 @@ def run_coco_command(args, *, out=None, command=None) -> int:
 
 
 def run_all_command(args) -> int:
+    """``calibkit bench all``: the default classification run and the COCO run on the
+    bundled data, under ``args.out/classification`` and ``args.out/coco``, with a
+    ``report.md`` linking the two.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of the ``all`` subcommand (``full``, ``seeds``, ``coco_seeds``,
+        ``out``, ``jobs``, ``backend``, ``scheduler``, ``no_plots``, ``quiet``).
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     from calibkit.bench.coco import COCO_METHODS
     from calibkit.bench.methods import (
         DEFAULT_CLASSIFICATION_METHODS,

@@ -76,7 +76,26 @@ PROTOCOL_METRICS = {
 
 @dataclass(frozen=True)
 class CocoConfig:
-    """Settings of the COCO protocols (the defaults are the published run)."""
+    """Settings of the COCO protocols (the defaults are the published run).
+
+    Attributes
+    ----------
+    methods : tuple of str, default=tuple(COCO_METHODS)
+        Names of :data:`COCO_METHODS` to run (all six).
+    seeds : int, default=3
+        Number of random image splits; seeds ``0 .. seeds - 1``.
+    scopes : tuple of str, default=("classwise", "class-agnostic")
+        One calibrator per class, or one for all classes.
+    protocols : tuple of str, default=("laece", "dece")
+        The protocols of the module docstring.
+    dece_threshold : float, default=0.3
+        The fixed score threshold of the ``dece`` protocol.
+    bootstrap : int, default=1000
+        Image-level bootstrap resamples of the test half (0: no intervals and no paired
+        comparison with ``identity``).
+    confidence_level : float, default=0.95
+        Coverage of the bootstrap intervals.
+    """
 
     methods: tuple = tuple(COCO_METHODS)
     seeds: int = 3
@@ -92,11 +111,32 @@ def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
     """Run both protocols over the detectors of ``data`` (a
     :class:`calibkit.datasets.DetectionOutputs`).
 
+    Parameters
+    ----------
+    data : DetectionOutputs
+        The ground truth and the detectors' results, as dicts or columns (e.g.
+        :func:`calibkit.datasets.load_bundled_coco`).
+    config : CocoConfig or None, default=None
+        The protocols' settings; None is ``CocoConfig()``.
+    jobs : int, default=1
+        Number of joblib workers over the (detector, protocol, method, scope, seed) grid.
+    backend : str or None, default=None
+        A joblib backend name (``"loky"``, ``"threading"``, ``"dask"``, ``"ray"``); None is
+        ``"loky"`` when ``jobs > 1`` and the calling process otherwise. ``"dask"`` and
+        ``"ray"`` must be registered by the caller (the command line does it).
+    progress : bool, default=True
+        Show a progress bar on stderr (tqdm when installed).
+
     Returns
     -------
     dict
-        ``{"config", "rows", "summary", "skipped"}``: one row per (detector, method, scope,
-        protocol, seed).
+        ``{"config", "detectors", "rows", "skipped", "summary"}``: one row per (detector,
+        method, scope, protocol, seed) with the metrics of :func:`evaluate_detector` and,
+        with a bootstrap, the paired comparison with ``identity`` (``<metric>_vs_identity``
+        and its ``_ci_low`` / ``_ci_high``, ``<metric>_better_share``, ``<metric>_holds``);
+        ``summary`` is :func:`~calibkit.bench.summarise` of the rows; ``detectors`` the
+        architecture, params, file and dataset of each detector; ``skipped`` the
+        (detector, method, protocol) cells that do not apply, with the reason.
     """
     from calibkit import detection
 
@@ -137,7 +177,20 @@ def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
 
 def split_images(image_ids, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random halves (calibration, test) of the sorted unique ``image_ids``:
-    ``numpy.random.default_rng(seed).permutation``, the first ``n // 2`` for calibration."""
+    ``numpy.random.default_rng(seed).permutation``, the first ``n // 2`` for calibration.
+
+    Parameters
+    ----------
+    image_ids : array-like of shape (n_ids,)
+        Image ids; repeats are dropped.
+    seed : int
+        Seed of the permutation.
+
+    Returns
+    -------
+    calibration, test : ndarray of shape (n // 2,) and (n - n // 2,)
+        The sorted ids of each half, ``n`` the number of distinct ids.
+    """
     ids = np.unique(np.asarray(image_ids))
     perm = np.random.default_rng(seed).permutation(len(ids))
     half = len(ids) // 2
@@ -147,7 +200,38 @@ def split_images(image_ids, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def evaluate_detector(gt, dets, method: str, scope: str, protocol: str, seed: int,
                       config: CocoConfig | None = None) -> dict:
     """One cell of the grid (see the module docstring); ``gt`` and ``dets`` as accepted by
-    :func:`calibkit.detection.load_gt` / :func:`calibkit.detection.load_dets`."""
+    :func:`calibkit.detection.load_gt` / :func:`calibkit.detection.load_dets`.
+
+    Parameters
+    ----------
+    gt : dict, str, pathlib.Path or GroundTruth
+        The COCO ground truth: a dict, the columns of ``load_bundled_coco(arrays=True)``, a
+        json path or a loaded ``GroundTruth``.
+    dets : list of dict, dict, str, pathlib.Path or Detections
+        One detector's COCO results: a list, columns, a json path or a loaded
+        ``Detections``.
+    method : str
+        A name of :data:`COCO_METHODS`.
+    scope : {"classwise", "class-agnostic"}
+        One calibrator per class, or one for all classes.
+    protocol : {"laece", "dece"}
+        The protocol of the module docstring.
+    seed : int
+        The image split (:func:`split_images`) and the bootstrap's ``random_state``.
+    config : CocoConfig or None, default=None
+        ``dece_threshold``, ``bootstrap`` and ``confidence_level``; None is
+        ``CocoConfig()``.
+
+    Returns
+    -------
+    dict
+        ``detector`` (``"detector"``), ``protocol``, ``scope``, ``method``, ``seed``,
+        ``n_images_calib``, ``n_images_test``, the protocol's metrics (``laece``, ``laace``,
+        ``lrp``, ``lrp_loc``, ``lrp_fp``, ``lrp_fn``, ``ap``; or ``dece``, ``ap``),
+        ``n_dets_test``, ``fit_time_s`` and ``predict_time_s``. With a bootstrap, also
+        ``<metric>_ci_low`` / ``<metric>_ci_high`` and ``_resamples`` (the per-resample
+        values of each metric, for paired comparisons).
+    """
     from calibkit import detection
 
     config = config or CocoConfig()
@@ -279,7 +363,25 @@ COCO_LABELS = {
 
 
 def write_coco(result: dict, out: Path, *, command: str, plots: bool = True) -> list:
-    """Write results.json, results.csv, summary.csv, report.md (and a PNG) under ``out``."""
+    """Write results.json, results.csv, summary.csv, report.md (and a PNG) under ``out``.
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`run_coco`.
+    out : str or os.PathLike
+        The output folder (created if needed; existing files of these names are replaced).
+    command : str
+        The command line that produced ``result``, recorded in results.json and report.md.
+    plots : bool, default=True
+        Also write the plots under ``out/plots`` (skipped, with a warning, when matplotlib is
+        not installed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", {"protocol": "coco", "command": command,
@@ -378,7 +480,19 @@ def coco_markdown(result: dict, *, command: str, images=(), root=None) -> str:
 
 
 def coco_text(result: dict) -> str:
-    """Terminal tables: LaECE_0 and D-ECE by detector, scope and method."""
+    """Terminal tables: LaECE_0 and D-ECE by detector, scope and method.
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`run_coco`.
+
+    Returns
+    -------
+    str
+        One table each for LaECE_0, LRP and D-ECE (mean over seeds, with the bootstrap
+        interval when there is one), for the protocols that ran.
+    """
     out = []
     for protocol, metric in (("laece", "laece"), ("laece", "lrp"), ("dece", "dece")):
         rows = [r for r in result["summary"] if r["protocol"] == protocol]

@@ -23,7 +23,25 @@ class MethodSpec:
     """A benchmark method: ``module.cls(**kwargs)``; ``top1`` says whether it applies to
     top-1-only data (a binary calibrator of the top-label confidence); ``conformal`` that it
     outputs prediction sets instead of probabilities; ``registry`` is the registry name of a
-    calibrator (None otherwise)."""
+    calibrator (None otherwise).
+
+    Attributes
+    ----------
+    label : str
+        One line for listings.
+    module, cls : str or None
+        Where the estimator class lives; None for the uncalibrated baseline.
+    kwargs : tuple of (str, object) pairs, default=()
+        Constructor arguments, as sorted ``(name, value)`` pairs.
+    top1 : bool, default=True
+        Applies to top-1-only data.
+    conformal : bool, default=False
+        Outputs prediction sets (``predict_set``) instead of probabilities.
+    registry : str or None, default=None
+        The calibrator's registry name, made by :func:`calibkit.registry.make_calibrator`.
+    default : bool, default=True
+        Part of the default run.
+    """
 
     label: str
     module: str | None
@@ -71,7 +89,27 @@ FULL_CLASSIFICATION_METHODS = tuple(CLASSIFICATION_METHODS)
 
 
 def check_methods(methods, registry: dict, option: str) -> list[str]:
-    """Validate method names against ``registry``; raise naming ``option`` and the choices."""
+    """Validate method names against ``registry``; raise naming ``option`` and the choices.
+
+    Parameters
+    ----------
+    methods : str or iterable of str
+        Method names; a string is one name.
+    registry : dict
+        The known methods by name (:data:`CLASSIFICATION_METHODS`, ``COCO_METHODS``).
+    option : str
+        The option named in the error message (e.g. ``"--methods"``).
+
+    Returns
+    -------
+    list of str
+        The names, duplicates removed, in their first order.
+
+    Raises
+    ------
+    ValueError
+        If a name is unknown or no name is given.
+    """
     if isinstance(methods, str):
         methods = [methods]
     methods = list(dict.fromkeys(methods))
@@ -86,7 +124,19 @@ def check_methods(methods, registry: dict, option: str) -> list[str]:
 
 
 def available(spec: MethodSpec) -> bool:
-    """Whether the class behind ``spec`` can be imported."""
+    """Whether the class behind ``spec`` can be imported.
+
+    Parameters
+    ----------
+    spec : MethodSpec
+        The method.
+
+    Returns
+    -------
+    bool
+        True for the uncalibrated baseline and for a class whose module imports and defines
+        it.
+    """
     if spec.module is None:
         return True
     try:
@@ -102,6 +152,22 @@ def make_classification(method: str, *, input: str, alpha: float, seed: int):
     Calibrators come from :func:`calibkit.registry.make_calibrator` with ``input=``
     (``"logits"`` or ``"probs"``); conformal predictors get ``alpha`` and, when they are
     randomised, ``random_state=seed``.
+
+    Parameters
+    ----------
+    method : str
+        A name of :data:`CLASSIFICATION_METHODS`.
+    input : {"logits", "probs"}
+        What the scores are, passed to every estimator that has an ``input`` parameter.
+    alpha : float
+        Miscoverage level of the conformal predictors (ignored by calibrators).
+    seed : int
+        ``random_state`` of the estimators that have one.
+
+    Returns
+    -------
+    Calibrator, SplitConformalClassifier or None
+        Unfitted; None for the uncalibrated baseline.
     """
     spec = CLASSIFICATION_METHODS[method]
     if spec.module is None:

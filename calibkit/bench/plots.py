@@ -12,7 +12,24 @@ SCALE_METRICS = ("ece_width", "ece_mass", "nll", "brier")
 
 def plot_classification(result: dict, out: Path) -> list[Path]:
     """Reliability diagrams (seed 0, one PNG per model, one panel per method) and
-    metric-vs-scale lines (one PNG per family and metric); returns the paths written."""
+    metric-vs-scale lines (one PNG per family and metric); returns the paths written.
+
+    Also one ranking plot per family when ``result`` has a ``ranking``. A family gets scale
+    plots only when it has models of at least 2 distinct sizes.
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`~calibkit.bench.finish_classification` (``curves``, ``rows``,
+        ``summary``, and ``scale`` / ``ranking`` when present).
+    out : str or os.PathLike
+        The folder of the PNGs (created if needed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG files written.
+    """
     plt = _pyplot()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +155,20 @@ def _slug(s: str) -> str:
 
 
 def plot_coco(result: dict, out: Path) -> list[Path]:
-    """Grouped bars of LaECE_0, LRP and D-ECE by detector and method (one PNG per scope)."""
+    """Grouped bars of LaECE_0, LRP and D-ECE by detector and method (one PNG per scope).
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`~calibkit.bench.run_coco` (``config`` and ``summary``).
+    out : str or os.PathLike
+        The folder of the PNGs (created if needed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG files written.
+    """
     plt = _pyplot()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,11 +39,11 @@ def rank_methods(rows: list[dict], *, metrics=tuple(RANK_METRICS), n_boot: int =
     rows : list of dict
         Benchmark rows with ``family``, ``model``, ``seed``, ``method`` and the metrics
         (conformal rows, which have none of them, are ignored).
-    metrics : tuple of str
-        Metrics where lower is better.
-    n_boot : int
+    metrics : tuple of str, default=("nll", "brier", "ece_width")
+        Metrics where lower is better (the keys of :data:`RANK_METRICS`).
+    n_boot : int, default=500
         Bootstrap resamples of the cells.
-    seed : int
+    seed : int, default=0
         Seeds the bootstrap.
 
     Returns
@@ -75,7 +75,19 @@ def rank_methods(rows: list[dict], *, metrics=tuple(RANK_METRICS), n_boot: int =
 
 def best_method_statements(ranking: list[dict]) -> list[str]:
     """One sentence per (family, metric): the top-rated method, its rating interval, how
-    often it is the best in the bootstrap, and its win rate."""
+    often it is the best in the bootstrap, and its win rate.
+
+    Parameters
+    ----------
+    ranking : list of dict
+        The output of :func:`rank_methods` (best rating first within each family and
+        metric).
+
+    Returns
+    -------
+    list of str
+        The sentences (markdown), one per (family, metric) in the order of ``ranking``.
+    """
     lines = []
     keys = list(dict.fromkeys((r["family"], r["metric"]) for r in ranking))
     for fam, metric in keys:

@@ -24,7 +24,25 @@ NOT_METRICS = {"seed", "n_calib", "n_test", "params", "n_images_calib", "n_image
 
 def summarise(rows: list[dict], id_keys=ID_KEYS) -> list[dict]:
     """Group ``rows`` by ``id_keys`` (in first-seen order) and give ``<metric>_mean`` and
-    ``<metric>_std`` of every numeric column, plus ``n_seeds``."""
+    ``<metric>_std`` of every numeric column, plus ``n_seeds``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per grid cell, as :func:`~calibkit.bench.run_classification` or
+        :func:`~calibkit.bench.run_coco` give them.
+    id_keys : sequence of str, default=("family", "model", "params", "data", "method")
+        The keys that identify a group (a missing key counts as None).
+
+    Returns
+    -------
+    list of dict
+        One dict per group: its ``id_keys`` values, ``n_seeds`` (rows in the group), and
+        for every numeric column of the group's first row that is not an id and not a
+        count (``seed``, ``n_calib``, ``n_test``, ``params``, ``n_images_*``),
+        ``<column>_mean`` and ``<column>_std`` (sample standard deviation, ``ddof=1``; 0
+        for one row). Booleans are not numeric here.
+    """
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in id_keys), []).append(r)
@@ -43,7 +61,21 @@ def summarise(rows: list[dict], id_keys=ID_KEYS) -> list[dict]:
 
 
 def fmt(mean, std=None, digits: int = 4) -> str:
-    """``"0.0123 ± 0.0011"`` (or ``"—"`` for a missing or NaN value)."""
+    """``"0.0123 ± 0.0011"`` (or ``"—"`` for a missing or NaN value).
+
+    Parameters
+    ----------
+    mean : float or None
+        The value.
+    std : float or None, default=None
+        The spread, appended after ``±`` unless None or NaN.
+    digits : int, default=4
+        Digits after the decimal point.
+
+    Returns
+    -------
+    str
+    """
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
     s = f"{mean:.{digits}f}"
@@ -53,6 +85,20 @@ def fmt(mean, std=None, digits: int = 4) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured markdown table.
+
+    Parameters
+    ----------
+    header : list of str
+        The column titles.
+    rows : list of list of str
+        The cells of each row, as many as ``header``.
+
+    Returns
+    -------
+    str
+        The header line, the ``|---|`` line and one line per row, joined by newlines.
+    """
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -69,10 +115,30 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as indented strict JSON.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write.
+    obj : object
+        Dicts, lists, tuples, numpy arrays and scalars, strings, numbers; dict keys become
+        strings, arrays lists, and non-finite floats ``null``.
+    """
     path.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` as CSV with a header line.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write.
+    rows : list of dict
+        One dict per line; the columns are every key, in first-seen order, and a missing or
+        None value is an empty cell.
+    """
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
@@ -143,7 +209,20 @@ CLS_METRIC_LABELS = {
 
 def finish_classification(result: dict) -> dict:
     """Add ``summary`` (mean/std over seeds), ``scale`` (power laws, gain trends) and
-    ``ranking`` (win rates and ratings across the (model, seed) cells of each family)."""
+    ``ranking`` (win rates and ratings across the (model, seed) cells of each family).
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`~calibkit.bench.run_classification`; changed in place.
+
+    Returns
+    -------
+    dict
+        ``result``, with ``summary`` (:func:`summarise`), ``scale``
+        (:func:`~calibkit.bench.scale_analysis`) and ``ranking``
+        (:func:`~calibkit.bench.rank_methods`) added.
+    """
     from calibkit.bench.ranking import rank_methods
     from calibkit.bench.scale import scale_analysis
 
@@ -155,7 +234,25 @@ def finish_classification(result: dict) -> dict:
 
 def write_classification(result: dict, out: Path, *, command: str, plots: bool = True) -> list:
     """Write results.json, results.csv (one row per model, method and seed), summary.csv,
-    report.md and (``plots``) PNGs under ``out``; return the written paths."""
+    report.md and (``plots``) PNGs under ``out``; return the written paths.
+
+    Parameters
+    ----------
+    result : dict
+        The output of :func:`finish_classification`.
+    out : str or os.PathLike
+        The output folder (created if needed; existing files of these names are replaced).
+    command : str
+        The command line that produced ``result``, recorded in results.json and report.md.
+    plots : bool, default=True
+        Also write the plots under ``out/plots`` (skipped, with a warning, when matplotlib is
+        not installed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -32,10 +32,31 @@ LOWER_IS_BETTER = ("ece_width", "ece_mass", "ece_classwise", "brier", "nll")
 def fit_power_law(n_params, metric, *, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Fit ``metric = a * (n_params / 1e6) ** (-b) + c``.
 
+    Parameters
+    ----------
+    n_params : array-like of shape (n_models,)
+        Parameter counts (positive), at least 3 distinct.
+    metric : array-like of shape (n_models,)
+        The metric of each model.
+    n_boot : int, default=1000
+        Case-bootstrap resamples of the interval on ``b``.
+    seed : int, default=0
+        Seed of the resampling.
+
     Returns
     -------
     dict
-        ``a``, ``b``, ``c``, ``rmse``, ``n_models`` and ``b_ci`` ([lo, hi] or None).
+        ``a``, ``b``, ``c``, ``rmse`` (root mean squared residual), ``n_models`` and
+        ``b_ci`` ([lo, hi] or None).
+
+    Notes
+    -----
+    Least squares profiled over ``b``: for each ``b`` of the grid ``-3, -2.99, ..., 3`` the
+    best ``(a, c)`` is the linear regression of ``metric`` on ``N**(-b)`` (``N`` in
+    millions), and the ``b`` of the smallest residual sum of squares is kept (on ties the
+    smallest ``|b|``). ``b_ci`` (4+ distinct sizes) holds the 2.5 and 97.5 percentiles of
+    ``b`` refitted on ``n_boot`` resamples of the models with replacement, leaving out
+    resamples with fewer than 3 distinct sizes.
     """
     x = np.asarray(n_params, dtype=np.float64) / 1e6
     y = np.asarray(metric, dtype=np.float64)
@@ -58,7 +79,33 @@ def fit_power_law(n_params, metric, *, n_boot: int = N_BOOT, seed: int = 0) -> d
 
 def gain_trend(n_params, gain, *, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Slope of ``gain`` on ``log10(n_params)`` with a case-bootstrap 95% interval and the
-    verdict ``"shrinks"`` / ``"grows"`` / ``"no clear trend"``."""
+    verdict ``"shrinks"`` / ``"grows"`` / ``"no clear trend"``.
+
+    Parameters
+    ----------
+    n_params : array-like of shape (n_models,)
+        Parameter counts (positive), at least 2 distinct.
+    gain : array-like of shape (n_models,)
+        The gain of a calibrator on each model, ``m(uncalibrated) - m(method)``.
+    n_boot : int, default=1000
+        Case-bootstrap resamples of the interval on the slope.
+    seed : int, default=0
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``slope_per_decade`` (least-squares slope of the gain on ``log10 n_params``),
+        ``slope_ci`` ([lo, hi] or None), ``n_models``, ``mean_gain`` and ``verdict``:
+        ``"shrinks"`` (the whole interval below 0), ``"grows"`` (above 0), ``"no clear
+        trend"``, or ``"too few models for a verdict"`` (fewer than 4 distinct sizes, no
+        interval).
+
+    Notes
+    -----
+    ``slope_ci`` holds the 2.5 and 97.5 percentiles of the slope refitted on ``n_boot``
+    resamples of the models with replacement, leaving out resamples of a single size.
+    """
     x = np.log10(np.asarray(n_params, dtype=np.float64))
     g = np.asarray(gain, dtype=np.float64)
     if len(np.unique(x)) < 2:
@@ -86,8 +133,23 @@ def scale_analysis(summary: list[dict], metrics=LOWER_IS_BETTER) -> list[dict]:
     """Per family, metric and method: the power-law fit of the mean metric against the
     parameter count, and (for calibrators) the trend of the gain over ``uncalibrated``.
 
-    ``summary`` holds rows with ``family``, ``model``, ``params``, ``method`` and
-    ``<metric>_mean``. Families with fewer than 2 sized models are skipped.
+    Parameters
+    ----------
+    summary : list of dict
+        Rows with ``family``, ``model``, ``params``, ``method`` and ``<metric>_mean`` (the
+        output of :func:`~calibkit.bench.summarise`). Rows without ``params`` are left out.
+    metrics : sequence of str, default=LOWER_IS_BETTER
+        The metrics to analyse, by default ``("ece_width", "ece_mass", "ece_classwise",
+        "brier", "nll")``; lower must be better (the gain's sign assumes it).
+
+    Returns
+    -------
+    list of dict
+        One dict per (family, metric, method) with at least 2 models of distinct size and a
+        finite mean metric: ``family``, ``metric``, ``method``, ``n_models``,
+        ``power_law`` (:func:`fit_power_law`, or None with fewer than 3 distinct sizes) and
+        ``gain`` (:func:`gain_trend` of the gain over ``uncalibrated``; None for
+        ``uncalibrated`` itself or when a model lacks its baseline).
     """
     out = []
     families = sorted({r["family"] for r in summary})

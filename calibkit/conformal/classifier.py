@@ -154,24 +154,72 @@ class ConformalClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def predict_set(self, X):
         """Boolean mask (n_samples, n_classes): ``[i, k]`` is True when ``classes_[k]`` is in
-        the prediction set of sample ``i``."""
+        the prediction set of sample ``i``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in any format the estimator accepts.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples, n_classes)
+            The prediction sets.
+        """
         scores = self._scores(X)
         with quiet_saturation():
             return self.conformal_.predict_set(scores)
 
     def predict_pvalues(self, X, *, smoothed=False):
-        """Conformal p-value of every (sample, class) pair, shape (n_samples, n_classes)."""
+        """Conformal p-value of every (sample, class) pair, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in any format the estimator accepts.
+        smoothed : bool, default=False
+            Smoothed (randomised) p-values, with ``theta`` from a stream of the fitted
+            predictor's seed (see
+            :meth:`calibkit.conformal.SplitConformalClassifier.predict_pvalues`).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            ``p(x, k)`` for every sample and label ``classes_[k]``.
+        """
         scores = self._scores(X)
         with quiet_saturation():
             return self.conformal_.predict_pvalues(scores, smoothed=smoothed)
 
     def predict(self, X):
-        """The estimator's point prediction."""
+        """The estimator's point prediction.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in any format the estimator accepts.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``estimator_.predict(X)``.
+        """
         check_is_fitted(self, "conformal_")
         return self.estimator_.predict(X)
 
     def predict_proba(self, X):
-        """The estimator's (uncalibrated) probabilities."""
+        """The estimator's (uncalibrated) probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in any format the estimator accepts.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            ``estimator_.predict_proba(X)``.
+        """
         check_is_fitted(self, "conformal_")
         return self.estimator_.predict_proba(X)
 

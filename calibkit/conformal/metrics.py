@@ -20,17 +20,52 @@ __all__ = [
 
 
 def empirical_coverage(y_true, y_sets, *, labels=None) -> float:
-    """Fraction of samples whose true label is in its set: ``mean_i 1[y_i in C(x_i)]``."""
+    """Fraction of samples whose true label is in its set: ``mean_i 1[y_i in C(x_i)]``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels: column indices in ``[0, K)``, or labels of ``labels``.
+    y_sets : array-like of shape (n_samples, n_classes)
+        Boolean (or 0/1) membership mask of the prediction sets.
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_sets`` (the predictor's ``classes_``).
+
+    Returns
+    -------
+    float
+        The coverage, in [0, 1].
+    """
     return float(np.mean(_covered(y_true, y_sets, labels)[0]))
 
 
 def mean_set_size(y_sets) -> float:
-    """Mean number of labels per set (empty sets count 0)."""
+    """Mean number of labels per set (empty sets count 0).
+
+    Parameters
+    ----------
+    y_sets : array-like of shape (n_samples, n_classes)
+        Boolean (or 0/1) membership mask of the prediction sets.
+
+    Returns
+    -------
+    float
+        ``mean_i |C(x_i)|``.
+    """
     return float(np.mean(_check_sets(y_sets).sum(axis=1)))
 
 
 def size_stratified_coverage(y_true, y_sets, *, labels=None):
     """Coverage among the samples whose set has each size (Angelopoulos et al., 2021).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels: column indices in ``[0, K)``, or labels of ``labels``.
+    y_sets : array-like of shape (n_samples, n_classes)
+        Boolean (or 0/1) membership mask of the prediction sets.
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_sets`` (the predictor's ``classes_``).
 
     Returns
     -------
@@ -49,7 +84,23 @@ def size_stratified_coverage(y_true, y_sets, *, labels=None):
 
 
 def class_conditional_coverage(y_true, y_sets, *, labels=None) -> np.ndarray:
-    """Coverage among the samples of each true class, shape (K,); NaN for absent classes."""
+    """Coverage among the samples of each true class, shape (K,); NaN for absent classes.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels: column indices in ``[0, K)``, or labels of ``labels``.
+    y_sets : array-like of shape (n_samples, n_classes)
+        Boolean (or 0/1) membership mask of the prediction sets.
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_sets`` (the predictor's ``classes_``).
+
+    Returns
+    -------
+    ndarray of shape (n_classes,)
+        ``mean_{i : y_i = k} 1[y_i in C(x_i)]`` for each class ``k`` (column order), NaN for
+        a class with no sample.
+    """
     hit, sets, y = _covered(y_true, y_sets, labels)
     K = sets.shape[1]
     counts = np.bincount(y, minlength=K).astype(np.float64)

@@ -37,7 +37,21 @@ SCORES = ("lac", "aps", "raps", "topk")
 
 def label_ranks(probs: np.ndarray):
     """``order`` (columns by decreasing probability, stable) and ``pi`` (0-based rank of
-    every column), both of shape (n, K)."""
+    every column), both of shape (n, K).
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Probabilities.
+
+    Returns
+    -------
+    order : ndarray of intp of shape (n, K)
+        ``order[i, r]`` is the column of rank ``r`` in row ``i`` (ties by column index).
+    pi : ndarray of intp of shape (n, K)
+        ``pi[i, k]`` is the 0-based rank of column ``k``; the inverse permutation of
+        ``order``.
+    """
     order = np.argsort(-probs, axis=1, kind="stable")
     pi = np.empty_like(order)
     np.put_along_axis(pi, order, np.arange(probs.shape[1])[None, :], axis=1)
@@ -45,15 +59,48 @@ def label_ranks(probs: np.ndarray):
 
 
 def lac_score(probs: np.ndarray) -> np.ndarray:
-    """``1 - p_k`` for every label, shape (n, K)."""
+    """``1 - p_k`` for every label, shape (n, K).
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Softmax probabilities.
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+        ``1 - probs``.
+
+    Notes
+    -----
+    Least ambiguous set-valued classifier: Sadinle, Lei & Wasserman, "Least ambiguous
+    set-valued classifiers with bounded error levels", JASA 2019.
+    """
     return 1.0 - probs
 
 
 def aps_score(probs: np.ndarray, *, u=None, ranks=None) -> np.ndarray:
     """APS score of every label, shape (n, K).
 
-    ``u`` is None (non-randomised, ``u = 1``) or broadcastable to (n, K) (one uniform per
-    row for sets, one per calibration sample for calibration).
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Softmax probabilities.
+    u : ndarray of shape (n, 1) or broadcastable to (n, K), or None, default=None
+        None: the non-randomised score (``u = 1``). Else uniform draws in [0, 1]: one per
+        row for sets, one per calibration sample for calibration.
+    ranks : (ndarray of shape (n, K), ndarray of shape (n, K)) or None, default=None
+        ``(order, pi)`` of :func:`label_ranks`, when already computed; None computes them.
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+        ``E(x, k) = sum_{j: pi(j) < pi(k)} p_j + u * p_k`` for every label ``k``.
+
+    Notes
+    -----
+    Adaptive prediction sets: Romano, Sesia & Candès, "Classification with valid and
+    adaptive coverage", NeurIPS 2020.
     """
     order, pi = label_ranks(probs) if ranks is None else ranks
     sorted_p = np.take_along_axis(probs, order, axis=1)
@@ -64,14 +111,53 @@ def aps_score(probs: np.ndarray, *, u=None, ranks=None) -> np.ndarray:
 
 
 def raps_score(probs, *, k_reg: int, lam: float, u=None, ranks=None) -> np.ndarray:
-    """RAPS score: ``aps_score + lam * max(0, o(k) - k_reg)``, shape (n, K)."""
+    """RAPS score: ``aps_score + lam * max(0, o(k) - k_reg)``, shape (n, K).
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Softmax probabilities.
+    k_reg : int
+        Rank from which the penalty starts (labels of 1-based rank ``o(k) <= k_reg`` are
+        not penalised).
+    lam : float
+        Penalty per rank beyond ``k_reg``.
+    u : ndarray of shape (n, 1) or broadcastable to (n, K), or None, default=None
+        Uniform draws of the randomised APS part, as in :func:`aps_score`; None for
+        ``u = 1``.
+    ranks : (ndarray of shape (n, K), ndarray of shape (n, K)) or None, default=None
+        ``(order, pi)`` of :func:`label_ranks`, when already computed.
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+        The score of every label.
+
+    Notes
+    -----
+    Regularised adaptive prediction sets: Angelopoulos, Bates, Malik & Jordan,
+    "Uncertainty sets for image classifiers using conformal prediction", ICLR 2021.
+    """
     ranks = label_ranks(probs) if ranks is None else ranks
     penalty = lam * np.maximum(ranks[1] + 1 - k_reg, 0)
     return aps_score(probs, u=u, ranks=ranks) + penalty
 
 
 def topk_score(probs: np.ndarray, *, ranks=None) -> np.ndarray:
-    """1-based rank ``o(k)`` of every label, shape (n, K), as float."""
+    """1-based rank ``o(k)`` of every label, shape (n, K), as float.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Probabilities; labels are ranked by decreasing probability, ties by column index.
+    ranks : (ndarray of shape (n, K), ndarray of shape (n, K)) or None, default=None
+        ``(order, pi)`` of :func:`label_ranks`, when already computed.
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+        ``o(k) = pi(k) + 1`` as float64.
+    """
     pi = label_ranks(probs)[1] if ranks is None else ranks[1]
     return (pi + 1).astype(np.float64)
 
@@ -82,6 +168,26 @@ def true_label_score(probs, y, score, *, u=None, k_reg=None, lam=None) -> np.nda
     The same values as the column ``y`` of :func:`lac_score`, :func:`aps_score`,
     :func:`raps_score` or :func:`topk_score`: labels ranked before ``y`` are those with a
     larger probability, or an equal one and a smaller column index.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Softmax probabilities.
+    y : ndarray of shape (n,)
+        True labels as column indices in ``[0, K)``.
+    score : {"lac", "aps", "raps", "topk"}
+        The non-conformity score.
+    u : array-like of shape (n,) or (n, 1), or None, default=None
+        Uniform draws of randomised APS / RAPS (one per row); None for ``u = 1``.
+    k_reg : int or None, default=None
+        RAPS only: rank from which the penalty starts.
+    lam : float or None, default=None
+        RAPS only: penalty per rank beyond ``k_reg``.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``E(x_i, y_i)`` for every row.
     """
     n, K = probs.shape
     rows = np.arange(n)
@@ -115,7 +221,28 @@ def prefix_sets(probs, threshold, score, *, u=None, k_reg=0, lam=0.0, include_la
     cheaper than a stable ``argsort``) and equals, bit for bit, the score of the label at
     rank ``r``; membership of label k is then "rank(k) < m" with ties broken by column index.
 
-    ``threshold`` has shape (n, 1) or (1, 1); ``u`` is None or of shape (n, 1).
+    Parameters
+    ----------
+    probs : ndarray of shape (n, K)
+        Softmax probabilities.
+    threshold : ndarray of shape (n, 1) or (1, 1)
+        The calibrated threshold ``q`` of each row, or one for all rows.
+    score : {"aps", "raps", "topk"}
+        The non-conformity score.
+    u : ndarray of shape (n, 1) or None, default=None
+        Uniform draws of randomised APS / RAPS (one per row); None for ``u = 1``.
+    k_reg : int, default=0
+        RAPS only: rank from which the penalty starts.
+    lam : float, default=0.0
+        RAPS only: penalty per rank beyond ``k_reg``.
+    include_last_label : bool, default=False
+        Also include the label whose score crosses ``q`` (never an empty set), with every
+        label tied in probability with it.
+
+    Returns
+    -------
+    ndarray of shape (n, K)
+        Boolean membership mask of the sets.
     """
     n, K = probs.shape
     s = np.sort(probs, axis=1)[:, ::-1]

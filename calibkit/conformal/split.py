@@ -106,13 +106,13 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         The threshold ``q`` of each stratum: the ``ceil((n_s + 1)(1 - alpha))``-th smallest
         calibration score of the stratum's ``n_s`` samples; ``+inf`` when that rank exceeds
         ``n_s`` (``alpha < 1 / (n_s + 1)``, warned with :class:`TrivialSetWarning`).
-    strata_ : ndarray
-        Stratum keys: ``[0]`` (marginal), the group labels, class indices, or (group, class)
-        pairs (shape (n_strata, 2)).
-    cal_scores_ : list of ndarray
+    strata_ : ndarray of shape (n_strata,) or (n_strata, 2)
+        Stratum keys: ``[0]`` (marginal), the group labels, class indices, or (group index,
+        class index) pairs (shape (n_strata, 2)).
+    cal_scores_ : list of ndarray of shape (n_s,)
         Sorted calibration scores of each stratum (used by :meth:`predict_pvalues`).
-    groups_ : ndarray or None
-        The Mondrian groups seen in fit (None without ``groups=``).
+    groups_ : ndarray of shape (n_groups,) or None
+        The sorted Mondrian groups seen in fit (None without ``groups=``).
     k_reg_, lam_ : int and float, or None
         RAPS parameters used (None for other scores).
     random_seed_ : int
@@ -280,7 +280,20 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         return like_input(out, scores)
 
     def transform(self, scores, *, groups=None):
-        """Same as :meth:`predict_set`."""
+        """Same as :meth:`predict_set`.
+
+        Parameters
+        ----------
+        scores : array-like of shape (n_samples, n_classes) or (n_samples,)
+            Test scores of the same kind and width as in fit.
+        groups : array-like of shape (n_samples,), default=None
+            The Mondrian group of each sample; required exactly when fit had ``groups=``.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_samples, n_classes)
+            The prediction sets as a membership mask.
+        """
         return self.predict_set(scores, groups=groups)
 
     def predict_pvalues(self, scores, *, groups=None, smoothed=False, random_state=None):
@@ -295,6 +308,7 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         Parameters
         ----------
         scores : array-like of shape (n_samples, n_classes) or (n_samples,)
+            Test scores of the same kind and width as in fit.
         groups : array-like of shape (n_samples,), default=None
             As in :meth:`predict_set`.
         smoothed : bool, default=False
@@ -307,6 +321,8 @@ class SplitConformalClassifier(Persistable, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            ``p(x, k)`` of every sample and label, in ``(0, 1]`` (a tensor on the input's
+            device for a torch input).
         """
         probs, row_group = self._check_predict(scores, groups)
         e = self._scores(probs, self._test_u(len(probs)))
@@ -491,7 +507,29 @@ def _draw_seed(random_state) -> int:
 
 def conformal_quantile(sorted_scores: np.ndarray, alpha: float) -> float:
     """The ``ceil((n + 1)(1 - alpha))``-th smallest of ``n`` sorted scores; ``+inf`` when that
-    rank exceeds ``n`` (or ``n == 0``)."""
+    rank exceeds ``n`` (or ``n == 0``).
+
+    Parameters
+    ----------
+    sorted_scores : ndarray of shape (n,)
+        Calibration scores in increasing order (not checked).
+    alpha : float
+        Miscoverage, in (0, 1).
+
+    Returns
+    -------
+    float
+        The threshold ``q``; a rank below 1 (``alpha`` close to 1) takes the smallest score.
+
+    Notes
+    -----
+    The split (inductive) conformal threshold: for a test score exchangeable with the ``n``
+    calibration scores, ``P(E <= q) >= 1 - alpha`` (Papadopoulos et al., "Inductive
+    confidence machines for regression", ECML 2002; Lei et al., "Distribution-free
+    predictive inference for regression", JASA 2018). The rank is computed with a slack of
+    1e-9 so that ``(n + 1)(1 - alpha)`` a hair above an integer in floating point (e.g.
+    ``9.000000000000002``) does not round up.
+    """
     n = len(sorted_scores)
     # the small slack keeps (n + 1) * (1 - alpha) = 9.000000000000002 from rounding up to 10
     rank = math.ceil((n + 1) * (1.0 - alpha) - 1e-9)

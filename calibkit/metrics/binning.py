@@ -32,17 +32,57 @@ MAX_BINS = 1 << 24
 
 
 def check_n_bins(n_bins, name: str = "n_bins") -> int:
-    """``n_bins`` as an int in ``[1, MAX_BINS]``."""
+    """``n_bins`` as an int in ``[1, MAX_BINS]``.
+
+    Parameters
+    ----------
+    n_bins : int
+        The number of bins: a Python or numpy integer (not a float, not a bool).
+    name : str, default="n_bins"
+        The argument's name in the error message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        If ``n_bins`` is not an integer; the message names ``name``.
+    ValueError
+        If it lies outside ``[1, MAX_BINS]``.
+    """
     return int(check_param(n_bins, name, [Interval("integer", 1, MAX_BINS)]))
 
 
 def check_strategy(strategy: str) -> str:
-    """``strategy`` as one of :data:`STRATEGIES`."""
+    """``strategy`` as one of :data:`STRATEGIES`.
+
+    Parameters
+    ----------
+    strategy : {"uniform", "quantile"}
+        The binning strategy.
+
+    Returns
+    -------
+    str
+        ``strategy`` unchanged; anything else raises ``ValueError`` or ``TypeError``.
+    """
     return check_param(strategy, "strategy", [Options(*STRATEGIES)])
 
 
 def uniform_edges(n_bins: int) -> np.ndarray:
-    """Equal-width edges ``np.linspace(0, 1, n_bins + 1)``."""
+    """Equal-width edges ``np.linspace(0, 1, n_bins + 1)``.
+
+    Parameters
+    ----------
+    n_bins : int
+        Number of bins, in ``[1, MAX_BINS]``.
+
+    Returns
+    -------
+    ndarray of shape (n_bins + 1,)
+    """
     return np.linspace(0.0, 1.0, check_n_bins(n_bins) + 1)
 
 
@@ -52,6 +92,18 @@ def assign_uniform(p: np.ndarray, n_bins: int) -> np.ndarray:
     Same result as ``np.searchsorted(edges[1:-1], p, side="right")``, computed faster:
     ``floor(p * n_bins)`` is off by at most one near an edge, so it is corrected by one
     comparison with the true lower and upper edge of the candidate bin.
+
+    Parameters
+    ----------
+    p : ndarray of any shape
+        Scores in [0, 1] (not checked).
+    n_bins : int
+        Number of equal-width bins.
+
+    Returns
+    -------
+    ndarray of intp of the shape of ``p``
+        Bin ``j`` holds ``[e_j, e_{j+1})``, the last bin ``[e_{n-1}, 1]``.
     """
     edges = uniform_edges(n_bins)
     lower = np.append(edges[:-1], np.inf)  # candidate n_bins (p == 1) always steps down
@@ -66,6 +118,29 @@ def assign_quantile(p: np.ndarray, n_bins: int, sample_weight=None) -> tuple[np.
     """Equal-mass bin index of each score, and the number of non-empty bins.
 
     Ties share a bin; bins are numbered 0..m-1 in increasing score order with m <= n_bins.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n,)
+        Scores (any real values), ``n >= 1``.
+    n_bins : int
+        Largest number of bins.
+    sample_weight : array-like of shape (n,), default=None
+        Non-negative weights with a positive sum: the bins hold equal weight rather than
+        equal counts.
+
+    Returns
+    -------
+    idx : ndarray of intp of shape (n,)
+        The bin of each score, in ``[0, m)``.
+    m : int
+        The number of non-empty bins.
+
+    Notes
+    -----
+    The score at sorted position ``s``, with cumulative weight ``W_s`` before it out of a
+    total ``W``, starts bin ``min(floor(n_bins * W_s / W), n_bins - 1)``; every tie group
+    takes the bin of its first score, and bin numbers are then compacted to ``0..m-1``.
     """
     n_bins = check_n_bins(n_bins)
     order = np.argsort(p, kind="stable")
@@ -90,7 +165,27 @@ def assign_quantile(p: np.ndarray, n_bins: int, sample_weight=None) -> tuple[np.
 def assign_bins(
     p: np.ndarray, n_bins: int, strategy: str = "uniform", sample_weight=None
 ) -> tuple[np.ndarray, int]:
-    """Bin index of each score and the number of bins, for either strategy."""
+    """Bin index of each score and the number of bins, for either strategy.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n,)
+        Scores; in [0, 1] for ``"uniform"``.
+    n_bins : int
+        Number of bins (the largest number for ``"quantile"``).
+    strategy : {"uniform", "quantile"}, default="uniform"
+        :func:`assign_uniform` or :func:`assign_quantile`.
+    sample_weight : array-like of shape (n,), default=None
+        Weights of the equal-mass bins (ignored by ``"uniform"``).
+
+    Returns
+    -------
+    idx : ndarray of intp of shape (n,)
+        The bin of each score.
+    n_bins : int
+        The number of bins: ``n_bins`` for ``"uniform"`` (some may be empty), the number of
+        non-empty bins for ``"quantile"``.
+    """
     if check_strategy(strategy) == "uniform":
         return assign_uniform(p, n_bins), check_n_bins(n_bins)
     return assign_quantile(p, n_bins, sample_weight)
@@ -102,6 +197,24 @@ def bin_sums(
     """Per-bin (weighted) count, sum of confidences and sum of outcomes.
 
     Boolean outcomes without weights share one integer ``bincount`` for count and sum.
+
+    Parameters
+    ----------
+    idx : ndarray of intp of shape (n,)
+        The bin of each sample, in ``[0, n_bins)``.
+    n_bins : int
+        Number of bins (the length of the outputs).
+    conf : ndarray of shape (n,)
+        Confidence of each sample.
+    acc : ndarray of shape (n,)
+        Outcome of each sample (bool, 0/1 or a target in [0, 1]).
+    sample_weight : ndarray of shape (n,), default=None
+        Weight of each sample; None counts every sample once.
+
+    Returns
+    -------
+    count, sum_conf, sum_acc : ndarray of float64 of shape (n_bins,)
+        ``sum w``, ``sum w conf`` and ``sum w acc`` over the samples of each bin.
     """
     w = sample_weight
     if w is None and acc.dtype == np.bool_:
@@ -120,6 +233,20 @@ def quantile_upper_edges(p: np.ndarray, idx: np.ndarray, n_bins: int) -> np.ndar
     With ``u`` these per-bin upper boundaries, :func:`assign_upper_edges` puts every score
     back into the bin :func:`assign_quantile` gave it (bins hold whole tie groups in
     increasing order), and assigns new scores consistently.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n,)
+        The scores that were binned.
+    idx : ndarray of intp of shape (n,)
+        Their bins, from :func:`assign_quantile`.
+    n_bins : int
+        The number of bins ``m`` returned with ``idx``.
+
+    Returns
+    -------
+    ndarray of shape (n_bins,)
+        The largest score of each bin (``-inf`` for a bin with no score).
     """
     upper = np.full(n_bins, -np.inf)
     np.maximum.at(upper, idx, p)
@@ -130,6 +257,18 @@ def assign_upper_edges(p: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Bin of each score for bins ``(u_{j-1}, u_j]`` given increasing upper boundaries ``u``.
 
     The first bin also takes every score ``<= u_0``, the last every score ``> u_{m-2}``.
+
+    Parameters
+    ----------
+    p : array-like of shape (n,)
+        Scores to bin.
+    upper : ndarray of shape (m,)
+        Increasing upper boundaries, e.g. from :func:`quantile_upper_edges`.
+
+    Returns
+    -------
+    ndarray of intp of shape (n,)
+        The bin of each score, in ``[0, m)``.
     """
     return np.searchsorted(upper[:-1], p, side="left")
 
@@ -140,6 +279,19 @@ def quantile_edges(p: np.ndarray, n_bins: int) -> np.ndarray:
 
     Unlike :func:`assign_quantile`, the edges are values, so tied scores may straddle an edge
     value only by being on it; use :func:`assign_edges` to bin scores against them.
+
+    Parameters
+    ----------
+    p : array-like of shape (n,)
+        Scores in [0, 1].
+    n_bins : int
+        Number of bins.
+
+    Returns
+    -------
+    ndarray of shape (n_bins + 1,)
+        Non-decreasing edges, ``0`` first and ``1`` last; inner edges are the
+        ``j / n_bins`` quantiles of ``p`` (numpy's default linear interpolation).
     """
     edges = np.quantile(np.asarray(p, np.float64), np.linspace(0, 1, check_n_bins(n_bins) + 1))
     edges[0], edges[-1] = 0.0, 1.0
@@ -148,7 +300,20 @@ def quantile_edges(p: np.ndarray, n_bins: int) -> np.ndarray:
 
 def assign_edges(p: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin index of each score for increasing ``edges`` (bins ``[e_j, e_{j+1})``, the last
-    closed, scores outside clipped into the first or last bin)."""
+    closed, scores outside clipped into the first or last bin).
+
+    Parameters
+    ----------
+    p : array-like of shape (n,)
+        Scores to bin.
+    edges : ndarray of shape (n_bins + 1,)
+        Non-decreasing edges, e.g. from :func:`quantile_edges`.
+
+    Returns
+    -------
+    ndarray of intp of shape (n,)
+        The bin of each score, in ``[0, n_bins)``.
+    """
     n_bins = len(edges) - 1
     return np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, n_bins - 1)
 
@@ -169,6 +334,20 @@ def assign_uniform_closure(p: np.ndarray, n_bins: int, closure: str = "numpy") -
 
     A score in no bin (outside [0, 1], or 1 with ``"left"``) gets the index ``n_bins``; give
     ``bin_sums`` ``n_bins + 1`` bins and drop the last to discard them.
+
+    Parameters
+    ----------
+    p : array-like of shape (n,)
+        Scores.
+    n_bins : int
+        Number of equal-width bins on [0, 1].
+    closure : {"numpy", "right", "left"}, default="numpy"
+        Which side of each bin is closed, as above.
+
+    Returns
+    -------
+    ndarray of intp of shape (n,)
+        The bin of each score, in ``[0, n_bins]`` (``n_bins``: in no bin).
     """
     if closure not in CLOSURES:
         raise ValueError(f"closure must be one of {CLOSURES}; got {closure!r}.")
@@ -195,6 +374,25 @@ def uniform_bin_sums(
     Chunks small enough to stay in cache make the several passes of :func:`assign_uniform`
     cost less than one pass over a large array; unweighted boolean outcomes are packed with
     the bin index into one key (``2 * bin + outcome``), so two ``bincount`` calls suffice.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n,)
+        Confidences in [0, 1] (binned, and summed as the confidences).
+    n_bins : int
+        Number of equal-width bins.
+    acc : ndarray of shape (n,)
+        Outcome of each sample (bool, 0/1 or a target in [0, 1]).
+    sample_weight : ndarray of shape (n,), default=None
+        Weight of each sample; None counts every sample once.
+    chunk : int or None, default=None
+        Scores per chunk; None takes :func:`calibkit._chunks.chunk_rows` of 32 bytes per
+        score (a cache-sized chunk).
+
+    Returns
+    -------
+    count, sum_conf, sum_acc : ndarray of float64 of shape (n_bins,)
+        As :func:`bin_sums`.
     """
     chunk = chunk or chunk_rows(8 * 4)
     n_bins = check_n_bins(n_bins)

@@ -190,13 +190,39 @@ def reliability_curve(
     over classes).
 
     The interval is Clopper-Pearson, ``[Beta.ppf(a/2; k, n-k+1), Beta.ppf(1-a/2; k+1, n-k)]``
-    with ``a = 1 - confidence_level``, ``n`` the bin count and ``k = n * accuracy``. With
-    sample weights ``n`` is the effective count ``(sum w)^2 / sum w^2`` (Kish), so ``k`` may
-    be fractional.
+    with ``a = 1 - confidence_level``, ``n`` the bin count and ``k = n * accuracy``
+    (Clopper & Pearson, Biometrika, 1934; 0 and 1 at ``k = 0`` and ``k = n``). With sample
+    weights ``n`` is the effective count ``(sum w)^2 / sum w^2`` (Kish), so ``k`` may be
+    fractional.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, encoded as in :func:`expected_calibration_error`.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities: 1-D is P(positive); 2-D rows sum to 1 (within 1e-3).
+    n_bins : int, default=15
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width or equal-mass bins, as in :func:`expected_calibration_error`.
+        ``"quantile"`` with ``mode="classwise"`` needs one class (``pos_label`` or
+        ``class_index``): equal-mass bins differ between classes and cannot be pooled.
+    mode : {"top_label", "classwise", "binary"}, default="top_label"
+        Which confidence and outcome are binned, as in :func:`expected_calibration_error`.
+    pos_label : label or None, default=None
+        ``mode="classwise"`` only: the class (a label of ``y_true``) whose column is binned.
+    class_index : int or None, default=None
+        ``mode="classwise"`` only: the column of ``y_prob`` that is binned (not together with
+        ``pos_label``).
+    sample_weight : array-like of shape (n_samples,), default=None
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
+    confidence_level : float, default=0.95
+        Coverage of the Clopper-Pearson intervals, in (0, 1).
 
     Returns
     -------
     ReliabilityCurve
+        The statistics of the non-empty bins, in score order.
     """
     from scipy.stats import beta
 
@@ -263,9 +289,28 @@ def calibration_error_ci(
     ``bincount`` over (resample, bin) keys in chunks; equal-mass bins are recomputed for
     each resample.
 
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, encoded as in :func:`expected_calibration_error`.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities: 1-D is P(positive); 2-D rows sum to 1 (within 1e-3).
+    n_bootstrap : int, default=1000
+        Number of bootstrap resamples.
+    confidence_level : float, default=0.95
+        Coverage ``c`` of the interval, in (0, 1).
+    random_state : int, Generator or None, default=None
+        Seeds the resampling (and the L1 / max debiasing of every estimate).
+    **ece_kwargs : dict
+        ``n_bins``, ``strategy``, ``norm``, ``mode``, ``debias``, ``sample_weight`` and
+        ``labels`` of :func:`expected_calibration_error` (with its defaults); any other
+        keyword raises ``TypeError``. Sample weights travel with their resampled rows.
+
     Returns
     -------
     (estimate, lower, upper) : tuple of float
+        The point estimate on the full data and the interval's bounds. A resample whose
+        weights sum to 0 (quantile bins only) is left out of the quantiles.
     """
     check_params("calibration_error_ci", CONSTRAINTS, n_bootstrap=n_bootstrap,
                  confidence_level=confidence_level, random_state=random_state)
@@ -415,7 +460,22 @@ def calibration_error_from_bin_sums(
 
 def combine_classwise(errors, norm: str = "l1"):
     """Reduce per-class errors (first axis) to the class-wise error: the mean (L1), the root
-    mean square (L2) or the maximum (max); a single problem is returned as is."""
+    mean square (L2) or the maximum (max); a single problem is returned as is.
+
+    Parameters
+    ----------
+    errors : array-like of shape (n_problems, ...)
+        The error of each class (or of one problem when ``n_problems`` is 1); trailing axes
+        are independent (bootstrap resamples).
+    norm : {"l1", "l2", "max"}, default="l1"
+        The norm the errors were computed with: ``mean_k CE_k``, ``sqrt(mean_k CE_k^2)`` or
+        ``max_k CE_k``.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        ``errors[0]`` when there is one problem, else the reduction over the first axis.
+    """
     errors = np.asarray(errors, dtype=np.float64)
     if len(errors) == 1:
         return errors[0]

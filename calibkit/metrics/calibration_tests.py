@@ -45,7 +45,15 @@ TEST_MODES = ("binary", "top_label")
 
 
 class CalibrationTestResult(NamedTuple):
-    """The statistic of a calibration test and its p-value."""
+    """The statistic of a calibration test and its p-value.
+
+    Attributes
+    ----------
+    statistic : float
+        The test statistic (NaN when the test is undefined for the data).
+    pvalue : float
+        The p-value of the statistic under the hypothesis of calibration.
+    """
 
     statistic: float
     pvalue: float
@@ -69,6 +77,7 @@ def spiegelhalter_test(y_true, y_prob, *, mode="binary", sample_weight=None, lab
         positive]``. ``"top_label"``: ``f = max_k p_k``, ``y = 1[argmax = label]``.
     sample_weight : array-like of shape (n_samples,), default=None
     labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
 
     Returns
     -------
@@ -95,8 +104,17 @@ def hosmer_lemeshow_test(y_true, y_prob, *, n_bins=10, strategy="quantile", ddof
 
     Parameters
     ----------
-    y_true, y_prob, mode, sample_weight, labels
-        As :func:`spiegelhalter_test`.
+    y_true : array-like of shape (n_samples,)
+        Labels, encoded as in :func:`~calibkit.metrics.expected_calibration_error`.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities.
+    mode : {"binary", "top_label"}, default="binary"
+        ``"binary"``: ``f`` = P(positive) (1-D or column 1 of two columns), ``y = 1[label =
+        positive]``. ``"top_label"``: ``f = max_k p_k``, ``y = 1[argmax = label]``.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights (not rescaled: ``N_g``, ``O_g`` and ``E_g`` are weighted sums).
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
     n_bins : int, default=10
         The "deciles of risk" of the original test.
     strategy : {"quantile", "uniform"}, default="quantile"
@@ -110,6 +128,11 @@ def hosmer_lemeshow_test(y_true, y_prob, *, n_bins=10, strategy="quantile", ddof
     -------
     CalibrationTestResult
         ``(H, p-value)``.
+
+    Notes
+    -----
+    Hosmer & Lemeshow, "Goodness of fit tests for the multiple logistic regression model",
+    Communications in Statistics - Theory and Methods, 1980.
     """
     owner = "hosmer_lemeshow_test"
     check_param(n_bins, "n_bins", [Interval("integer", 1, None)], owner=owner)
@@ -143,7 +166,31 @@ def calibration_ks_test(y_true, y_prob, *, mode="binary", sample_weight=None, la
     motion on [0, 1], so the p-value is ``P(sup_{t <= 1} |B_t| >= statistic)``
     ``= 1 - (4 / pi) sum_{k >= 0} (-1)^k / (2k + 1) exp(-pi^2 (2k + 1)^2 / (8 x^2))``.
 
-    Parameters and returns as :func:`spiegelhalter_test`.
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, encoded as in :func:`~calibkit.metrics.expected_calibration_error`.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities.
+    mode : {"binary", "top_label"}, default="binary"
+        ``"binary"``: ``f`` = P(positive) (1-D or column 1 of two columns), ``y = 1[label =
+        positive]``. ``"top_label"``: ``f = max_k p_k``, ``y = 1[argmax = label]``.
+    sample_weight : array-like of shape (n_samples,), default=None
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
+
+    Returns
+    -------
+    CalibrationTestResult
+        ``(statistic, p-value)``; ``(nan, nan)`` when every ``f`` is 0 or 1 (``sigma = 0``).
+
+    Notes
+    -----
+    The cumulative-difference statistics of Arrieta-Ibarra, Gujral, Tannen, Tygert & Xu,
+    "Metrics of calibration for probabilistic predictions", JMLR 2022. For ``x >= 1`` the
+    p-value comes from the reflection-principle series
+    ``P(sup |B| < x) = sum_k (-1)^k [Phi((2k + 1) x) - Phi((2k - 1) x)]``, which converges
+    faster there.
     """
     c, sigma = _cumulative(y_true, y_prob, mode, labels, sample_weight, "calibration_ks_test")
     if not sigma > 0:
@@ -161,7 +208,31 @@ def calibration_kuiper_test(y_true, y_prob, *, mode="binary", sample_weight=None
     ``P(R >= statistic)`` for the range ``R`` of a standard Brownian motion on [0, 1],
     ``P(R >= x) = 8 sum_{k >= 1} (-1)^(k - 1) k (1 - Phi(k x))`` (Feller, 1951).
 
-    Parameters and returns as :func:`spiegelhalter_test`.
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, encoded as in :func:`~calibkit.metrics.expected_calibration_error`.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities.
+    mode : {"binary", "top_label"}, default="binary"
+        ``"binary"``: ``f`` = P(positive) (1-D or column 1 of two columns), ``y = 1[label =
+        positive]``. ``"top_label"``: ``f = max_k p_k``, ``y = 1[argmax = label]``.
+    sample_weight : array-like of shape (n_samples,), default=None
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
+
+    Returns
+    -------
+    CalibrationTestResult
+        ``(statistic, p-value)``; ``(nan, nan)`` when every ``f`` is 0 or 1 (``sigma = 0``).
+
+    Notes
+    -----
+    The Kuiper statistic of the cumulative differences of Arrieta-Ibarra, Gujral, Tannen,
+    Tygert & Xu, "Metrics of calibration for probabilistic predictions", JMLR 2022; the
+    distribution of the range of Brownian motion is Feller, "The asymptotic distribution of
+    the range of sums of independent random variables", Annals of Mathematical Statistics,
+    1951.
     """
     c, sigma = _cumulative(y_true, y_prob, mode, labels, sample_weight,
                            "calibration_kuiper_test")

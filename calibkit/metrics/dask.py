@@ -45,9 +45,12 @@ def expected_calibration_error(
         Column indices in ``[0, K)``, or labels listed in ``labels``.
     y_prob : dask or numpy array of shape (n_samples,) or (n_samples, n_classes)
         Probabilities, chunked along rows (column chunks are joined).
-    n_bins, norm, mode
-        As in :func:`calibkit.metrics.expected_calibration_error` (equal-width edges
-        ``linspace(0, 1, n_bins + 1)``, last bin closed; no debiasing).
+    n_bins : int, default=15
+        Equal-width bins, edges ``linspace(0, 1, n_bins + 1)``, the last bin closed.
+    norm : {"l1", "l2", "max"}, default="l1"
+        As in :func:`calibkit.metrics.expected_calibration_error` (no debiasing).
+    mode : {"top_label", "classwise", "binary"}, default="top_label"
+        As in :func:`calibkit.metrics.expected_calibration_error`.
     strategy : {"uniform"}, default="uniform"
         ``"quantile"`` raises ``ValueError`` (needs a global sort).
     sample_weight : dask or numpy array of shape (n_samples,), default=None
@@ -73,13 +76,54 @@ def expected_calibration_error(
 
 def brier_score(y_true, y_prob, *, sample_weight=None, labels=None, compute=True):
     """:func:`calibkit.metrics.brier_score` of Dask arrays (same arguments as
-    :func:`expected_calibration_error`)."""
+    :func:`expected_calibration_error`).
+
+    Each chunk is reduced to the state of
+    :class:`~calibkit.metrics.StreamingBrierScore` (a weighted loss sum and a weight sum).
+
+    Parameters
+    ----------
+    y_true : dask or numpy array of shape (n_samples,)
+        Column indices in ``[0, K)``, or labels listed in ``labels``.
+    y_prob : dask or numpy array of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities, chunked along rows (column chunks are joined).
+    sample_weight : dask or numpy array of shape (n_samples,), default=None
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob`` when ``y_true`` is not column indices.
+    compute : bool, default=True
+        Return a float (``True``) or a ``dask.delayed`` object to compute later.
+
+    Returns
+    -------
+    float or dask.delayed.Delayed
+    """
     return _reduce(_factory(StreamingBrierScore), y_true, y_prob, sample_weight, labels, compute)
 
 
 def negative_log_likelihood(y_true, y_prob, *, sample_weight=None, labels=None, compute=True):
     """:func:`calibkit.metrics.negative_log_likelihood` of Dask arrays (same arguments as
-    :func:`expected_calibration_error`)."""
+    :func:`expected_calibration_error`).
+
+    Each chunk is reduced to the state of
+    :class:`~calibkit.metrics.StreamingNegativeLogLikelihood` (a weighted loss sum and a
+    weight sum).
+
+    Parameters
+    ----------
+    y_true : dask or numpy array of shape (n_samples,)
+        Column indices in ``[0, K)``, or labels listed in ``labels``.
+    y_prob : dask or numpy array of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities, chunked along rows (column chunks are joined).
+    sample_weight : dask or numpy array of shape (n_samples,), default=None
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob`` when ``y_true`` is not column indices.
+    compute : bool, default=True
+        Return a float (``True``) or a ``dask.delayed`` object to compute later.
+
+    Returns
+    -------
+    float or dask.delayed.Delayed
+    """
     make = _factory(StreamingNegativeLogLikelihood)
     return _reduce(make, y_true, y_prob, sample_weight, labels, compute)
 

@@ -32,7 +32,18 @@ SCORES = ("log_loss", "brier")
 
 
 class ScoreDecomposition(NamedTuple):
-    """``score = calibration + refinement``."""
+    """``score = calibration + refinement``.
+
+    Attributes
+    ----------
+    score : float
+        ``S(p)``: the mean score of the given probabilities.
+    calibration : float
+        ``S(p) - S(q)``: what recalibration removes (see
+        :func:`proper_score_decomposition`).
+    refinement : float
+        ``S(q)``: the score of the out-of-fold recalibrated probabilities.
+    """
 
     score: float
     calibration: float

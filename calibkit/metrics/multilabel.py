@@ -36,8 +36,32 @@ AVERAGES = ("macro", "micro")
 def check_multilabel(y_true, y_prob, sample_weight=None, *, name="y_prob"):
     """Validate a multilabel indicator ``y_true`` and probabilities ``y_prob``, both (n, L).
 
-    Returns ``(Y, P, w)``: ``Y`` float64 in {0, 1}, ``P`` float64 in [0, 1], ``w`` (n,) or
-    None.
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        Multilabel indicator matrix (every entry 0 or 1).
+    y_prob : array-like of shape (n_samples, n_labels)
+        Independent probabilities in [0, 1].
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weights.
+    name : str, default="y_prob"
+        The name of ``y_prob`` in error messages.
+
+    Returns
+    -------
+    Y : ndarray of float64 of shape (n_samples, n_labels)
+        The indicator, in {0, 1}.
+    P : ndarray of float64 of shape (n_samples, n_labels)
+        The probabilities.
+    w : ndarray of shape (n_samples,) or None
+        The checked weights, rescaled by a power of two
+        (:func:`calibkit._validation.check_sample_weight`), or None.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, a probability lies outside [0, 1] or an indicator entry is
+        not 0 or 1.
     """
     p = check_array(y_prob, name=name, ndim=(2,))
     if p.min() < 0.0 or p.max() > 1.0:
@@ -71,7 +95,7 @@ def multilabel_calibration_error(y_true, y_prob, *, average="macro", sample_weig
     average : {"macro", "micro"} or None, default="macro"
         See the module docstring.
     sample_weight : array-like of shape (n_samples,), default=None
-    **ece_kwargs
+    **ece_kwargs : dict
         ``n_bins``, ``strategy``, ``norm``, ``debias``, ``random_state`` of
         :func:`~calibkit.metrics.expected_calibration_error` (``mode`` is ``"binary"``).
 
@@ -100,7 +124,23 @@ def multilabel_calibration_error(y_true, y_prob, *, average="macro", sample_weig
 
 def multilabel_brier_score(y_true, y_prob, *, average="macro", sample_weight=None):
     """Brier score ``mean_i w_i (P_il - Y_il)^2`` of each label (see the module docstring for
-    ``average``; "macro" and "micro" agree without missing labels)."""
+    ``average``; "macro" and "micro" agree without missing labels).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        Multilabel indicator matrix.
+    y_prob : array-like of shape (n_samples, n_labels)
+        Independent probabilities of the labels (e.g. sigmoids of the logits).
+    average : {"macro", "micro"} or None, default="macro"
+        See the module docstring.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the samples (shared by every label).
+
+    Returns
+    -------
+    float, or ndarray of shape (n_labels,) with ``average=None``
+    """
     return _per_label(y_true, y_prob, average, sample_weight, lambda y, p: (p - y) ** 2,
                       "multilabel_brier_score")
 
@@ -108,7 +148,23 @@ def multilabel_brier_score(y_true, y_prob, *, average="macro", sample_weight=Non
 def multilabel_log_loss(y_true, y_prob, *, average="macro", sample_weight=None):
     """Binary log loss ``-mean_i w_i [Y_il log P_il + (1 - Y_il) log(1 - P_il)]`` of each
     label, probabilities clipped to ``[PROB_EPS, 1 - PROB_EPS]`` as
-    :func:`~calibkit.metrics.negative_log_likelihood`."""
+    :func:`~calibkit.metrics.negative_log_likelihood`.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        Multilabel indicator matrix.
+    y_prob : array-like of shape (n_samples, n_labels)
+        Independent probabilities of the labels (e.g. sigmoids of the logits).
+    average : {"macro", "micro"} or None, default="macro"
+        See the module docstring.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the samples (shared by every label).
+
+    Returns
+    -------
+    float, or ndarray of shape (n_labels,) with ``average=None``
+    """
     from calibkit._validation import PROB_EPS
 
     def loss(y, p):

@@ -53,7 +53,19 @@ SCORERS = {
 
 
 def get_scorer(name: str):
-    """The scorer called ``name`` (see the module table)."""
+    """The scorer called ``name`` (see the module table).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`SCORERS`.
+
+    Returns
+    -------
+    callable
+        The scorer, ``scorer(estimator, X, y)``: the negated metric of
+        ``estimator.predict_proba(X)`` against ``y``.
+    """
     try:
         return SCORERS[name]
     except KeyError:
@@ -62,5 +74,18 @@ def get_scorer(name: str):
 
 def make_calibration_scorer(**ece_kwargs):
     """A scorer for :func:`expected_calibration_error` with any of its keyword arguments
-    (``n_bins``, ``strategy``, ``norm``, ``mode``, ...)."""
+    (``n_bins``, ``strategy``, ``norm``, ``mode``, ...).
+
+    Parameters
+    ----------
+    **ece_kwargs : dict
+        Keyword arguments of :func:`calibkit.metrics.expected_calibration_error`, fixed for
+        every call of the scorer.
+
+    Returns
+    -------
+    callable
+        The scorer, ``scorer(estimator, X, y)``: minus the calibration error of
+        ``estimator.predict_proba(X)`` against ``y``.
+    """
     return _scorer(expected_calibration_error, **ece_kwargs)

@@ -66,7 +66,20 @@ def negative_log_likelihood(y_true, y_prob, *, sample_weight=None, labels=None) 
 
 
 def brier_per_sample(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Per-sample Brier loss for column indices ``y`` (see :func:`brier_score`)."""
+    """Per-sample Brier loss for column indices ``y`` (see :func:`brier_score`).
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,)
+        Class indices (0/1 for 1-D or two-column ``p``).
+    p : ndarray of shape (n,) or (n, K)
+        Probabilities (1-D: P(positive)).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``(p_i1 - 1[y_i = 1])^2`` for binary ``p``, else ``sum_k (p_ik - 1[y_i = k])^2``.
+    """
     if p.ndim == 1 or p.shape[1] == 2:
         p1 = p if p.ndim == 1 else p[:, 1]
         return (p1 - (y == 1)) ** 2
@@ -75,7 +88,20 @@ def brier_per_sample(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def nll_per_sample(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Per-sample negative log-likelihood for column indices ``y``."""
+    """Per-sample negative log-likelihood for column indices ``y``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,)
+        Class indices (0/1 for 1-D ``p``).
+    p : ndarray of shape (n,) or (n, K)
+        Probabilities (1-D: P(positive)).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ``-log clip(p_{i, y_i}, PROB_EPS, 1 - PROB_EPS)``.
+    """
     if p.ndim == 1:
         py = np.where(y == 1, p, 1.0 - p)
     else:

@@ -116,12 +116,35 @@ def smooth_reliability_curve(y_true, y_prob, *, bandwidth=None, mode="top_label"
     """The kernel reliability curve of :func:`smooth_calibration_error` (relplot's
     ``prepare_rel_diagram`` without the bootstrap band).
 
-    Parameters are those of :func:`smooth_calibration_error`, and ``n_points`` the size of
-    the mesh (default 200).
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Labels, encoded as in :func:`~calibkit.metrics.expected_calibration_error`.
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Probabilities.
+    bandwidth : float or None, default=None
+        The kernel's standard deviation ``sigma``; None takes the fixed point of
+        :func:`smooth_calibration_error`.
+    mode : {"top_label", "binary"}, default="top_label"
+        Which confidence and outcome are smoothed, as in :func:`smooth_calibration_error`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the outcomes and of the density (normalised to mean 1).
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob``.
+    n_points : int, default=200
+        Number of mesh points, evenly spaced on [0, 1] (at least 2).
 
     Returns
     -------
     SmoothReliabilityCurve
+        The curve on the mesh, with the bandwidth and the smooth ECE at that bandwidth.
+
+    Notes
+    -----
+    With ``K`` the reflected Gaussian kernel of :func:`smooth_calibration_error` (the same
+    grid computation), confidences ``f_i``, outcomes ``y_i`` and weights ``w_i`` of mean 1:
+    ``accuracy(t) = sum_i w_i y_i K(t, f_i) / (sum_i w_i K(t, f_i) + 1e-4)`` and
+    ``density(t) = sum_i w_i K(t, f_i) / n``, as relplot's ``prepare_rel_diagram``.
     """
     f, r, w = _residuals(y_true, y_prob, mode, labels, sample_weight)
     n_points = int(check_param(n_points, "n_points", [Interval("integer", 2, None)],

@@ -229,8 +229,13 @@ class StreamingCalibrationError(_StreamingMetric):
         y_true : array-like of shape (n,)
             Column indices, or labels of ``labels``.
         y_prob : array-like of shape (n,) or (n, K)
-            Probabilities (1-D is P(positive)).
+            Probabilities (1-D is P(positive)); every batch has the same ``K``.
         sample_weight : array-like of shape (n,), default=None
+
+        Returns
+        -------
+        self : StreamingCalibrationError
+            With the batch's per-bin sums added to the state.
         """
         p, y, w = self._validate(y_true, y_prob, sample_weight)
         k = 2 if p.ndim == 1 else p.shape[1]
@@ -251,7 +256,13 @@ class StreamingCalibrationError(_StreamingMetric):
         return self
 
     def compute(self) -> float:
-        """The calibration error of everything seen so far."""
+        """The calibration error of everything seen so far.
+
+        Returns
+        -------
+        float
+            The error of the summed state (class-wise errors reduced by the norm).
+        """
         self._check_updated()
         ces = calibration_error_from_bin_sums(self.count, self.sum_conf, self.sum_acc,
                                               norm=self.norm)
@@ -281,6 +292,7 @@ class StreamingBrierScore(_StreamingMetric):
     labels : array-like of shape (n_classes,), default=None
         The label of each column of ``y_prob`` (then ``y_true`` may hold any labels).
     n_classes : int or None, default=None
+        Number of columns; taken from ``labels`` or the first update when None.
     """
 
     _state_names = ("sum_loss", "sum_weight")
@@ -288,7 +300,21 @@ class StreamingBrierScore(_StreamingMetric):
 
     def update(self, y_true, y_prob, sample_weight=None):
         """Add a batch (arguments as :meth:`StreamingCalibrationError.update`); returns
-        ``self``."""
+        ``self``.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n,)
+            Column indices, or labels of ``labels``.
+        y_prob : array-like of shape (n,) or (n, K)
+            Probabilities (1-D is P(positive)); every batch has the same ``K``.
+        sample_weight : array-like of shape (n,), default=None
+
+        Returns
+        -------
+        self
+            With the batch's weighted loss sum and weight sum added to the state.
+        """
         p, y, w = self._validate(y_true, y_prob, sample_weight)
         loss = type(self)._per_sample(y, p)
         s = np.array([loss.sum() if w is None else loss @ w])
@@ -300,7 +326,13 @@ class StreamingBrierScore(_StreamingMetric):
         return self
 
     def compute(self) -> float:
-        """The mean loss of everything seen so far."""
+        """The mean loss of everything seen so far.
+
+        Returns
+        -------
+        float
+            ``sum_loss / sum_weight``.
+        """
         self._check_updated()
         return float(self.sum_loss[0] / self.sum_weight[0])
 
@@ -314,6 +346,16 @@ class StreamingBrierScore(_StreamingMetric):
 
 class StreamingNegativeLogLikelihood(StreamingBrierScore):
     """Negative log-likelihood accumulated over batches; same definition and clipping as
-    :func:`calibkit.metrics.negative_log_likelihood`."""
+    :func:`calibkit.metrics.negative_log_likelihood`.
+
+    State: the weighted sum of the per-sample losses and the weight sum.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column of ``y_prob`` (then ``y_true`` may hold any labels).
+    n_classes : int or None, default=None
+        Number of columns; taken from ``labels`` or the first update when None.
+    """
 
     _per_sample = staticmethod(nll_per_sample)
