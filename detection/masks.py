@@ -1,0 +1,387 @@
+"""Instance masks as compact run-length encodings (pycocotools' compressed RLE).
+
+A :class:`Masks` table holds the masks of a ground truth or of a detection set: the
+compressed RLE strings of every mask concatenated into one byte buffer, their offsets and
+each mask's ``(height, width)``. That is a few hundred bytes per mask at COCO resolution, and
+no Python object per mask; the RLE dicts that ``pycocotools.mask`` takes are built only for
+the pairs whose IoU is needed (the candidate pairs of an (image, class) group).
+
+Encoding, conversion and IoU are ``pycocotools.mask``'s (a well-kept library): polygons and
+uncompressed RLEs become compressed RLEs exactly as pycocotools' ``COCO.annToRLE`` converts
+them (``frPyObjects`` with the image's height and width, the parts of a polygon merged), and
+torchvision's mask probabilities are thresholded at 0.5 and encoded with ``mask.encode``, as
+torchvision's own COCO evaluation does.
+
+What is checked before pycocotools sees a mask (its C code trusts its input: a compressed
+string that ends inside a number is read past its end, runs that do not add up to
+``height * width`` give wrong IoUs, or are written past the mask when decoded, and masks of
+different sizes get an IoU of -1, i.e. silently never match):
+
+* ``size`` is ``[height, width]``, two integers >= 1 with ``height * width <= 2**29``;
+* a compressed ``counts`` is an ASCII string of the characters ``0`` to ``o`` that decodes
+  (pycocotools' variable-length code) into runs that are non-negative and add up to
+  ``height * width``;
+* an uncompressed ``counts`` is a list of non-negative integers adding up to
+  ``height * width``;
+* a polygon annotation is a non-empty list of polygons, each a list of at least 4 finite
+  coordinates ``[x1, y1, x2, y2, ...]`` within ``[-width, 2 width]`` x ``[-height, 2 height]``
+  (pycocotools' rasteriser allocates points in proportion to the coordinates), and the image
+  needs its ``height`` and ``width``. As in pycocotools, a first polygon of exactly 4 numbers
+  makes the whole list read as boxes ``[x, y, w, h]``.
+
+Every error is a ``ValueError`` naming the input, the item and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+__all__ = ["Masks", "segmentations_to_masks", "encode_binary_masks"]
+
+#: largest ``height * width`` of a mask: every run then fits the 6 characters (30 bits) that
+#: pycocotools' reader decodes into a 32-bit ``int`` without overflow
+MAX_PIXELS = 2**29
+
+
+@dataclass(frozen=True, eq=False)
+class Masks:
+    """Compressed RLE masks, one per row of a ground truth or a detection table.
+
+    Attributes
+    ----------
+    counts : ndarray of uint8
+        The compressed RLE strings of every mask, concatenated.
+    offsets : ndarray of shape (n + 1,), int64
+        Mask ``i`` is ``counts[offsets[i]:offsets[i + 1]]``.
+    size : ndarray of shape (n, 2), int64
+        ``[height, width]`` of each mask.
+    """
+
+    counts: np.ndarray
+    offsets: np.ndarray
+    size: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    @classmethod
+    def empty(cls) -> Masks:
+        return cls(np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros((0, 2), np.int64))
+
+    @classmethod
+    def from_rles(cls, rles, *, name: str = "masks") -> Masks:
+        """Masks from compressed RLE dicts ``{"size": [h, w], "counts": str or bytes}``
+        (checked: see the module docstring)."""
+        sizes = np.zeros((len(rles), 2), np.int64)
+        strings = []
+        for i, r in enumerate(rles):
+            h, w, c = _compressed_parts(r, f"{name}[{i}]")
+            sizes[i] = h, w
+            strings.append(c)
+        return _from_strings(strings, sizes, name, list(range(len(rles))))
+
+    def rles(self, rows=None) -> list[dict]:
+        """The masks of ``rows`` (all when None) as pycocotools RLE dicts
+        ``{"size": [h, w], "counts": bytes}``."""
+        idx = np.arange(len(self)) if rows is None else np.asarray(rows).reshape(-1)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        buf = self.counts.tobytes()
+        lo = self.offsets[idx].tolist()
+        hi = self.offsets[idx + 1].tolist()
+        sz = self.size[idx].tolist()
+        return [{"size": s, "counts": buf[a:b]} for a, b, s in zip(lo, hi, sz, strict=True)]
+
+    def to_coco(self) -> list[dict]:
+        """The masks as json-ready RLE dicts ``{"size": [h, w], "counts": str}``."""
+        return [{"size": r["size"], "counts": r["counts"].decode("ascii")} for r in self.rles()]
+
+    def subset(self, rows) -> Masks:
+        """The masks of ``rows`` (a boolean mask or an index array), a new table."""
+        from calibkit.detection import _kernels
+
+        idx = np.arange(len(self))[rows] if not isinstance(rows, slice) else (
+            np.arange(len(self))[rows])
+        idx = np.asarray(idx, np.int64).reshape(-1)
+        lo, hi = self.offsets[idx], self.offsets[idx + 1]
+        offsets = np.zeros(len(idx) + 1, np.int64)
+        np.cumsum(hi - lo, out=offsets[1:])
+        counts = self.counts[_kernels.concat_ranges(lo, hi)] if len(idx) else self.counts[:0]
+        return Masks(counts, offsets, self.size[idx])
+
+    @classmethod
+    def concatenate(cls, parts) -> Masks:
+        """One table of the masks of ``parts``, in order."""
+        parts = list(parts)
+        if not parts:
+            return cls.empty()
+        shift = np.cumsum([0] + [len(p.counts) for p in parts[:-1]])
+        offsets = np.concatenate([parts[0].offsets[:1]] + [
+            p.offsets[1:] + s for p, s in zip(parts, shift, strict=True)])
+        return cls(np.concatenate([p.counts for p in parts]), offsets.astype(np.int64),
+                   np.concatenate([p.size for p in parts]).reshape(-1, 2))
+
+    def area(self) -> np.ndarray:
+        """Foreground pixels of each mask (``pycocotools.mask.area``), float64."""
+        import pycocotools.mask as mask_utils
+
+        if len(self) == 0:
+            return np.zeros(0)
+        return np.asarray(mask_utils.area(self.rles()), np.float64)
+
+    def to_bbox(self) -> np.ndarray:
+        """Box ``[x, y, w, h]`` around each mask (``pycocotools.mask.toBbox``)."""
+        import pycocotools.mask as mask_utils
+
+        if len(self) == 0:
+            return np.zeros((0, 4))
+        return np.asarray(mask_utils.toBbox(self.rles()), np.float64).reshape(-1, 4)
+
+
+def segmentations_to_masks(segmentations, heights, widths, *, name: str,
+                           labels=None) -> Masks:
+    """Masks from COCO ``segmentation`` values, converted as pycocotools' ``annToRLE`` does.
+
+    Parameters
+    ----------
+    segmentations : sequence
+        Each a polygon list ``[[x1, y1, ...], ...]``, an uncompressed RLE ``{"size": [h, w],
+        "counts": [int, ...]}`` or a compressed RLE ``{"size": [h, w], "counts": str}``.
+    heights, widths : array-like of shape (n,)
+        The size of each item's image (NaN where unknown; polygons need it).
+    name : str
+        What the items are, for error messages (e.g. ``"gt annotations"``).
+    labels : sequence of int, optional
+        The item number to name in errors (default: the position).
+
+    Returns
+    -------
+    Masks
+    """
+    import pycocotools.mask as mask_utils
+
+    n = len(segmentations)
+    labels = range(n) if labels is None else labels
+    sizes = np.zeros((n, 2), np.int64)
+    strings = []
+    for i, (seg, h_img, w_img, lab) in enumerate(zip(segmentations, heights, widths, labels,
+                                                     strict=True)):
+        where = f"{name}[{lab}].segmentation"
+        if isinstance(seg, dict):
+            counts = seg.get("counts")
+            if isinstance(counts, (list, tuple, np.ndarray)):
+                h, w = _size(seg, where)
+                c = _uncompressed(counts, h, w, where)
+                rle = mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w)
+                strings.append(rle["counts"])
+                sizes[i] = h, w
+            else:
+                h, w, c = _compressed_parts(seg, where)
+                strings.append(c)
+                sizes[i] = h, w
+        elif isinstance(seg, (list, tuple)):
+            h, w = _image_size(h_img, w_img, where)
+            polys = _polygons(seg, h, w, where)
+            try:
+                rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+            except Exception as exc:  # pycocotools raises bare Exceptions
+                raise ValueError(f"{where}: pycocotools cannot read these polygons ({exc}); "
+                                 "a polygon is [x1, y1, x2, y2, ...].") from None
+            strings.append(rle["counts"])
+            sizes[i] = h, w
+        else:
+            raise ValueError(
+                f"{where} must be a list of polygons [[x1, y1, ...], ...] or an RLE dict "
+                f"{{'size': [height, width], 'counts': ...}}; got {type(seg).__name__}."
+            )
+    return _from_strings(strings, sizes, name, list(labels))
+
+
+def encode_binary_masks(masks: np.ndarray) -> Masks:
+    """Compressed RLEs of binary masks of shape (n, height, width) (``pycocotools.mask.encode``
+    on the column-major (height, width, n) stack, as torchvision's COCO evaluation does
+    mask by mask)."""
+    import pycocotools.mask as mask_utils
+
+    m = np.asarray(masks)
+    n = m.shape[0]
+    if n == 0:
+        return Masks.empty()
+    h, w = m.shape[1], m.shape[2]
+    if h < 1 or w < 1 or h * w > MAX_PIXELS:
+        raise ValueError(f"masks of shape {(h, w)} are not supported (need 1 <= height, width "
+                         f"and height * width <= 2**29).")
+    rles = mask_utils.encode(np.asfortranarray(np.moveaxis(m.astype(np.uint8), 0, -1)))
+    strings = [r["counts"] for r in rles]
+    sizes = np.tile(np.array([h, w], np.int64), (n, 1))
+    return _pack(strings, sizes)
+
+
+# --------------------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------------------
+
+
+def _size(rle: dict, where: str) -> tuple[int, int]:
+    size = rle.get("size")
+    ok = (isinstance(size, (list, tuple, np.ndarray)) and len(size) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                  for v in size))
+    if not ok:
+        raise ValueError(f"{where}: the RLE's size must be [height, width], two integers; got "
+                         f"{size!r}.")
+    h, w = int(size[0]), int(size[1])
+    if h < 1 or w < 1 or h * w > MAX_PIXELS:
+        raise ValueError(f"{where}: the RLE's size {[h, w]} is not a mask size (need height, "
+                         "width >= 1 and height * width <= 2**29).")
+    return h, w
+
+
+def _compressed_parts(rle, where: str) -> tuple[int, int, bytes]:
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        raise ValueError(f"{where} must be an RLE dict {{'size': [height, width], 'counts': "
+                         f"...}}; got {type(rle).__name__}"
+                         + (f" with keys {sorted(rle)}" if isinstance(rle, dict) else "") + ".")
+    h, w = _size(rle, where)
+    c = rle["counts"]
+    if isinstance(c, str):
+        try:
+            c = c.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: a compressed RLE's counts must be an ASCII string (the "
+                             "characters 0 to o).") from None
+    elif isinstance(c, (bytes, bytearray, memoryview)):
+        c = bytes(c)
+    else:
+        raise ValueError(f"{where}: counts must be a compressed RLE string or a list of run "
+                         f"lengths; got {type(c).__name__}.")
+    return h, w, c
+
+
+def _uncompressed(counts, h: int, w: int, where: str) -> np.ndarray:
+    arr = np.asarray(counts)
+    if arr.ndim != 1 or (arr.size and (arr.dtype == bool
+                                       or not np.issubdtype(arr.dtype, np.integer))):
+        if arr.ndim == 1 and arr.size and np.issubdtype(arr.dtype, np.floating) and np.all(
+                np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"{where}: an uncompressed RLE's counts must be a list of "
+                             "non-negative integers (run lengths).")
+    arr = arr.astype(np.int64) if arr.size else np.zeros(0, np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{where}: an uncompressed RLE's counts must be non-negative.")
+    if int(arr.sum()) != h * w:
+        raise ValueError(f"{where}: the run lengths add up to {int(arr.sum())}, not height * "
+                         f"width = {h * w}.")
+    return arr
+
+
+def _image_size(h, w, where: str) -> tuple[int, int]:
+    if h is None or w is None or not (np.isfinite(h) and np.isfinite(w)):
+        raise ValueError(f"{where} is a polygon, which needs the image's height and width; "
+                         "add them to the ground truth's images.")
+    hi, wi = int(round(float(h))), int(round(float(w)))
+    if hi < 1 or wi < 1 or hi * wi > MAX_PIXELS or hi != h or wi != w:
+        raise ValueError(f"{where}: the image size {[h, w]} is not a mask size (need integer "
+                         "height, width >= 1 with height * width <= 2**29).")
+    return hi, wi
+
+
+def _polygons(seg, h: int, w: int, where: str) -> list:
+    if len(seg) == 0:
+        raise ValueError(f"{where} is an empty list; a polygon annotation is a list of "
+                         "polygons [[x1, y1, x2, y2, ...], ...].")
+    out = []
+    for j, p in enumerate(seg):
+        if not isinstance(p, (list, tuple, np.ndarray)):
+            raise ValueError(f"{where}[{j}] must be a polygon [x1, y1, x2, y2, ...]; got "
+                             f"{type(p).__name__}.")
+        try:
+            arr = np.asarray(p, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}[{j}] must be a list of numbers [x1, y1, x2, y2, ...]."
+                             ) from None
+        if arr.ndim != 1 or len(arr) < 4 or len(arr) % 2 or any(
+                isinstance(v, (bool, np.bool_, str)) for v in p):
+            raise ValueError(f"{where}[{j}] must be an even number (at least 4) of "
+                             f"coordinates [x1, y1, x2, y2, ...]; got {len(p)} entries.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where}[{j}] has NaN or infinite coordinates.")
+        x, y = arr[0::2], arr[1::2]
+        if x.min() < -w or x.max() > 2 * w or y.min() < -h or y.max() > 2 * h:
+            raise ValueError(f"{where}[{j}] has coordinates far outside the {h} x {w} image "
+                             "(polygons must lie within [-width, 2 width] x [-height, "
+                             "2 height]).")
+        out.append(arr.tolist())
+    return out
+
+
+def _from_strings(strings, sizes, name: str, labels) -> Masks:
+    masks = _pack(strings, sizes)
+    bad, why = _check_counts(masks.counts, masks.offsets,
+                             (masks.size[:, 0] * masks.size[:, 1]).astype(np.int64))
+    if bad >= 0:
+        reason = {1: "has a character outside 0 to o",
+                  2: "ends inside a number",
+                  3: "has a number of more than 6 characters",
+                  4: "decodes to a negative or too long run",
+                  5: "has runs that do not add up to height * width"}[why]
+        h, w = masks.size[bad]
+        raise ValueError(f"{name}[{labels[bad]}].segmentation: the compressed RLE's counts "
+                         f"{reason} (size [{h}, {w}]); it is not a pycocotools RLE.")
+    return masks
+
+
+def _pack(strings, sizes) -> Masks:
+    lengths = np.fromiter(map(len, strings), np.int64, count=len(strings))
+    offsets = np.zeros(len(strings) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    counts = np.frombuffer(b"".join(strings), np.uint8).copy() if strings else np.zeros(
+        0, np.uint8)
+    return Masks(counts, offsets, np.asarray(sizes, np.int64).reshape(-1, 2))
+
+
+@numba.njit(cache=True, nogil=True)
+def _check_counts(buf, offsets, pixels):
+    """First mask whose compressed string pycocotools' reader (``rleFrString``) would
+    misread, and why (see :func:`_from_strings`); ``(-1, 0)`` when all are well formed."""
+    for i in range(len(offsets) - 1):
+        p = offsets[i]
+        end = offsets[i + 1]
+        m = 0
+        prev2 = np.int64(0)
+        prev1 = np.int64(0)
+        total = np.int64(0)
+        while p < end:
+            x = np.int64(0)
+            k = 0
+            more = True
+            while more:
+                if p >= end:
+                    return i, 2
+                ch = np.int64(buf[p]) - 48
+                if ch < 0 or ch > 63:
+                    return i, 1
+                if k >= 6:
+                    return i, 3
+                x |= (ch & 0x1F) << (5 * k)
+                more = (ch & 0x20) != 0
+                p += 1
+                k += 1
+                if not more and (ch & 0x10) != 0:
+                    x |= np.int64(-1) << (5 * k)
+            if m > 2:
+                x += prev2
+            if x < 0 or x > 0xFFFFFFFF:
+                return i, 4
+            total += x
+            prev2 = prev1
+            prev1 = x
+            m += 1
+        if total != pixels[i]:
+            return i, 5
+    return -1, 0
