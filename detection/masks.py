@@ -34,7 +34,7 @@ Every error is a ``ValueError`` naming the input, the item and the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -63,6 +63,7 @@ class Masks:
     counts: np.ndarray
     offsets: np.ndarray
     size: np.ndarray
+    _buffer: bytes | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.size)
@@ -89,11 +90,25 @@ class Masks:
         idx = np.arange(len(self)) if rows is None else np.asarray(rows).reshape(-1)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        buf = self.counts.tobytes()
+        buf = self._bytes()
         lo = self.offsets[idx].tolist()
         hi = self.offsets[idx + 1].tolist()
         sz = self.size[idx].tolist()
         return [{"size": s, "counts": buf[a:b]} for a, b, s in zip(lo, hi, sz, strict=True)]
+
+    def _bytes(self) -> bytes:
+        """``counts`` as one bytes object (pycocotools reads bytes), made once."""
+        if self._buffer is None:
+            object.__setattr__(self, "_buffer", self.counts.tobytes())
+        return self._buffer
+
+    def __getstate__(self):  # pickled (Dask) without the cached bytes
+        return {"counts": self.counts, "offsets": self.offsets, "size": self.size}
+
+    def __setstate__(self, state):
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_buffer", None)
 
     def to_coco(self) -> list[dict]:
         """The masks as json-ready RLE dicts ``{"size": [h, w], "counts": str}``."""
@@ -164,7 +179,11 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
     import pycocotools.mask as mask_utils
 
     n = len(segmentations)
-    labels = range(n) if labels is None else labels
+    labels = list(range(n) if labels is None else labels)
+    fast = _compressed_fast(segmentations)
+    if fast is not None:  # every mask a well-typed compressed RLE: one pass in bulk
+        strings, sizes = fast
+        return _from_strings(strings, sizes, name, labels)
     sizes = np.zeros((n, 2), np.int64)
     strings = []
     for i, (seg, h_img, w_img, lab) in enumerate(zip(segmentations, heights, widths, labels,
@@ -198,6 +217,29 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
                 f"{{'size': [height, width], 'counts': ...}}; got {type(seg).__name__}."
             )
     return _from_strings(strings, sizes, name, list(labels))
+
+
+def _compressed_fast(segmentations):
+    """``(strings, sizes)`` when every item is a compressed RLE dict with a string ``counts``
+    and an integer ``[height, width]`` in range (checked in bulk), else None (the item by
+    item path then names the offending item)."""
+    if not all(type(s) is dict and type(s.get("counts")) is str for s in segmentations):
+        return None
+    try:
+        sizes = np.array([s["size"] for s in segmentations])
+    except (KeyError, ValueError, TypeError):
+        return None
+    if len(segmentations) == 0 or sizes.dtype.kind not in "iu" or sizes.shape != (
+            len(segmentations), 2):
+        return None
+    sizes = sizes.astype(np.int64)
+    h, w = sizes[:, 0], sizes[:, 1]
+    if h.min() < 1 or w.min() < 1 or (h * w).max() > MAX_PIXELS:
+        return None
+    counts = [s["counts"] for s in segmentations]
+    if not "".join(counts).isascii():
+        return None
+    return [c.encode("ascii") for c in counts], sizes
 
 
 def encode_binary_masks(masks: np.ndarray) -> Masks:
@@ -305,8 +347,7 @@ def _polygons(seg, h: int, w: int, where: str) -> list:
         except (TypeError, ValueError):
             raise ValueError(f"{where}[{j}] must be a list of numbers [x1, y1, x2, y2, ...]."
                              ) from None
-        if arr.ndim != 1 or len(arr) < 4 or len(arr) % 2 or any(
-                isinstance(v, (bool, np.bool_, str)) for v in p):
+        if arr.ndim != 1 or len(arr) < 4 or len(arr) % 2:
             raise ValueError(f"{where}[{j}] must be an even number (at least 4) of "
                              f"coordinates [x1, y1, x2, y2, ...]; got {len(p)} entries.")
         if not np.all(np.isfinite(arr)):
@@ -316,7 +357,7 @@ def _polygons(seg, h: int, w: int, where: str) -> list:
             raise ValueError(f"{where}[{j}] has coordinates far outside the {h} x {w} image "
                              "(polygons must lie within [-width, 2 width] x [-height, "
                              "2 height]).")
-        out.append(arr.tolist())
+        out.append(arr)
     return out
 
 
@@ -340,9 +381,10 @@ def _pack(strings, sizes) -> Masks:
     lengths = np.fromiter(map(len, strings), np.int64, count=len(strings))
     offsets = np.zeros(len(strings) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    counts = np.frombuffer(b"".join(strings), np.uint8).copy() if strings else np.zeros(
-        0, np.uint8)
-    return Masks(counts, offsets, np.asarray(sizes, np.int64).reshape(-1, 2))
+    buf = b"".join(strings)
+    # a read-only view of the joined bytes, which are also what pycocotools reads
+    counts = np.frombuffer(buf, np.uint8)
+    return Masks(counts, offsets, np.asarray(sizes, np.int64).reshape(-1, 2), buf)
 
 
 @numba.njit(cache=True, nogil=True)
