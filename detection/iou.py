@@ -117,14 +117,21 @@ class IoUSource:
         """
         if self.inline:
             return np.zeros(0), np.zeros(0, np.int64)
+        import pycocotools.mask as mask_utils
+
         sizes = (d_hi - d_lo) * (g_hi - g_lo)
         pre_off = np.zeros(len(d_lo) + 1, np.int64)
         np.cumsum(sizes, out=pre_off[1:])
         pre_iou = np.zeros(int(pre_off[-1]))
-        for k in np.flatnonzero(sizes):
-            blk = self.block(det[d_lo[k]:d_hi[k]], ann_rows[g_lo[k]:g_hi[k]],
-                             crowd[g_lo[k]:g_hi[k]])
-            pre_iou[pre_off[k]:pre_off[k + 1]] = blk.ravel()
+        # the RLE dicts of every detection and annotation once, sliced per group
+        det_rles = self.dets.mask.rles(det)
+        ann_rles = self.gt.ann_segm.rles(ann_rows)
+        flags = np.asarray(crowd, np.uint8)
+        iou = mask_utils.iou
+        for k in np.flatnonzero(sizes).tolist():
+            a, b, ga, gb = d_lo[k], d_hi[k], g_lo[k], g_hi[k]
+            blk = iou(det_rles[a:b], ann_rles[ga:gb], flags[ga:gb])
+            pre_iou[pre_off[k]:pre_off[k + 1]] = np.asarray(blk).ravel()
         return pre_iou, pre_off
 
 

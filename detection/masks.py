@@ -143,9 +143,11 @@ class Masks:
         """Foreground pixels of each mask (``pycocotools.mask.area``), float64."""
         import pycocotools.mask as mask_utils
 
-        if len(self) == 0:
-            return np.zeros(0)
-        return np.asarray(mask_utils.area(self.rles()), np.float64)
+        rles = self.rles()
+        # pycocotools 2.0.11's area fails on more than 255 masks at once under numpy 2
+        return np.concatenate([np.zeros(0)] + [
+            np.asarray(mask_utils.area(rles[k:k + 255]), np.float64)
+            for k in range(0, len(rles), 255)])
 
     def to_bbox(self) -> np.ndarray:
         """Box ``[x, y, w, h]`` around each mask (``pycocotools.mask.toBbox``)."""

@@ -29,9 +29,9 @@ def make_coco_like(
     rounded to ``score_decimals`` decimals (ties, as in real files).
 
     With ``masks=True`` every annotation and result also has an instance mask: the ellipse
-    inscribed in its box, a 16-vertex polygon for the ground truth (``area`` its mask area;
-    crowd regions as uncompressed RLE, as in COCO) and a compressed RLE for the results
-    (needs pycocotools).
+    inscribed in its box, a 16-vertex polygon for the ground truth (``area`` its mask area)
+    and a compressed RLE for the results; a crowd region's mask is its box (its pixels),
+    as an uncompressed RLE as in COCO (needs pycocotools).
 
     Returns
     -------
@@ -119,6 +119,22 @@ def _ellipse(x, y, w, h, k: int = 16) -> list:
     return np.column_stack([x + w / 2 * (1 + np.cos(t)), y + h / 2 * (1 + np.sin(t))]).ravel()
 
 
+def _box_runs(box, height: int, width: int) -> list:
+    """Uncompressed RLE (column-major run lengths, zeros first) of the pixels of a box."""
+    x, y, w, h = box
+    x0, y0 = int(np.clip(np.floor(x), 0, width)), int(np.clip(np.floor(y), 0, height))
+    x1 = int(np.clip(np.ceil(x + w), x0, width))
+    y1 = int(np.clip(np.ceil(y + h), y0, height))
+    if x1 == x0 or y1 == y0:
+        return [height * width]
+    inside = y1 - y0
+    runs = [x0 * height + y0]
+    for _ in range(x1 - x0 - 1):
+        runs += [inside, height - inside]
+    runs += [inside, (width - x1) * height + (height - y1)]
+    return runs
+
+
 def _add_masks(gt: dict, dets: list, height: int, width: int) -> None:
     """Ellipse masks in the boxes: polygons (crowd regions: uncompressed RLE) for the ground
     truth, compressed RLEs for the results; ``area`` of an annotation is its mask's."""
@@ -131,17 +147,15 @@ def _add_masks(gt: dict, dets: list, height: int, width: int) -> None:
         return p.ravel().tolist()
 
     for a in gt["annotations"]:
+        if a["iscrowd"]:
+            runs = _box_runs(a["bbox"], height, width)
+            a["segmentation"] = {"size": [height, width], "counts": runs}
+            a["area"] = float(sum(runs[1::2]))
+            continue
         poly = clip(a["bbox"])
         rle = mask_utils.merge(mask_utils.frPyObjects([poly], height, width))
         a["area"] = float(mask_utils.area(rle))
-        if a["iscrowd"]:
-            m = mask_utils.decode(rle).ravel(order="F")
-            edges = np.flatnonzero(np.diff(m)) + 1
-            runs = np.diff(np.concatenate([[0], edges, [len(m)]])).tolist()
-            a["segmentation"] = {"size": [height, width],
-                                 "counts": ([0] if m[0] else []) + runs}
-        else:
-            a["segmentation"] = [poly]
+        a["segmentation"] = [poly]
     if dets:
         rles = mask_utils.frPyObjects([clip(d["bbox"]) for d in dets], height, width)
         for d, r in zip(dets, rles, strict=True):

@@ -137,6 +137,8 @@ def test_masks_table_operations():
     ref = [mask_utils.encode(np.asfortranarray(x.astype(np.uint8))) for x in m]
     assert [r["counts"] for r in t.rles()] == [r["counts"] for r in ref]
     np.testing.assert_array_equal(t.area(), m.sum(axis=(1, 2)))
+    many = Masks.concatenate([t] * 50)  # more masks than pycocotools' area takes at once
+    np.testing.assert_array_equal(many.area(), np.tile(m.sum(axis=(1, 2)), 50))
     sub = t.subset(np.array([4, 1]))
     assert sub.rles() == [t.rles()[4], t.rles()[1]]
     assert Masks.concatenate([t.subset([0, 1]), t.subset([2, 3, 4, 5])]).rles() == t.rles()
