@@ -48,7 +48,12 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 import numpy as np
 
-from calibkit.detection.masks import Masks, encode_binary_masks, segmentations_to_masks
+from calibkit.detection.masks import (
+    SEGMENTATION,
+    Masks,
+    encode_binary_masks,
+    segmentations_to_masks,
+)
 
 #: how a detection's overlap with an annotation is measured
 IOU_TYPES = ("bbox", "segm")
@@ -773,6 +778,17 @@ class _ResultSegm(msgspec.Struct, gc=False, kw_only=True):
     image_id: _Int64
     category_id: _Int64
     score: _Score
+    segmentation: SEGMENTATION
+    bbox: Union[_Box, None] = None  # noqa: UP007
+
+
+class _ResultSegmAny(msgspec.Struct, gc=False, kw_only=True):
+    # the same, the segmentation untyped: what the typed decoder refuses (bytes counts of
+    # in-memory RLEs, malformed masks) is read this way and checked (and named) by
+    # calibkit.detection.masks
+    image_id: _Int64
+    category_id: _Int64
+    score: _Score
     segmentation: Any
     bbox: Union[_Box, None] = None  # noqa: UP007
 
@@ -808,6 +824,16 @@ class _AnnotationSegm(msgspec.Struct, gc=False, kw_only=True):
     iscrowd: _Crowd = 0
     area: Union[float, None] = None  # noqa: UP007
     ignore: _Crowd = 0
+    segmentation: Union[SEGMENTATION, None] = None  # noqa: UP007
+
+
+class _AnnotationSegmAny(msgspec.Struct, gc=False, kw_only=True):
+    image_id: _Int64
+    category_id: _Int64
+    bbox: Union[_Box, None] = None  # noqa: UP007
+    iscrowd: _Crowd = 0
+    area: Union[float, None] = None  # noqa: UP007
+    ignore: _Crowd = 0
     segmentation: Any = None
 
 
@@ -823,12 +849,27 @@ class _GtDocSegm(msgspec.Struct, gc=False):
     categories: list[_Category]
 
 
+class _GtDocSegmAny(msgspec.Struct, gc=False):
+    images: list[_Image]
+    annotations: list[_AnnotationSegmAny]
+    categories: list[_Category]
+
+
 class _ResultsDoc(msgspec.Struct, gc=False):
     annotations: list[_Result]
 
 
 class _ResultsDocSegm(msgspec.Struct, gc=False):
     annotations: list[_ResultSegm]
+
+
+class _ResultsDocSegmAny(msgspec.Struct, gc=False):
+    annotations: list[_ResultSegmAny]
+
+
+#: the untyped-segmentation schema tried when the typed one refuses an input
+_FALLBACK = {_GtDocSegm: _GtDocSegmAny, _ResultsDocSegm: _ResultsDocSegmAny,
+             list[_ResultSegm]: list[_ResultSegmAny]}
 
 
 _FIXES = {
@@ -879,10 +920,14 @@ def _explain(exc: Exception, name: str, offset: int = 0) -> ValueError:
 
 
 def _convert(obj, typ, name: str):
-    """msgspec's strict conversion of in-memory json values (numpy scalars accepted)."""
+    """msgspec's strict conversion of in-memory json values (numpy scalars accepted; a mask
+    schema falls back to its untyped segmentation)."""
     try:
         return msgspec.convert(obj, typ)
     except msgspec.ValidationError as exc:
+        fallback = _FALLBACK.get(typ)
+        if fallback is not None:
+            return _convert(obj, fallback, name)
         if "numpy" not in str(exc) and "got `" not in str(exc):
             raise _explain(exc, name) from None
         try:
@@ -923,9 +968,18 @@ def _decode_file(path, typ, name: str):
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
+        if typ in _FALLBACK:
+            return _decode_raw(raw, _FALLBACK[typ], name, path)
         raise _explain(exc, f"{name} {path}") from None
     except msgspec.DecodeError as exc:
         raise ValueError(f"{name}: {path} is not valid json: {exc}.") from None
+
+
+def _decode_raw(raw, typ, name: str, path):
+    try:
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, f"{name} {path}") from None
 
 
 #: bytes read at a time from a results file
@@ -942,6 +996,7 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
     path, f = _open(path, name)
     label = f"{name} {path}"
     decoder = msgspec.json.Decoder(list[_ResultSegm] if segm else list[_Result])
+    fallback = msgspec.json.Decoder(list[_ResultSegmAny]) if segm else None
     size = path.stat().st_size
     cols = _Columns()
     offset = 0  # items decoded so far
@@ -958,10 +1013,16 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
         if stripped[:1] != b"[":
             # an object (e.g. {"annotations": [...]}): decode it whole
             pending += f.read()
+            typ = _ResultsDocSegm if segm else _ResultsDoc
             try:
-                doc = msgspec.json.decode(pending, type=_ResultsDocSegm if segm else _ResultsDoc)
+                doc = msgspec.json.decode(pending, type=typ)
             except msgspec.ValidationError as exc:
-                raise _explain(exc, label) from None
+                if typ not in _FALLBACK:
+                    raise _explain(exc, label) from None
+                try:
+                    doc = msgspec.json.decode(pending, type=_FALLBACK[typ])
+                except msgspec.ValidationError as exc2:
+                    raise _explain(exc2, label) from None
             except msgspec.DecodeError as exc:
                 raise ValueError(f"{name}: {path} is not valid json: {exc}.") from None
             return Detections(*_result_columns(doc.annotations, label, 0, sizes)) if (
@@ -971,14 +1032,14 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
         while True:
             cut, end = _find_cut(pending, eof)
             if cut > 0:
-                items = _decode_items(decoder, pending, cut, label, offset)
+                items = _decode_items(decoder, pending, cut, label, offset, fallback)
                 if items is None:  # the quick cut was not between items: scan exactly
                     cut, end = _scan_cut(pending)
                     if cut <= 0 and eof:
                         raise ValueError(f"{name}: {path} is not valid json: the list is not "
                                          "closed (truncated file?).")
-                    items = _decode_items(decoder, pending, cut, label, offset) if (
-                        cut > 0) else []
+                    items = _decode_items(decoder, pending, cut, label, offset,
+                                          fallback) if cut > 0 else []
                     if items is None:
                         raise ValueError(f"{name}: {path} is not valid json near item "
                                          f"{offset}.")
@@ -1082,15 +1143,22 @@ def _scan_cut(pending: bytearray):
     return last, False
 
 
-def _decode_items(decoder, pending: bytearray, cut: int, label: str, offset: int):
+def _decode_items(decoder, pending: bytearray, cut: int, label: str, offset: int,
+                  fallback=None):
     """Decode ``pending[0:cut+1]`` as a list (the separator at 0 and the byte at ``cut``
-    written as brackets); None if it is not well-formed json."""
+    written as brackets), with ``fallback`` when ``decoder`` refuses the items; None if it
+    is not well-formed json."""
     pending[0] = 0x5B  # "["
     saved = pending[cut]
     pending[cut] = 0x5D  # "]"
     try:
         with memoryview(pending) as mv, mv[: cut + 1] as part:
-            return decoder.decode(part)
+            try:
+                return decoder.decode(part)
+            except msgspec.ValidationError:
+                if fallback is None:
+                    raise
+                return fallback.decode(part)
     except msgspec.ValidationError as exc:
         raise _explain(exc, label, offset) from None
     except msgspec.DecodeError:
@@ -1110,7 +1178,7 @@ def _result_columns(items, label: str, offset: int = 0, sizes=None):
     boxes = list(map(attrgetter("bbox"), items))
     mask = None
     no_box = None
-    if n and isinstance(items[0], _ResultSegm):
+    if n and isinstance(items[0], (_ResultSegm, _ResultSegmAny)):
         segs = list(map(attrgetter("segmentation"), items))
         if sizes is not None:
             ids, hts, wds = sizes

@@ -123,15 +123,22 @@ class IoUSource:
         pre_off = np.zeros(len(d_lo) + 1, np.int64)
         np.cumsum(sizes, out=pre_off[1:])
         pre_iou = np.zeros(int(pre_off[-1]))
-        # the RLE dicts of every detection and annotation once, sliced per group
-        det_rles = self.dets.mask.rles(det)
-        ann_rles = self.gt.ann_segm.rles(ann_rows)
+        # the RLE dicts of the detections and annotations of about ``chunk`` detections'
+        # groups at a time (groups are in (image, class) order, so both are ranges)
         flags = np.asarray(crowd, np.uint8)
         iou = mask_utils.iou
-        for k in np.flatnonzero(sizes).tolist():
-            a, b, ga, gb = d_lo[k], d_hi[k], g_lo[k], g_hi[k]
-            blk = iou(det_rles[a:b], ann_rles[ga:gb], flags[ga:gb])
-            pre_iou[pre_off[k]:pre_off[k + 1]] = np.asarray(blk).ravel()
+        todo = np.flatnonzero(sizes)
+        chunk = 1 << 15
+        while len(todo):
+            stop = int(np.searchsorted(d_lo[todo], d_lo[todo[0]] + chunk, "right"))
+            ks, todo = todo[:max(stop, 1)], todo[max(stop, 1):]
+            d0, g0 = d_lo[ks[0]], g_lo[ks[0]]
+            det_rles = self.dets.mask.rles(det[d0:d_hi[ks[-1]]])
+            ann_rles = self.gt.ann_segm.rles(ann_rows[g0:g_hi[ks[-1]]])
+            for k in ks.tolist():
+                a, b, ga, gb = d_lo[k] - d0, d_hi[k] - d0, g_lo[k] - g0, g_hi[k] - g0
+                blk = iou(det_rles[a:b], ann_rles[ga:gb], flags[g_lo[k]:g_hi[k]])
+                pre_iou[pre_off[k]:pre_off[k + 1]] = np.asarray(blk).ravel()
         return pre_iou, pre_off
 
 

@@ -34,12 +34,29 @@ Every error is a ``ValueError`` naming the input, the item and the field.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Union
 
+import msgspec
 import numba
 import numpy as np
+from numba import prange
 
-__all__ = ["Masks", "segmentations_to_masks", "encode_binary_masks"]
+__all__ = ["Masks", "segmentations_to_masks", "encode_binary_masks", "RleRecord"]
+
+
+class RleRecord(msgspec.Struct, gc=False):
+    """An RLE as the typed json decoder reads it (compressed: ``counts`` a string)."""
+
+    size: tuple[int, int]
+    counts: Union[str, list[int]]  # noqa: UP007 (msgspec reads the Union)
+
+
+#: a COCO ``segmentation`` as the typed json decoder reads it: an RLE or polygons; anything
+#: else is decoded untyped and checked by :func:`segmentations_to_masks`
+SEGMENTATION = Union[RleRecord, list[list[float]]]  # noqa: UP007
 
 #: largest ``height * width`` of a mask: every run then fits the 6 characters (30 bits) that
 #: pycocotools' reader decodes into a 32-bit ``int`` without overflow
@@ -124,8 +141,8 @@ class Masks:
         lo, hi = self.offsets[idx], self.offsets[idx + 1]
         offsets = np.zeros(len(idx) + 1, np.int64)
         np.cumsum(hi - lo, out=offsets[1:])
-        counts = self.counts[_kernels.concat_ranges(lo, hi)] if len(idx) else self.counts[:0]
-        return Masks(counts, offsets, self.size[idx])
+        buf = self.counts[_kernels.concat_ranges(lo, hi)].tobytes() if len(idx) else b""
+        return Masks(np.frombuffer(buf, np.uint8), offsets, self.size[idx], buf)
 
     @classmethod
     def concatenate(cls, parts) -> Masks:
@@ -136,8 +153,10 @@ class Masks:
         shift = np.cumsum([0] + [len(p.counts) for p in parts[:-1]])
         offsets = np.concatenate([parts[0].offsets[:1]] + [
             p.offsets[1:] + s for p, s in zip(parts, shift, strict=True)])
-        return cls(np.concatenate([p.counts for p in parts]), offsets.astype(np.int64),
-                   np.concatenate([p.size for p in parts]).reshape(-1, 2))
+        # one bytes object, viewed by ``counts`` and read by pycocotools
+        buf = b"".join([np.ascontiguousarray(p.counts).data for p in parts])
+        return cls(np.frombuffer(buf, np.uint8), offsets.astype(np.int64),
+                   np.concatenate([p.size for p in parts]).reshape(-1, 2), buf)
 
     def area(self) -> np.ndarray:
         """Foreground pixels of each mask (``pycocotools.mask.area``), float64."""
@@ -186,10 +205,17 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
     if fast is not None:  # every mask a well-typed compressed RLE: one pass in bulk
         strings, sizes = fast
         return _from_strings(strings, sizes, name, labels)
+    segmentations = [{"size": list(s.size), "counts": s.counts} if type(s) is RleRecord
+                     else s for s in segmentations]
     sizes = np.zeros((n, 2), np.int64)
-    strings = []
+    strings = [None] * n
+    heights = np.asarray(heights, np.float64)
+    widths = np.asarray(widths, np.float64)
+    _polygons_bulk(segmentations, heights, widths, strings, sizes)
     for i, (seg, h_img, w_img, lab) in enumerate(zip(segmentations, heights, widths, labels,
                                                      strict=True)):
+        if strings[i] is not None:
+            continue
         where = f"{name}[{lab}].segmentation"
         if isinstance(seg, dict):
             counts = seg.get("counts")
@@ -197,11 +223,11 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
                 h, w = _size(seg, where)
                 c = _uncompressed(counts, h, w, where)
                 rle = mask_utils.frPyObjects({"size": [h, w], "counts": c}, h, w)
-                strings.append(rle["counts"])
+                strings[i] = rle["counts"]
                 sizes[i] = h, w
             else:
                 h, w, c = _compressed_parts(seg, where)
-                strings.append(c)
+                strings[i] = c
                 sizes[i] = h, w
         elif isinstance(seg, (list, tuple)):
             h, w = _image_size(h_img, w_img, where)
@@ -211,7 +237,7 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
             except Exception as exc:  # pycocotools raises bare Exceptions
                 raise ValueError(f"{where}: pycocotools cannot read these polygons ({exc}); "
                                  "a polygon is [x1, y1, x2, y2, ...].") from None
-            strings.append(rle["counts"])
+            strings[i] = rle["counts"]
             sizes[i] = h, w
         else:
             raise ValueError(
@@ -221,24 +247,97 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
     return _from_strings(strings, sizes, name, list(labels))
 
 
+def _polygons_bulk(segmentations, heights, widths, strings, sizes) -> None:
+    """Convert the polygon annotations in bulk when every one of them passes the checks of
+    :func:`_polygons` (done on all coordinates at once), writing ``strings`` and ``sizes``;
+    otherwise leave them to the item by item path, which names the offending item.
+
+    Annotations of one polygon with more than 4 coordinates on images of one size go to
+    pycocotools in one ``frPyObjects`` call (one RLE per polygon: the same as merging a
+    single part); the others (several parts, or pycocotools' 4-number box quirk) one by
+    one, as ``annToRLE`` converts them.
+    """
+    import pycocotools.mask as mask_utils
+
+    idx = [i for i, s in enumerate(segmentations) if type(s) is list]
+    if not idx:
+        return
+    h, w = heights[idx], widths[idx]
+    if not (np.all(np.isfinite(h) & np.isfinite(w)) and np.all(h == np.round(h))
+            and np.all(w == np.round(w)) and h.min() >= 1 and w.min() >= 1
+            and (h * w).max() <= MAX_PIXELS):
+        return
+    n_parts = np.fromiter((len(segmentations[i]) for i in idx), np.int64, count=len(idx))
+    parts = [p for i in idx for p in segmentations[i]]
+    if n_parts.min() == 0 or not all(type(p) is list for p in parts):
+        return
+    lengths = np.fromiter(map(len, parts), np.int64, count=len(parts))
+    if lengths.min() < 4 or np.any(lengths % 2):
+        return
+    try:
+        flat = np.fromiter(itertools.chain.from_iterable(parts), np.float64,
+                           count=int(lengths.sum()))
+    except (TypeError, ValueError):
+        return
+    if not np.all(np.isfinite(flat)):
+        return
+    ph, pw = np.repeat(h, n_parts), np.repeat(w, n_parts)
+    ch, cw = np.repeat(ph, lengths // 2), np.repeat(pw, lengths // 2)
+    x, y = flat[0::2], flat[1::2]
+    if np.any(x < -cw) or np.any(x > 2 * cw) or np.any(y < -ch) or np.any(y > 2 * ch):
+        return
+    offsets = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    first_part = np.zeros(len(idx), np.int64)
+    np.cumsum(n_parts[:-1], out=first_part[1:])
+    batch = (n_parts == 1) & (lengths[first_part] != 4)
+    hi, wi = h.astype(np.int64), w.astype(np.int64)
+    for k in np.flatnonzero(~batch).tolist():  # one by one, as annToRLE
+        polys = [flat[offsets[j]:offsets[j + 1]]
+                 for j in range(first_part[k], first_part[k] + n_parts[k])]
+        try:
+            rle = mask_utils.merge(mask_utils.frPyObjects(polys, int(hi[k]), int(wi[k])))
+        except Exception:  # noqa: BLE001 (the item by item path words the error)
+            continue
+        strings[idx[k]] = rle["counts"]
+        sizes[idx[k]] = hi[k], wi[k]
+    sel = np.flatnonzero(batch)
+    key = hi[sel] * (MAX_PIXELS + 1) + wi[sel]
+    for size_key in np.unique(key).tolist():
+        group = sel[key == size_key]
+        hh, ww = int(hi[group[0]]), int(wi[group[0]])
+        polys = [flat[offsets[first_part[k]]:offsets[first_part[k] + 1]]
+                 for k in group.tolist()]
+        for k, rle in zip(group.tolist(), mask_utils.frPyObjects(polys, hh, ww), strict=True):
+            strings[idx[k]] = rle["counts"]
+            sizes[idx[k]] = hh, ww
+
+
 def _compressed_fast(segmentations):
-    """``(strings, sizes)`` when every item is a compressed RLE dict with a string ``counts``
-    and an integer ``[height, width]`` in range (checked in bulk), else None (the item by
-    item path then names the offending item)."""
-    if not all(type(s) is dict and type(s.get("counts")) is str for s in segmentations):
+    """``(strings, sizes)`` when every item is a compressed RLE (a dict, or a typed record)
+    with a string ``counts`` and an integer ``[height, width]`` in range (checked in bulk),
+    else None (the item by item path then names the offending item)."""
+    types = set(map(type, segmentations))
+    if types == {RleRecord}:
+        counts = list(map(attrgetter("counts"), segmentations))
+        size_list = list(map(attrgetter("size"), segmentations))
+    elif types == {dict}:
+        counts = [s.get("counts") for s in segmentations]
+        size_list = [s.get("size") for s in segmentations]
+    else:
+        return None
+    if set(map(type, counts)) != {str}:
         return None
     try:
-        sizes = np.array([s["size"] for s in segmentations])
-    except (KeyError, ValueError, TypeError):
+        sizes = np.array(size_list)
+    except (ValueError, TypeError):
         return None
-    if len(segmentations) == 0 or sizes.dtype.kind not in "iu" or sizes.shape != (
-            len(segmentations), 2):
+    if sizes.dtype.kind not in "iu" or sizes.shape != (len(segmentations), 2):
         return None
     sizes = sizes.astype(np.int64)
     h, w = sizes[:, 0], sizes[:, 1]
     if h.min() < 1 or w.min() < 1 or (h * w).max() > MAX_PIXELS:
         return None
-    counts = [s["counts"] for s in segmentations]
     if not "".join(counts).isascii():
         return None
     return [c.encode("ascii") for c in counts], sizes
@@ -389,43 +488,54 @@ def _pack(strings, sizes) -> Masks:
     return Masks(counts, offsets, np.asarray(sizes, np.int64).reshape(-1, 2), buf)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _check_counts(buf, offsets, pixels):
     """First mask whose compressed string pycocotools' reader (``rleFrString``) would
     misread, and why (see :func:`_from_strings`); ``(-1, 0)`` when all are well formed."""
-    for i in range(len(offsets) - 1):
-        p = offsets[i]
-        end = offsets[i + 1]
-        m = 0
-        prev2 = np.int64(0)
-        prev1 = np.int64(0)
-        total = np.int64(0)
-        while p < end:
-            x = np.int64(0)
-            k = 0
-            more = True
-            while more:
-                if p >= end:
-                    return i, 2
-                ch = np.int64(buf[p]) - 48
-                if ch < 0 or ch > 63:
-                    return i, 1
-                if k >= 6:
-                    return i, 3
-                x |= (ch & 0x1F) << (5 * k)
-                more = (ch & 0x20) != 0
-                p += 1
-                k += 1
-                if not more and (ch & 0x10) != 0:
-                    x |= np.int64(-1) << (5 * k)
-            if m > 2:
-                x += prev2
-            if x < 0 or x > 0xFFFFFFFF:
-                return i, 4
-            total += x
-            prev2 = prev1
-            prev1 = x
-            m += 1
-        if total != pixels[i]:
-            return i, 5
+    n = len(offsets) - 1
+    why = np.zeros(n, np.int64)
+    for i in prange(n):
+        why[i] = _check_one(buf, offsets[i], offsets[i + 1], pixels[i])
+    for i in range(n):
+        if why[i]:
+            return i, why[i]
     return -1, 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _check_one(buf, p, end, pixels):
+    """0 if ``buf[p:end]`` decodes (as ``rleFrString`` does) into runs adding up to
+    ``pixels``, else the reason (1 to 5)."""
+    m = 0
+    prev2 = np.int64(0)
+    prev1 = np.int64(0)
+    total = np.int64(0)
+    while p < end:
+        x = np.int64(0)
+        k = 0
+        more = True
+        while more:
+            if p >= end:
+                return 2
+            ch = np.int64(buf[p]) - 48
+            if ch < 0 or ch > 63:
+                return 1
+            if k >= 6:
+                return 3
+            x |= (ch & 0x1F) << (5 * k)
+            more = (ch & 0x20) != 0
+            p += 1
+            k += 1
+            if not more and (ch & 0x10) != 0:
+                x |= np.int64(-1) << (5 * k)
+        if m > 2:
+            x += prev2
+        if x < 0 or x > 0xFFFFFFFF:
+            return 4
+        total += x
+        prev2 = prev1
+        prev1 = x
+        m += 1
+    if total != pixels:
+        return 5
+    return 0

@@ -445,12 +445,6 @@ def _resolve(gt: GroundTruth, dataset, max_dets, owner: str):
     return dataset, DEFAULT_MAX_DETS[dataset] if max_dets is None else max_dets
 
 
-def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """pycocotools' ``bbIou`` broadcast over the leading axes (see
-    :func:`calibkit.detection.iou.box_iou_pycocotools`)."""
-    return box_iou_pycocotools(d, g, crowd)
-
-
 def _expand(items: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """Ragged expansion: (items[i], j) for every j in [lo[i], hi[i])."""
     counts = hi - lo

@@ -518,13 +518,22 @@ def _one(seg, **image):
     ([5], "must be a polygon"),
     ("mask", "must be a list of polygons"),
 ])
-def test_malformed_masks(seg, match):
+def test_malformed_masks(seg, match, tmp_path):
     with pytest.raises(ValueError, match=match) as exc:
         detection.load_gt(_one(seg), iou_type="segm")
     assert "segmentation" in str(exc.value)
     dets = [{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": seg}]
     with pytest.raises(ValueError, match=match):
         detection.load_dets(dets, iou_type="segm", gt=_one([[0, 0, 1, 0, 1, 1]]))
+    if isinstance(seg, (list, dict)) and "nan" not in repr(seg):  # the json file readers
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps(dets * 3))
+        with pytest.raises(ValueError, match=match) as exc:
+            detection.load_dets(path, iou_type="segm", gt=_one([[0, 0, 1, 0, 1, 1]]))
+        assert "r.json[0].segmentation" in str(exc.value)
+        path.write_text(json.dumps(_one(seg)))
+        with pytest.raises(ValueError, match=match):
+            detection.load_gt(path, iou_type="segm")
 
 
 def test_masks_of_the_wrong_size():
