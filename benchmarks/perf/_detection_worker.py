@@ -124,7 +124,8 @@ def main(argv):
         warm, t0, t1, out = _pycocotools_like(tool, task, gt_path, dt_path, iou_type)
     t2 = time.perf_counter()
     print(json.dumps({
-        "tool": tool, "task": task, "iou_type": iou_type, "load": t1 - t0, "eval": t2 - t1, "total": t2 - t0,
+        "tool": tool, "task": task, "iou_type": iou_type, "load": t1 - t0, "eval": t2 - t1,
+        "total": t2 - t0,
         "warmup": warm, "wall": t2 - T_START,
         "rss_mb": peak_mb(), "result": out,
     }))
