@@ -78,7 +78,9 @@ class IoUSource:
                                        self.gt.ann_box[ann_rows][None, :, :], crowd[None, :])
         if len(det_rows) == 0 or len(ann_rows) == 0:
             return np.zeros((len(det_rows), len(ann_rows)))
-        import pycocotools.mask as mask_utils
+        from calibkit.detection.masks import pycocotools_mask
+
+        mask_utils = pycocotools_mask()
 
         out = mask_utils.iou(self.dets.mask.rles(det_rows), self.gt.ann_segm.rles(ann_rows),
                              crowd.astype(np.uint8))
@@ -117,7 +119,9 @@ class IoUSource:
         """
         if self.inline:
             return np.zeros(0), np.zeros(0, np.int64)
-        import pycocotools.mask as mask_utils
+        from calibkit.detection.masks import pycocotools_mask
+
+        mask_utils = pycocotools_mask()
 
         sizes = (d_hi - d_lo) * (g_hi - g_lo)
         pre_off = np.zeros(len(d_lo) + 1, np.int64)

@@ -47,6 +47,16 @@ from numba import prange
 __all__ = ["Masks", "segmentations_to_masks", "encode_binary_masks", "RleRecord"]
 
 
+def pycocotools_mask():
+    """``pycocotools.mask``, which every mask operation uses (imported on first use)."""
+    try:
+        import pycocotools.mask as mask_utils
+    except ImportError:
+        raise ImportError("instance masks (iou_type='segm') need pycocotools: pip install "
+                          "'calibkit[coco]' (or pip install pycocotools).") from None
+    return mask_utils
+
+
 class RleRecord(msgspec.Struct, gc=False):
     """An RLE as the typed json decoder reads it (compressed: ``counts`` a string)."""
 
@@ -160,7 +170,7 @@ class Masks:
 
     def area(self) -> np.ndarray:
         """Foreground pixels of each mask (``pycocotools.mask.area``), float64."""
-        import pycocotools.mask as mask_utils
+        mask_utils = pycocotools_mask()
 
         rles = self.rles()
         # pycocotools 2.0.11's area fails on more than 255 masks at once under numpy 2
@@ -170,7 +180,7 @@ class Masks:
 
     def to_bbox(self) -> np.ndarray:
         """Box ``[x, y, w, h]`` around each mask (``pycocotools.mask.toBbox``)."""
-        import pycocotools.mask as mask_utils
+        mask_utils = pycocotools_mask()
 
         if len(self) == 0:
             return np.zeros((0, 4))
@@ -197,7 +207,7 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
     -------
     Masks
     """
-    import pycocotools.mask as mask_utils
+    mask_utils = pycocotools_mask()
 
     n = len(segmentations)
     labels = list(range(n) if labels is None else labels)
@@ -257,7 +267,7 @@ def _polygons_bulk(segmentations, heights, widths, strings, sizes) -> None:
     single part); the others (several parts, or pycocotools' 4-number box quirk) one by
     one, as ``annToRLE`` converts them.
     """
-    import pycocotools.mask as mask_utils
+    mask_utils = pycocotools_mask()
 
     idx = [i for i, s in enumerate(segmentations) if type(s) is list]
     if not idx:
@@ -347,7 +357,7 @@ def encode_binary_masks(masks: np.ndarray) -> Masks:
     """Compressed RLEs of binary masks of shape (n, height, width) (``pycocotools.mask.encode``
     on the column-major (height, width, n) stack, as torchvision's COCO evaluation does
     mask by mask)."""
-    import pycocotools.mask as mask_utils
+    mask_utils = pycocotools_mask()
 
     m = np.asarray(masks)
     n = m.shape[0]

@@ -138,7 +138,9 @@ def _box_runs(box, height: int, width: int) -> list:
 def _add_masks(gt: dict, dets: list, height: int, width: int) -> None:
     """Ellipse masks in the boxes: polygons (crowd regions: uncompressed RLE) for the ground
     truth, compressed RLEs for the results; ``area`` of an annotation is its mask's."""
-    import pycocotools.mask as mask_utils
+    from calibkit.detection.masks import pycocotools_mask
+
+    mask_utils = pycocotools_mask()
 
     def clip(b):  # a polygon inside [-width, 2 width] x [-height, 2 height]
         p = _ellipse(*b).reshape(-1, 2)

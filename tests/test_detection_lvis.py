@@ -422,6 +422,30 @@ def test_shards_equal_one_machine(data, iou_type):
         merged.coco_summary(g)
 
 
+def test_dask_equals_one_machine(data, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from calibkit.detection import dask as ckdask
+
+    gt, dets = data
+    ids = sorted({r["image_id"] for r in dets})
+    files = []
+    for k in range(2):
+        path = tmp_path / f"r{k}.json"
+        path.write_text(json.dumps([r for r in dets if r["image_id"] in ids[k::2]]))
+        files.append(str(path))
+    whole = detection.Detections.concatenate([detection.load_dets(f) for f in files])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        res = ckdask.evaluate(gt, files, summary=True, ap=True)
+        cal = ckdask.fit(detection.DetectionCalibrator(min_class_detections=3), gt, files)
+    summary = res.pop("lvis_summary")
+    assert res == detection.evaluate(gt, whole, ap=True)
+    assert summary == detection.lvis_summary(gt, whole)
+    single = detection.DetectionCalibrator(min_class_detections=3).fit(gt, whole)
+    np.testing.assert_array_equal(cal.transform(whole).score, single.transform(whole).score)
+
+
 def test_cli_on_lvis(tmp_path):
     from calibkit.detection.cli import main
 
