@@ -1,6 +1,7 @@
-"""Detection calibration on top of calibkit: COCO inputs, COCO greedy matching, the
-detection calibration metrics (LaECE, LaACE, LRP, D-ECE, AP, OCE) with image-level bootstrap
-intervals, the COCO summary, LRP-optimal thresholds, class-wise detector calibration
+"""Detection calibration on top of calibkit: COCO and LVIS inputs (boxes and instance
+masks), COCO greedy matching and LVIS's federated rules, the detection calibration metrics
+(LaECE, LaACE, LRP, D-ECE, AP, OCE) with image-level bootstrap intervals, the COCO and LVIS
+summaries, LRP-optimal thresholds, class-wise detector calibration
 (:class:`DetectionCalibrator`) and sharded evaluation (:func:`match_shards`,
 :class:`MatchState`; :mod:`calibkit.detection.dask` on a Dask cluster).
 
@@ -16,7 +17,9 @@ import importlib
 _EXPORTS = {
     "DetectionCalibrator": "calibkit.detection.calibrate",
     "Detections": "calibkit.detection.io",
+    "Federated": "calibkit.detection.io",
     "GroundTruth": "calibkit.detection.io",
+    "Masks": "calibkit.detection.masks",
     "from_torchvision": "calibkit.detection.io",
     "load_dets": "calibkit.detection.io",
     "load_gt": "calibkit.detection.io",
@@ -40,6 +43,7 @@ _EXPORTS = {
     "lrp": "calibkit.detection.metrics",
     "oce": "calibkit.detection.oce",
     "coco_summary": "calibkit.detection.cocoeval",
+    "lvis_summary": "calibkit.detection.cocoeval",
     "MatchState": "calibkit.detection.shards",
     "match_shards": "calibkit.detection.shards",
     "evaluate_shards": "calibkit.detection.shards",

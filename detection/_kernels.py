@@ -16,8 +16,12 @@ and reproduces pycocotools' ``COCOeval.evaluateImg`` / ``accumulate`` operation 
 * :func:`json_split`: the exact item boundaries of a json list (string-aware scan).
 
 The greedy step (:func:`_pick`) sees one row of an IoU block and the flags of the group's
-ground truth, so another IoU source (mask IoU of RLEs) only has to fill the block.
-Kernels are compiled on first use and cached on disk (``cache=True``).
+ground truth. Every kernel takes the IoU blocks either computed inline from the boxes
+(pycocotools' ``bbIou``) or precomputed by :mod:`calibkit.detection.iou` (mask IoU of RLEs:
+``pre_iou``, group ``k``'s block row-major at ``pre_off[k]``; an empty ``pre_off`` means
+boxes), and per group a flag that ignores its unmatched detections (LVIS's
+``not_exhaustive_category_ids``). Kernels are compiled on first use and cached on disk
+(``cache=True``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,18 @@ def _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, out):
                 u = darea + garea - inter
             if u != 0:
                 out[d, g] = inter / u
+
+
+@numba.njit(inline="always", **_JIT)
+def _fill_block(k, dbox, det, a, nd, gbox, gcrowd, ga, ng, pre_iou, pre_off, out):
+    """The IoU block of group ``k``: precomputed (``pre_off`` non-empty) or box IoU."""
+    if len(pre_off) > 0:
+        o = pre_off[k]
+        for d in range(nd):
+            for g in range(ng):
+                out[d, g] = pre_iou[o + d * ng + g]
+    else:
+        _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, out)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -137,11 +153,13 @@ def _pick_cand(row, cand, nc, gig, gcrowd, matched, thr, strict):
 
 
 @numba.njit(parallel=True, **_JIT)
-def sort_dets(img, cls, score, n_images, max_dets):
+def sort_dets(img, cls, score, n_images):
     """Order of the detections by (image, class, -score, file order) and group ranks.
 
-    Returns ``order`` (all detections), ``rank`` (rank of ``order[i]`` in its group) and
-    ``img_start`` (CSR bounds of each image in ``order``).
+    Returns ``order`` (all detections), ``rank`` (rank of ``order[i]`` in its (image,
+    class) group), ``img_start`` (CSR bounds of each image in ``order``) and ``irank`` (rank
+    of ``order[i]`` among all detections of its image by descending score, ties in file
+    order: LVIS's per-image cap).
     """
     n = len(img)
     img_start = np.zeros(n_images + 1, np.int64)
@@ -156,6 +174,7 @@ def sort_dets(img, cls, score, n_images, max_dets):
         order[fill[k]] = i
         fill[k] += 1
     rank = np.empty(n, np.int64)
+    irank = np.zeros(n, np.int64)
     for k in prange(n_images):
         a = img_start[k]
         b = img_start[k + 1]
@@ -172,13 +191,14 @@ def sort_dets(img, cls, score, n_images, max_dets):
             o2 = np.argsort(c2, kind="mergesort")
             for j in range(b - a):
                 order[a + j] = seg2[o2[j]]
+                irank[a + j] = o2[j]
         r = 0
         for j in range(a, b):
             if j > a and cls[order[j]] != cls[order[j - 1]]:
                 r = 0
             rank[j] = r
             r += 1
-    return order, rank, img_start
+    return order, rank, img_start, irank
 
 
 @numba.njit(**_JIT)
@@ -197,14 +217,16 @@ def concat_ranges(lo, hi):
 
 
 @numba.njit(parallel=True, **_JIT)
-def match_groups(dbox, det, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, strict,
-                 tp, ig, iou):
+def match_groups(dbox, det, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, pre_iou, pre_off,
+                 grp_nel, thrs, strict, tp, ig, iou):
     """Greedy matching of every group at each threshold of ``thrs``.
 
     ``tp``, ``ig`` (bool) and ``iou`` (float) of shape (n_thresholds, n_evaluated) are
     filled in place for the detections of each group (``d_lo:d_hi``, in score order),
-    against the boxes ``g_lo:g_hi`` (file order). A detection that takes an ignored box is
-    ignored; one that takes a regular box is a TP with that IoU; the rest stay FP.
+    against the annotations ``g_lo:g_hi`` (file order; ``gig`` ignored, ``gcrowd`` crowd
+    regions that absorb any number of detections). A detection that takes an ignored
+    annotation is ignored; one that takes a regular one is a TP with that IoU; the rest are
+    FP, or ignored in a group with ``grp_nel`` set.
     """
     n_t = len(thrs)
     for k in prange(len(d_lo)):
@@ -212,10 +234,14 @@ def match_groups(dbox, det, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, str
         nd = d_hi[k] - a
         ga = g_lo[k]
         ng = g_hi[k] - ga
+        if grp_nel[k]:  # unmatched detections are ignored; a match below overrides
+            for t in range(n_t):
+                for i in range(nd):
+                    ig[t, a + i] = True
         if nd == 0 or ng == 0:
             continue
         block = np.empty((nd, ng))
-        _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, block)
+        _fill_block(k, dbox, det, a, nd, gbox, gcrowd, ga, ng, pre_iou, pre_off, block)
         matched = np.zeros(ng, np.bool_)
         gig_g = gig[ga:ga + ng]
         crowd_g = gcrowd[ga:ga + ng]
@@ -230,6 +256,7 @@ def match_groups(dbox, det, d_lo, d_hi, gbox, gcrowd, gig, g_lo, g_hi, thrs, str
                     ig[t, a + i] = True
                 else:
                     tp[t, a + i] = True
+                    ig[t, a + i] = False
                     iou[t, a + i] = block[i, m]
 
 
@@ -254,17 +281,17 @@ def class_order(score, pos, cls_start):
 
 
 @numba.njit(parallel=True, **_JIT)
-def group_codes(dbox, det, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, strict, area_lo,
-                area_hi, tp_bits, ig_bits, codes):
-    """COCOeval's ``evaluateImg`` for every group, area range and threshold.
+def group_codes(dbox, darea, det, d_lo, d_hi, gbox, gcrowd, gign, garea, g_lo, g_hi, pre_iou,
+                pre_off, grp_nel, thrs, strict, area_lo, area_hi, tp_bits, ig_bits, codes):
+    """COCOeval's (and LVISEval's) ``evaluateImg`` for every group, area range and threshold.
 
     ``codes[i, t]`` (unsigned ints, filled in place) holds two bits per area range ``a``:
-    ``tp_bits[a]`` = the detection took a regular box (a TP), ``ig_bits[a]`` = it is
-    ignored (took an ignored box, or is unmatched with a box area ``w * h`` outside the
-    range). A box is
-    ignored in range ``a`` if it is a crowd region or its ``area`` lies outside
-    ``[area_lo[a], area_hi[a]]``. Ranges whose ignore pattern in a group equals an earlier
-    range's share its matching.
+    ``tp_bits[a]`` = the detection took a regular annotation (a TP), ``ig_bits[a]`` = it is
+    ignored (took an ignored annotation, or is unmatched with an area ``darea`` outside the
+    range or in a group with ``grp_nel`` set). An annotation is ignored in range ``a`` if
+    ``gign`` flags it (a crowd region, or LVIS's ``ignore``) or its ``area`` lies outside
+    ``[area_lo[a], area_hi[a]]``; ``gcrowd`` annotations absorb any number of detections.
+    Ranges whose ignore pattern in a group equals an earlier range's share its matching.
     """
     n_t = len(thrs)
     n_a = len(area_lo)
@@ -284,7 +311,7 @@ def group_codes(dbox, det, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, st
         cand = np.empty((nd, max(ng, 1)), np.int64)
         n_cand = np.zeros(nd, np.int64)
         if ng > 0:
-            _bbox_iou_block(dbox, det, a0, nd, gbox, gcrowd, ga, ng, block)
+            _fill_block(k, dbox, det, a0, nd, gbox, gcrowd, ga, ng, pre_iou, pre_off, block)
             for i in range(nd):
                 mx = 0.0
                 q = 0
@@ -303,7 +330,7 @@ def group_codes(dbox, det, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, st
         for a in range(n_a):
             for j in range(ng):
                 ar = garea[ga + j]
-                gig[a, j] = crowd_g[j] or ar < area_lo[a] or ar > area_hi[a]
+                gig[a, j] = gign[ga + j] or ar < area_lo[a] or ar > area_hi[a]
             src = a
             for a2 in range(a):
                 same = True
@@ -315,12 +342,13 @@ def group_codes(dbox, det, d_lo, d_hi, gbox, gcrowd, garea, g_lo, g_hi, thrs, st
                     src = a2
                     break
             src_of[a] = src
-        # unmatched: ignored in the ranges that exclude the detection's own area
+        # unmatched: ignored in the ranges that exclude the detection's own area (in every
+        # range in a group whose unmatched detections are ignored)
         for i in range(nd):
-            darea = dbox[det[a0 + i], 2] * dbox[det[a0 + i], 3]
+            da = darea[det[a0 + i]]
             oor = codes.dtype.type(0)
             for a in range(n_a):
-                if darea < area_lo[a] or darea > area_hi[a]:
+                if grp_nel[k] or da < area_lo[a] or da > area_hi[a]:
                     oor |= ig_bits[a]
             for t in range(n_t):
                 codes[a0 + i, t] = oor

@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from calibkit._validation import RANDOM_STATE, Interval, check_param
+from calibkit.detection.matching import _regular
 from calibkit.metrics.binning import assign_uniform_closure
 
 __all__ = ["image_resample_counts", "percentile_interval", "paired_bootstrap"]
@@ -169,7 +170,7 @@ def _evaluate_resamples(gt, dets, ms, flags, *, n_bootstrap, random_state, ap, m
     m = ms[0]
     k = gt.n_categories
     img = np.searchsorted(gt.image_ids, m.dets.image_id)
-    reg = ~gt.ann_crowd
+    reg = _regular(gt, m.dataset)
     g_npig = feats.add(np.searchsorted(gt.image_ids, gt.ann_image_id[reg]),
                        np.searchsorted(gt.category_ids, gt.ann_category_id[reg]), 1.0, k)
     # LaECE, LaACE and LRP at tau
@@ -202,7 +203,8 @@ def _evaluate_resamples(gt, dets, ms, flags, *, n_bootstrap, random_state, ap, m
         bd = assign_uniform_closure(p, dece_bins, bin_closure)
         inb = bd < dece_bins
         g_dgap = feats.add(img[inb], bd[inb], (flags.astype(np.float64) - p)[inb], dece_bins)
-    table = mt._ap_table(gt, m.dets, max_dets) if ap else None
+    table = mt._ap_table(gt, m.dets, max_dets, iou_type=m.iou_type,
+                         dataset=m.dataset) if ap else None
 
     keys = ("laece", "laace", "lrp", "lrp_loc", "lrp_fp", "lrp_fn", "dece")
     out = {key: np.empty(n_bootstrap) for key in keys}

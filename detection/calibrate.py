@@ -15,6 +15,23 @@ side effects (inputs are never mutated; models and thresholds are keyed by categ
 4. ``v_c``: thresholds on the calibrated scores of the survivors (matched again).
 
 ``transform`` keeps ``score >= u_c``, calibrates, keeps ``calibrated >= v_c``.
+
+Masks (``iou_type="segm"``) change the IoU of every matching step, so the thresholds and the
+IoU targets are those of the masks; LVIS ground truth (``dataset="auto"`` detects it) gives
+LVIS's federated matching in every step, the 300 best detections per image and the training
+sets of LVIS's long tail: many categories with a handful of validation detections. What a
+category with few training detections gets:
+
+* none: the identity (or, with ``min_class_detections > 1``, the pooled calibrator);
+* fewer than ``min_class_detections`` (default 1, i.e. never): the one calibrator fitted on
+  every category's training detections together;
+* one: the identity for Platt and temperature scaling (as the toolbox), the constant target
+  for isotonic and linear maps;
+* all targets equal (e.g. only false positives): that constant for isotonic, Platt and
+  linear maps (the limit of each fit), the identity for temperature scaling.
+
+Its thresholds follow the LRP rules whatever its size: no ground truth on the validation
+set gives -1, no true positive NaN (both keep every detection).
 """
 
 from __future__ import annotations
@@ -38,8 +55,8 @@ from calibkit._validation import (
     validate_params,
 )
 from calibkit.base import Calibrator, Persistable, reset_fitted_state
-from calibkit.detection.io import Detections, load_dets, load_gt
-from calibkit.detection.matching import IOU_OPS, match
+from calibkit.detection.io import IOU_TYPES, Detections, load_dets, load_gt
+from calibkit.detection.matching import DATASETS, IOU_OPS, match
 from calibkit.detection.thresholds import apply_thresholds, lrp_optimal_thresholds
 from calibkit.registry import CALIBRATORS, calibrator_names, make_calibrator, method_name
 
@@ -87,11 +104,21 @@ class DetectionCalibrator(Persistable, BaseEstimator):
     tau : float, default=0.0
         IoU threshold of a TP (matching, targets and LRP).
     iou_op : {"ge", "gt"}, default="ge"
-    max_dets : int, default=100
-        Detections per (image, class).
+    max_dets : int or None, default=None
+        Detections kept per (image, class) (COCO, None = 100) or per image (LVIS, None = 300).
     tie_aware : bool, default=False
         LRP-optimal thresholds evaluated only at ends of tie groups (see
         :func:`calibkit.detection.lrp_optimal_thresholds`); ``False`` reproduces the toolbox.
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU, or mask IoU of the segmentations, in every matching step (``fit`` and
+        ``transform`` then read the masks, and ``transform`` returns them).
+    dataset : {"auto", "coco", "lvis"}, default="auto"
+        COCO's rules or LVIS's federated rules in every matching step (see
+        :func:`calibkit.detection.match`); ``"auto"`` follows the ground truth.
+    min_class_detections : int, default=1
+        A category with fewer training detections than this (none included) is calibrated by
+        one calibrator pooled over every category's training detections instead of its own
+        (for LVIS's rare categories); 1 keeps every category on its own (the toolbox).
 
     Attributes
     ----------
@@ -100,7 +127,8 @@ class DetectionCalibrator(Persistable, BaseEstimator):
     lower_thresholds_, upper_thresholds_ : ndarray of shape (n_categories,)
         ``u_c`` and ``v_c`` (NaN and -1 keep everything).
     models_ : dict
-        ``str(category_id)`` (or ``"all"`` when not class-wise) to a fitted calibrator, or to
+        ``str(category_id)`` (or ``"all"`` when not class-wise, and the pooled fallback of
+        ``min_class_detections > 1``) to a fitted calibrator, or to
         ``{"constant": value}`` (all targets equal: the limit of isotonic, Platt and linear
         maps; one detection for isotonic and linear; a Platt fit with a negative slope,
         whose optimum under the toolbox's ``|a|`` is ``a = 0``, the mean target), or
@@ -118,8 +146,11 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         "thresholds": [NONE, Options("lrp"), Interval("real", 0, 1)],
         "tau": [Interval("real", 0, 1, closed="left")],
         "iou_op": [Options(*IOU_OPS)],
-        "max_dets": [Interval("integer", 1, None)],
+        "max_dets": [NONE, Interval("integer", 1, None)],
         "tie_aware": [BOOLEAN],
+        "iou_type": [Options(*IOU_TYPES)],
+        "dataset": [Options(*DATASETS)],
+        "min_class_detections": [Interval("integer", 1, None)],
     }
     _fitted_constraints: ClassVar[dict] = {
         "category_ids_": [Array(1, "i")],
@@ -140,8 +171,11 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         thresholds="lrp",
         tau=0.0,
         iou_op="ge",
-        max_dets=100,
+        max_dets=None,
         tie_aware=False,
+        iou_type="bbox",
+        dataset="auto",
+        min_class_detections=1,
     ):
         self.method = method
         self.classwise = classwise
@@ -151,6 +185,9 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         self.iou_op = iou_op
         self.max_dets = max_dets
         self.tie_aware = tie_aware
+        self.iou_type = iou_type
+        self.dataset = dataset
+        self.min_class_detections = min_class_detections
 
     # ------------------------------------------------------------------ fit / transform
     def fit(self, gt, dets):
@@ -158,7 +195,7 @@ class DetectionCalibrator(Persistable, BaseEstimator):
 
         Parameters
         ----------
-        gt : path, dict, pycocotools COCO or GroundTruth
+        gt : path, dict, pycocotools COCO, LVIS or GroundTruth
         dets : path, COCO results list, Detections or torchvision outputs
 
         Returns
@@ -167,11 +204,12 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         """
         self._check_params()
         reset_fitted_state(self)
-        gt = load_gt(gt)
-        d0 = load_dets(dets)
+        gt = load_gt(gt, iou_type=self.iou_type)
+        d0 = load_dets(dets, iou_type=self.iou_type, gt=gt)
         if len(d0) == 0:
             raise ValueError("dets is empty; fitting needs validation detections.")
-        kw = {"tau": self.tau, "iou_op": self.iou_op, "max_dets": self.max_dets}
+        kw = {"tau": self.tau, "iou_op": self.iou_op, "max_dets": self.max_dets,
+              "iou_type": self.iou_type, "dataset": self.dataset}
         return self._fit_matched(gt, d0, lambda d: match(gt, d, **kw))
 
     def _fit_matched(self, gt, d0: Detections, matcher, m0=None):
@@ -191,10 +229,10 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         models = {}
         n_train = np.bincount(cls[train], minlength=len(cats))
         if self.classwise:
-            for k in np.flatnonzero(n_train):
+            for k in np.flatnonzero(n_train >= max(self.min_class_detections, 1)):
                 sel = train & (cls == k)
                 models[str(int(cats[k]))] = self._fit_one(d1.score[sel], y[sel])
-        else:
+        if not self.classwise or self.min_class_detections > 1:
             models["all"] = self._fit_one(d1.score[train], y[train]) if train.any() else None
         self.category_ids_ = cats.copy()
         self.lower_thresholds_ = u
@@ -204,7 +242,7 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         self.upper_thresholds_ = self._learn_thresholds(matcher(d2))
         return self
 
-    def transform(self, dets, image_ids=None) -> Detections:
+    def transform(self, dets, image_ids=None, *, gt=None) -> Detections:
         """Threshold, calibrate and threshold again; a new detection set.
 
         Parameters
@@ -212,26 +250,29 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         dets : path, COCO results list, Detections or torchvision outputs
         image_ids : array-like of shape (n_outputs,), default=None
             Needed for torchvision outputs.
+        gt : path, dict or GroundTruth, default=None
+            Only read for its image sizes, which polygon masks in ``dets`` need
+            (``iou_type="segm"``); masks are checked against them.
 
         Returns
         -------
         Detections
-            The kept detections with their calibrated scores, in input order
+            The kept detections with their calibrated scores (and masks), in input order
             (``.to_coco()`` gives a COCO results list).
         """
         self._check_fitted()
-        d = load_dets(dets, image_ids)
+        d = load_dets(dets, image_ids, iou_type=self.iou_type, gt=gt)
         keep = apply_thresholds(d, self.category_ids_, self.lower_thresholds_)
         kept = d.subset(keep)
         new = self._calibrate(kept)
         keep2 = apply_thresholds(kept.with_scores(new), self.category_ids_,
                                  self.upper_thresholds_)
-        rows = np.flatnonzero(keep)[keep2]
-        return Detections(d.image_id[rows], d.category_id[rows], new[keep2], d.box[rows])
+        return kept.subset(keep2).with_scores(new[keep2])
 
     def fit_transform(self, gt, dets) -> Detections:
-        """``fit(gt, dets).transform(dets)``."""
-        return self.fit(gt, dets).transform(dets)
+        """``fit(gt, dets).transform(dets, gt=gt)``."""
+        gt = load_gt(gt, iou_type=self.iou_type)
+        return self.fit(gt, dets).transform(dets, gt=gt)
 
     def predict_scores(self, category_ids, scores) -> np.ndarray:
         """Calibrated scores for given categories, without any thresholding.
@@ -275,7 +316,8 @@ class DetectionCalibrator(Persistable, BaseEstimator):
                 == len(self.n_train_) == k) or np.any(np.diff(self.category_ids_) <= 0):
             raise ValueError("category_ids_ must be sorted and distinct, with one lower and "
                              "upper threshold and one training count per category.")
-        keys = {str(int(c)) for c in self.category_ids_} if self.classwise else {"all"}
+        keys = ({str(int(c)) for c in self.category_ids_} | {"all"} if self.classwise
+                else {"all"})
         if not set(self.models_) <= keys:
             raise ValueError(f"models_ has keys {sorted(set(self.models_) - keys)} that are "
                              "not category ids of this calibrator.")
@@ -337,8 +379,12 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         idx = np.where(known, idx, -1)
         order = np.argsort(idx, kind="stable")
         bounds = np.searchsorted(idx[order], np.arange(-1, len(cats) + 1))
+        pooled = self.models_.get("all")
         for k in range(len(cats)):
-            model = self.models_.get(str(int(cats[k])))
+            if self.n_train_[k] < self.min_class_detections:
+                model = pooled
+            else:
+                model = self.models_.get(str(int(cats[k])))
             a, b = bounds[k + 1], bounds[k + 2]
             if model is None or a == b:
                 continue

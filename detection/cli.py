@@ -47,8 +47,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--dets", required=True, help="COCO results json")
     _matching_args(ev)
     ev.add_argument("--ap", action="store_true",
-                    help="also compute COCO AP@[.50:.95] and print the twelve numbers of the "
-                         "COCO summary (pycocotools' COCOeval.stats)")
+                    help="also compute AP@[.50:.95] and print the twelve numbers of the COCO "
+                         "summary (pycocotools' COCOeval.stats), or on LVIS ground truth the "
+                         "numbers of LVIS's summary (LVISEval.results)")
     ev.add_argument("--bootstrap", type=int, default=None, metavar="N",
                     help="also print image-level bootstrap intervals from N resamples")
     ev.add_argument("--confidence-level", type=float, default=0.95,
@@ -66,6 +67,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     cal.add_argument("--gt-val", required=True, help="validation COCO ground-truth json")
     cal.add_argument("--dets-val", required=True, help="validation COCO results json")
     cal.add_argument("--dets", required=True, help="COCO results json to calibrate")
+    cal.add_argument("--gt", default=None,
+                     help="ground truth of --dets (optional: only its image sizes are read, "
+                          "which polygon masks need with --iou-type segm)")
     cal.add_argument("--out", required=True, help="output COCO results json")
     cal.add_argument(
         "--method",
@@ -73,6 +77,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
         choices=("isotonic", "platt", "temperature", "linear", "identity"),
     )
     cal.add_argument("--pooled", action="store_true", help="one calibrator for all classes")
+    cal.add_argument("--min-class-detections", type=int, default=1, metavar="N",
+                     help="classes with fewer than N training detections use one calibrator "
+                          "pooled over all classes (default 1: every class its own)")
     cal.add_argument("--target", default="iou", choices=("iou", "binary"))
     cal.add_argument(
         "--thresholds",
@@ -102,31 +109,45 @@ def _matching_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau", type=float, default=0.0, help="IoU threshold of a TP (default 0)")
     p.add_argument("--iou-op", default="ge", choices=("ge", "gt"),
                    help="TP iff IoU >= tau ('ge', default) or IoU > tau ('gt')")
+    p.add_argument("--iou-type", default="bbox", choices=("bbox", "segm"),
+                   help="box IoU ('bbox', default) or mask IoU of the segmentations ('segm')")
+    p.add_argument("--dataset", default="auto", choices=("auto", "coco", "lvis"),
+                   help="COCO's rules or LVIS's federated rules ('auto', default: LVIS's when "
+                        "the ground truth's images carry neg_category_ids)")
 
 
 def _run_evaluate(args) -> int:
-    from calibkit.detection.cocoeval import coco_summary
+    from calibkit.detection.cocoeval import coco_summary, lvis_summary
     from calibkit.detection.io import load_dets, load_gt
+    from calibkit.detection.matching import _resolve
     from calibkit.detection.metrics import evaluate
 
     kw = {}
     if args.bootstrap is not None:
         kw = {"n_bootstrap": args.bootstrap, "confidence_level": args.confidence_level,
               "random_state": args.seed}
-    gt, dets = load_gt(args.gt), load_dets(args.dets)
-    result = evaluate(gt, dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap, **kw)
-    summary = coco_summary(gt, dets) if args.ap else None
+    gt = load_gt(args.gt, iou_type=args.iou_type)
+    dets = load_dets(args.dets, iou_type=args.iou_type, gt=gt)
+    dataset, _ = _resolve(gt, args.dataset, None, "evaluate")
+    result = evaluate(gt, dets, tau=args.tau, iou_op=args.iou_op, ap=args.ap,
+                      iou_type=args.iou_type, dataset=dataset, **kw)
+    summary = None
+    if args.ap:
+        summary = (lvis_summary(gt, dets, iou_type=args.iou_type) if dataset == "lvis"
+                   else coco_summary(gt, dets, iou_type=args.iou_type))
+    key = "lvis_summary" if dataset == "lvis" else "coco_summary"
     if args.json:
         out = {k: _json_value(v) for k, v in result.items()}
         if summary is not None:
-            out["coco_summary"] = summary
+            out[key] = summary
         print(json.dumps(out))
     else:
         print(format_table(result, tau=args.tau, iou_op=args.iou_op,
-                           bootstrap=args.bootstrap, confidence_level=args.confidence_level))
+                           bootstrap=args.bootstrap, confidence_level=args.confidence_level,
+                           iou_type=args.iou_type, dataset=dataset))
         if summary is not None:
             print()
-            print(format_summary(summary))
+            print(format_lvis_summary(summary) if dataset == "lvis" else format_summary(summary))
     return 0
 
 
@@ -156,6 +177,22 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def format_lvis_summary(summary: dict) -> str:
+    """LVIS's summary lines in the layout of ``LVISEval.print_results``."""
+    lines = []
+    for key, value in summary.items():
+        title, short = (("Average Precision", "(AP)") if key.startswith("AP")
+                        else ("Average Recall", "(AR)"))
+        iou = f"{float(key[2:]) / 100:0.2f}" if len(key) > 2 and key[2].isdigit() else (
+            "0.50:0.95")
+        group = key[2] if len(key) > 2 and key[2] in "rcf" else "all"
+        area = key[2] if len(key) > 2 and key[2] in "sml" else "all"
+        md = int(key.split("@")[1]) if "@" in key else 300
+        lines.append(f" {title:<18} {short} @[ IoU={iou:<9} | area={area:>6s} | "
+                     f"maxDets={md:>3d} catIds={group:>3s}] = {value:0.3f}   {key}")
+    return "\n".join(lines)
+
+
 def _run_calibrate(args) -> int:
     from calibkit.detection.calibrate import DetectionCalibrator
 
@@ -174,9 +211,10 @@ def _run_calibrate(args) -> int:
                                                                      "--save-model")
     cal = DetectionCalibrator(
         method=args.method, classwise=not args.pooled, target=args.target, thresholds=thresholds,
-        tau=args.tau, iou_op=args.iou_op,
+        tau=args.tau, iou_op=args.iou_op, iou_type=args.iou_type, dataset=args.dataset,
+        min_class_detections=args.min_class_detections,
     ).fit(args.gt_val, args.dets_val)
-    out = cal.transform(args.dets).to_coco()
+    out = cal.transform(args.dets, gt=args.gt).to_coco()
     out_path.write_text(json.dumps(out))
     if model_path is not None:
         cal.save(model_path)
@@ -185,11 +223,14 @@ def _run_calibrate(args) -> int:
 
 
 def format_table(result: dict, *, tau: float = 0.0, iou_op: str = "ge", bootstrap=None,
-                 confidence_level: float = 0.95) -> str:
+                 confidence_level: float = 0.95, iou_type: str = "bbox",
+                 dataset: str = "coco") -> str:
     """A readable table of :func:`calibkit.detection.evaluate`'s result (with a column of
     bootstrap intervals when the result has them)."""
     op = ">=" if iou_op == "ge" else ">"
-    lines = [f"matching: TP iff IoU {op} {tau:g}"]
+    what = "mask" if iou_type == "segm" else "box"
+    rules = ", LVIS's federated rules" if dataset == "lvis" else ""
+    lines = [f"matching: TP iff {what} IoU {op} {tau:g}{rules}"]
     with_ci = any(f"{key}_ci" in result for key in KEYS)
     if with_ci:
         lines.append(f"{confidence_level:.0%} image-level bootstrap intervals "

@@ -22,26 +22,39 @@ means):
   ground truth in that area range are -1) of the precision (AP) or final recall (AR)
   array sliced as ``summarize`` slices it.
 
-The seam for other IoU types and rule sets. The compiled kernels
-(:mod:`calibkit.detection._kernels`) take an IoU block per (image, class) group and the
-group's ignore / crowd flags; :func:`_kernels._pick` is the only place that decides a match.
-So ``iou_type="segm"`` only needs another block filler (``pycocotools.mask.iou`` on the
-RLEs, with ``iscrowd`` passed the same way: intersection over the detection's area for a
-crowd region), and LVIS rules only another preparation step: the evaluated set (the 300
-highest-scoring detections per *image* instead of 100 per (image, class)), categories of
-an image's ``neg_category_ids`` kept as candidates without ground truth (their detections
-are FP) and detections of ``not_exhaustive_category_ids`` ignored when unmatched (the same
-"ignored if unmatched" flag as the area rule). Only ``"bbox"`` is implemented.
+Masks (``iou_type="segm"``) change only the IoU (pycocotools' mask IoU of the RLEs, with
+the crowd rule, :mod:`calibkit.detection.iou`); the area ranges still test the
+annotations' ``area`` field and, for unmatched detections, the detection's ``area``
+(pycocotools' ``loadRes``: the box area for a result with a ``bbox``, the mask area
+otherwise).
+
+:func:`lvis_summary` is ``LVISEval``'s ``evaluate`` + ``accumulate`` + ``summarize`` of the
+``lvis`` package: the same accumulation over LVIS's evaluated set and rules (the
+``max_dets`` = 300 best detections per image, classes verified per image, ignored unmatched
+detections of classes not exhaustively annotated, no crowd regions; see
+:mod:`calibkit.detection.matching`), the same area ranges, no per-(image, class) cap, and
+its thirteen numbers: AP over all, IoU .50, .75, the three area ranges and the three
+frequency groups (rare, common, frequent, from the categories' ``frequency`` field), and
+AR at ``max_dets`` over all and the three area ranges.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from calibkit._validation import Interval, check_param
 from calibkit.detection.io import load_dets, load_gt
-from calibkit.detection.matching import _check_max_dets, _prepare, _thresholds
+from calibkit.detection.iou import check_iou_type
+from calibkit.detection.matching import (
+    _check_max_dets,
+    _group_codes,
+    _prepare,
+    _regular,
+    _resolve,
+)
 
-__all__ = ["coco_summary", "accumulate", "summarize", "COCO_SUMMARY_KEYS"]
+__all__ = ["coco_summary", "lvis_summary", "accumulate", "summarize", "summarize_lvis",
+           "COCO_SUMMARY_KEYS", "LVIS_FREQUENCIES"]
 
 #: The keys of :func:`coco_summary`, in the order of pycocotools' ``stats``.
 COCO_SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl",
@@ -54,7 +67,10 @@ COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01
 COCO_AREA_RANGES = np.array([[0**2, 1e5**2], [0**2, 32**2], [32**2, 96**2], [96**2, 1e5**2]])
 COCO_AREA_LABELS = ("all", "small", "medium", "large")
 COCO_MAX_DETS = (1, 10, 100)
-IOU_TYPES = ("bbox",)
+#: LVIS's area ranges (``lvis.eval.Params.area_rng``): the same four as COCO's
+LVIS_AREA_RANGES = COCO_AREA_RANGES
+#: LVIS's frequency groups (``Params.img_count_lbl``): rare, common, frequent
+LVIS_FREQUENCIES = ("r", "c", "f")
 
 
 def coco_summary(gt, dets, *, iou_type: str = "bbox") -> dict:
@@ -64,10 +80,11 @@ def coco_summary(gt, dets, *, iou_type: str = "bbox") -> dict:
     ----------
     gt : path, dict, pycocotools COCO or GroundTruth
         Area ranges test the annotations' ``area`` field (``w * h`` where a ground truth
-        built from arrays has none).
+        built from arrays has none). COCO's rules apply even to LVIS ground truth (use
+        :func:`lvis_summary` for LVIS's).
     dets : path, COCO results list, Detections or torchvision outputs
-    iou_type : {"bbox"}, default "bbox"
-        Only box IoU is implemented (see the module docstring for how ``"segm"`` fits).
+    iou_type : {"bbox", "segm"}, default "bbox"
+        Box IoU, or mask IoU (``COCOeval(iouType="segm")``).
 
     Returns
     -------
@@ -84,48 +101,106 @@ def coco_summary(gt, dets, *, iou_type: str = "bbox") -> dict:
     >>> list(s)[:3]
     ['AP', 'AP50', 'AP75']
     """
-    if iou_type not in IOU_TYPES:
-        raise ValueError(
-            f"iou_type must be one of {IOU_TYPES}; got {iou_type!r} (segmentation IoU is not "
-            "implemented yet)."
-        )
-    precision, recall = accumulate(gt, dets)
+    precision, recall = accumulate(gt, dets, iou_type=iou_type, dataset="coco")
     return summarize(precision, recall)
 
 
-def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=COCO_MAX_DETS):
-    """COCOeval's ``evaluate`` + ``accumulate``: ``precision`` of shape (T, R, K, A, M) and
-    ``recall`` of shape (T, K, A, M), -1 for classes without regular ground truth in an area
-    range (T IoU thresholds, R = 101 recall thresholds, K categories in the order of
-    ``gt.category_ids``, A area ranges, M ``max_dets`` values; matching keeps
-    ``max(max_dets)`` detections per (image, class))."""
-    from calibkit.detection import _kernels
+def lvis_summary(gt, dets, *, iou_type: str = "bbox", max_dets: int = 300) -> dict:
+    """LVIS's summary (the ``lvis`` package's ``LVISEval.results``).
 
-    gt = load_gt(gt)
-    dets = load_dets(dets)
+    Parameters
+    ----------
+    gt : path, dict, lvis LVIS or GroundTruth
+        LVIS ground truth: every image with ``neg_category_ids`` and
+        ``not_exhaustive_category_ids``, every category with its ``frequency`` (``"r"``,
+        ``"c"`` or ``"f"``).
+    dets : path, COCO results list, Detections or torchvision outputs
+    iou_type : {"bbox", "segm"}, default "bbox"
+    max_dets : int, default 300
+        Detections kept per image (``LVISResults``' cap, all classes together).
+
+    Returns
+    -------
+    dict of float
+        ``AP, AP50, AP75, APs, APm, APl, APr, APc, APf, AR@300, ARs@300, ARm@300, ARl@300``
+        (``LVISEval``'s keys and order; the AR keys name ``max_dets``); -1 where no class
+        has ground truth.
+
+    Raises
+    ------
+    ValueError
+        Ground truth without LVIS's image fields, or a category without a ``frequency`` of
+        ``"r"``, ``"c"`` or ``"f"``.
+    """
+    max_dets = int(check_param(max_dets, "max_dets", [Interval("integer", 1, None)],
+                               owner="lvis_summary"))
+    iou_type = check_iou_type(iou_type, "lvis_summary")
+    gt = load_gt(gt, iou_type=iou_type)
+    _resolve(gt, "lvis", None, "lvis_summary")
+    groups = _frequency_groups(gt)
+    precision, recall = accumulate(gt, dets, max_dets=[max_dets], iou_type=iou_type,
+                                   dataset="lvis")
+    return summarize_lvis(precision, recall, groups, max_dets)
+
+
+def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=None,
+               iou_type: str = "bbox", dataset: str = "auto"):
+    """COCOeval's (or LVISEval's) ``evaluate`` + ``accumulate``: ``precision`` of shape
+    (T, R, K, A, M) and ``recall`` of shape (T, K, A, M), -1 for classes without regular
+    ground truth in an area range (T IoU thresholds, R = 101 recall thresholds, K categories
+    in the order of ``gt.category_ids``, A area ranges, M ``max_dets`` values).
+
+    COCO: matching keeps ``max(max_dets)`` detections per (image, class) and each ``max_dets``
+    value ``m`` the first ``m`` of each (image, class) (default 1, 10, 100). LVIS: one value,
+    the cap per image (default 300). ``dataset`` as in :func:`calibkit.detection.match`.
+    """
+    iou_type = check_iou_type(iou_type, "accumulate")
+    gt = load_gt(gt, iou_type=iou_type)
+    dets = load_dets(dets, iou_type=iou_type, gt=gt)
+    dataset, _ = _resolve(gt, dataset, None, "accumulate")
+    if max_dets is None:
+        max_dets = COCO_MAX_DETS if dataset == "coco" else (300,)
     thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, float)
     areas = COCO_AREA_RANGES if area_ranges is None else np.asarray(area_ranges, float)
     areas = areas.reshape(-1, 2)
     md = np.array([_check_max_dets(m) for m in max_dets], np.int64)
-    prep = _prepare(gt, dets, int(md.max()))
+    if dataset == "lvis" and len(md) != 1:
+        raise ValueError(f"LVIS has one max_dets (the cap per image); got {list(max_dets)}.")
+    if len(areas) > 8:
+        raise ValueError(f"at most 8 area ranges; got {len(areas)}.")
+    prep = _prepare(gt, dets, int(md.max()), iou_type=iou_type, dataset=dataset)
+    npig = _npig_by_area(gt, areas, dataset)
+    codes = np.zeros((len(prep.det), len(thrs)), np.uint8 if len(areas) <= 4 else np.uint16)
+    _group_codes(prep, thrs, areas, codes)
+    return _accumulate_codes(codes, prep.score, prep.rank, prep.pos, prep.cls_start, npig,
+                             md, len(areas))
+
+
+def _npig_by_area(gt, areas: np.ndarray, dataset: str) -> np.ndarray:
+    """Regular annotations per (category, area range) (shape (K, A)): not ignored under the
+    dataset's rules and with an ``area`` inside the range."""
     k = gt.n_categories
     gcls = np.searchsorted(gt.category_ids, gt.ann_category_id)
     area = gt.area
+    base = _regular(gt, dataset)
     npig = np.zeros((k, len(areas)), np.int64)
     for a, (lo, hi) in enumerate(areas):
-        regular = ~gt.ann_crowd & ~((area < lo) | (area > hi))
+        regular = base & ~((area < lo) | (area > hi))
         npig[:, a] = np.bincount(gcls[regular], minlength=k)
-    if len(areas) > 8:
-        raise ValueError(f"at most 8 area ranges; got {len(areas)}.")
-    codes = np.zeros((len(prep.det), len(thrs)), np.uint8 if len(areas) <= 4 else np.uint16)
-    if len(prep.det):
-        _kernels.group_codes(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
-                             prep.garea, prep.g_lo, prep.g_hi, _thresholds(thrs, "ge"), False,
-                             np.ascontiguousarray(areas[:, 0]),
-                             np.ascontiguousarray(areas[:, 1]), *_bits(len(areas), codes.dtype),
-                             codes)
-    return _accumulate_codes(codes, prep.score, prep.rank, prep.pos, prep.cls_start, npig,
-                             md, len(areas))
+    return npig
+
+
+def _frequency_groups(gt) -> list:
+    """Category indices of each of LVIS's frequency groups (``r``, ``c``, ``f``)."""
+    freq = gt.federated.frequency
+    bad = [k for k, f in enumerate(freq) if f not in LVIS_FREQUENCIES]
+    if bad:
+        k = bad[0]
+        raise ValueError(
+            f"category {int(gt.category_ids[k])} has frequency {freq[k]!r}; LVIS's summary "
+            "needs every category's frequency field to be 'r', 'c' or 'f'."
+        )
+    return [np.flatnonzero(freq == f) for f in LVIS_FREQUENCIES]
 
 
 def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
@@ -148,6 +223,34 @@ def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
     finally:
         numba.set_parallel_chunksize(old)
     return precision, recall
+
+
+def summarize_lvis(precision: np.ndarray, recall: np.ndarray, freq_groups, max_dets: int
+                   ) -> dict:
+    """The numbers of ``LVISEval.summarize()`` from :func:`accumulate`'s arrays (LVIS's
+    thresholds and area ranges, one ``max_dets``), the same slices and means;
+    ``freq_groups`` are the category indices of the rare, common and frequent groups."""
+
+    def one(ap: bool, iou_thr=None, area="all", group=None) -> float:
+        a = COCO_AREA_LABELS.index(area)
+        s = precision[..., a, 0] if ap else recall[..., a, 0]
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == COCO_IOU_THRESHOLDS)[0]]
+        if group is not None:
+            s = s[:, :, freq_groups[group]]
+        valid = s[s > -1]
+        return -1.0 if len(valid) == 0 else float(np.mean(valid))
+
+    out = {
+        "AP": one(True), "AP50": one(True, 0.5), "AP75": one(True, 0.75),
+        "APs": one(True, area="small"), "APm": one(True, area="medium"),
+        "APl": one(True, area="large"),
+        "APr": one(True, group=0), "APc": one(True, group=1), "APf": one(True, group=2),
+        f"AR@{max_dets}": one(False),
+    }
+    for area in ("small", "medium", "large"):
+        out[f"AR{area[0]}@{max_dets}"] = one(False, area=area)
+    return out
 
 
 def _bits(n_areas: int, dtype):

@@ -33,9 +33,10 @@ __all__ = ["evaluate", "fit", "match_state"]
 _KERNEL_LOCK = threading.Lock()
 
 
-def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int = 100,
+def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int | None = None,
                 coco: bool = False, n_partitions: int | None = None,
-                compute: bool = True) -> MatchState:
+                compute: bool = True, iou_type: str = "bbox",
+                dataset: str = "auto") -> MatchState:
     """Match ``results`` partition by partition on the cluster and merge the states.
 
     Parameters
@@ -43,7 +44,7 @@ def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int =
     gt : path, dict, pycocotools COCO or GroundTruth
         Read on the client and sent to the workers once.
     results : list of (path, results list or Detections), or dask.bag.Bag of result dicts
-    taus, iou_op, max_dets, coco
+    taus, iou_op, max_dets, coco, iou_type, dataset
         As in :meth:`calibkit.detection.MatchState.from_shard`.
     n_partitions : int, optional
         For a bag: the number of image partitions (default: the bag's partition count).
@@ -57,13 +58,15 @@ def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int =
     """
     import dask
 
-    gt = load_gt(gt)
+    gt = load_gt(gt, iou_type=iou_type)
     g = dask.delayed(gt, pure=True)
-    opts = {"taus": tuple(taus), "iou_op": iou_op, "max_dets": max_dets, "coco": coco}
+    opts = {"taus": tuple(taus), "iou_op": iou_op, "max_dets": max_dets, "coco": coco,
+            "iou_type": iou_type, "dataset": dataset}
     if _is_bag(results):
         parts = results.to_delayed()
         n = n_partitions or len(parts)
-        split = [dask.delayed(_route, nout=n)(p, n, i) for i, p in enumerate(parts)]
+        split = [dask.delayed(_route, nout=n)(p, n, i, g, iou_type)
+                 for i, p in enumerate(parts)]
         states = [dask.delayed(_bucket_state)(g, [s[j] for s in split], opts)
                   for j in range(n)]
         merged = dask.delayed(_merge_rows)(*states)
@@ -86,7 +89,8 @@ def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
         As in :func:`match_state`.
     summary : bool, default False
         Also return the twelve COCO numbers under ``"coco_summary"``
-        (:func:`calibkit.detection.coco_summary`).
+        (:func:`calibkit.detection.coco_summary`), or under LVIS's rules LVIS's numbers under
+        ``"lvis_summary"`` (:func:`calibkit.detection.lvis_summary`).
     **kwargs
         The keyword arguments of :func:`calibkit.detection.evaluate`.
 
@@ -95,16 +99,21 @@ def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
     dict
         Equal to :func:`calibkit.detection.evaluate` on the concatenated results.
     """
-    gt = load_gt(gt)
+    iou_type = kwargs.get("iou_type", "bbox")
+    gt = load_gt(gt, iou_type=iou_type)
     tau = float(kwargs.get("tau", 0.0))
     dece_tau = float(kwargs.get("dece_tau", 0.5))
     taus = (tau,) if dece_tau == tau else (tau, dece_tau)
     state = match_state(gt, results, taus=taus, iou_op=kwargs.get("iou_op", "ge"),
-                        max_dets=kwargs.get("max_dets", 100),
-                        coco=bool(kwargs.get("ap")) or summary)
+                        max_dets=kwargs.get("max_dets"),
+                        coco=bool(kwargs.get("ap")) or summary, iou_type=iou_type,
+                        dataset=kwargs.get("dataset", "auto"))
     out = state.evaluate(gt, **kwargs)
     if summary:
-        out["coco_summary"] = state.coco_summary(gt)
+        if state.dataset == "lvis":
+            out["lvis_summary"] = state.lvis_summary(gt)
+        else:
+            out["coco_summary"] = state.coco_summary(gt)
     return out
 
 
@@ -119,11 +128,12 @@ def fit(calibrator, gt, results, *, n_partitions: int | None = None):
     """
     from calibkit.base import reset_fitted_state
 
-    gt = load_gt(gt)
+    gt = load_gt(gt, iou_type=calibrator.iou_type)
     calibrator._check_params()
     reset_fitted_state(calibrator)
     kw = {"taus": (calibrator.tau,), "iou_op": calibrator.iou_op,
-          "max_dets": calibrator.max_dets}
+          "max_dets": calibrator.max_dets, "iou_type": calibrator.iou_type,
+          "dataset": calibrator.dataset}
     state = match_state(gt, results, n_partitions=n_partitions, **kw)
     d0 = state.detections()
     if len(d0) == 0:
@@ -145,7 +155,7 @@ def _is_bag(x) -> bool:
 
 
 def _file_state(gt, source, opts) -> MatchState:
-    dets = load_dets(source)
+    dets = load_dets(source, iou_type=opts.get("iou_type", "bbox"), gt=gt)
     with _KERNEL_LOCK:
         return MatchState.from_shard(gt, dets, **opts)
 
@@ -154,10 +164,10 @@ def _merge(*states) -> MatchState:
     return MatchState.merge(list(states))
 
 
-def _route(items, n: int, part: int):
+def _route(items, n: int, part: int, gt=None, iou_type: str = "bbox"):
     """Split one bag partition into ``n`` buckets by image id; each bucket keeps the rows'
     global positions ``(partition, row)`` to restore the bag's order."""
-    d = load_dets(list(items))
+    d = load_dets(list(items), iou_type=iou_type, gt=gt)
     rows = (np.int64(part) << np.int64(32)) + np.arange(len(d), dtype=np.int64)
     bucket = d.image_id % n
     out = []
@@ -168,14 +178,8 @@ def _route(items, n: int, part: int):
 
 
 def _bucket_state(gt, pieces, opts):
-    dets = [p[0] for p in pieces if len(p[0])]
     rows = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
-    if dets:
-        d = Detections(*[np.concatenate([getattr(x, f) for x in dets])
-                         for f in ("image_id", "category_id", "score", "box")])
-    else:
-        d = Detections(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-                       np.zeros((0, 4)))
+    d = Detections.concatenate([p[0] for p in pieces])
     with _KERNEL_LOCK:
         return MatchState.from_shard(gt, d, **opts), rows
 
@@ -207,7 +211,7 @@ def _match_detections(gt, dets: Detections, kw: dict, n: int):
         from calibkit.detection.matching import match
 
         return match(gt, dets, tau=kw["taus"][0], iou_op=kw["iou_op"],
-                     max_dets=kw["max_dets"])
+                     max_dets=kw["max_dets"], iou_type=kw["iou_type"], dataset=kw["dataset"])
     state = dask.delayed(_merge)(*states).compute()
     state = state.take(np.argsort(np.concatenate(order), kind="stable"))
     return state.matches(gt)[0]

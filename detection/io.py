@@ -1,9 +1,17 @@
 """Detection inputs as one internal table of numpy columns.
 
 * :class:`GroundTruth`: the images, the categories and the annotations of a COCO ground-truth
-  json (``bbox`` is ``[x, y, w, h]``; ``iscrowd`` marks ignore regions).
-* :class:`Detections`: one row per detection: ``image_id``, ``category_id``, ``score`` and
-  ``box`` (``[x, y, w, h]``). The row position is the "file order" that breaks score ties.
+  json (``bbox`` is ``[x, y, w, h]``; ``iscrowd`` marks ignore regions), with the instance
+  masks (``segmentation``) when read with ``iou_type="segm"`` and LVIS's federated fields
+  (:class:`Federated`) when the images carry them.
+* :class:`Detections`: one row per detection: ``image_id``, ``category_id``, ``score``,
+  ``box`` (``[x, y, w, h]``), ``area`` and, read with ``iou_type="segm"``, the ``mask``. The
+  row position is the "file order" that breaks score ties.
+
+Masks (polygons, uncompressed or compressed RLE, in ground truth and results alike) are kept
+as compressed RLEs in a compact :class:`~calibkit.detection.masks.Masks` table, converted and
+checked as :mod:`calibkit.detection.masks` describes. With ``iou_type="bbox"`` (the default)
+the ``segmentation`` fields are skipped unread.
 
 Readers: :func:`load_gt` (a path, a dict, or a ``pycocotools.coco.COCO``), :func:`load_dets`
 (a path, a COCO results list, a ``COCO`` results object, a :class:`Detections`, or
@@ -20,7 +28,9 @@ The typed schema is also the validation, for files and in-memory dicts alike:
 * ids (``image_id``, ``category_id``, ``id``) are JSON integers within int64 (``1.5``,
   ``"1"`` and ``true`` are refused);
 * ``iscrowd`` is 0, 1, ``true`` or ``false``;
-* ``score`` is a real number in [0, 1]; ``bbox`` is 4 finite numbers with ``w, h >= 0``.
+* ``score`` is a real number in [0, 1]; ``bbox`` is 4 finite numbers with ``w, h >= 0``;
+* LVIS's ``neg_category_ids`` and ``not_exhaustive_category_ids`` are lists of category ids
+  of the ground truth, present on every image or on none.
 
 Every error is a ValueError or TypeError naming the file or argument, the item and the fix.
 """
@@ -38,9 +48,20 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 import numpy as np
 
+from calibkit.detection.masks import (
+    SEGMENTATION,
+    Masks,
+    encode_binary_masks,
+    segmentations_to_masks,
+)
+
+#: how a detection's overlap with an annotation is measured
+IOU_TYPES = ("bbox", "segm")
+
 __all__ = [
     "GroundTruth",
     "Detections",
+    "Federated",
     "load_gt",
     "load_dets",
     "from_torchvision",
@@ -54,8 +75,31 @@ __all__ = [
 
 
 @dataclass(frozen=True, eq=False)
+class Federated:
+    """LVIS's federated labels: which categories each image is verified *not* to contain,
+    which it contains but not exhaustively annotated, and each category's frequency group.
+
+    Attributes
+    ----------
+    neg : ndarray of shape (m, 2), int64
+        ``(image_id, category_id)`` pairs of the images' ``neg_category_ids``: detections of
+        that category on that image are false positives.
+    not_exhaustive : ndarray of shape (m', 2), int64
+        ``(image_id, category_id)`` pairs of the images' ``not_exhaustive_category_ids``: an
+        unmatched detection of that category on that image is ignored.
+    frequency : ndarray of shape (n_categories,), object
+        The categories' ``frequency`` field (``"r"``, ``"c"`` or ``"f"`` in LVIS; None where
+        absent), in the order of ``GroundTruth.category_ids``.
+    """
+
+    neg: np.ndarray
+    not_exhaustive: np.ndarray
+    frequency: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class GroundTruth:
-    """Checked COCO ground truth.
+    """Checked COCO (or LVIS) ground truth.
 
     Attributes
     ----------
@@ -71,12 +115,20 @@ class GroundTruth:
     ann_box : ndarray of shape (n_annotations, 4)
         ``[x, y, w, h]``.
     ann_crowd : ndarray of shape (n_annotations,), bool
-        ``iscrowd``; as in pycocotools, a json ``ignore`` flag is not honoured.
+        ``iscrowd``; as in pycocotools, a json ``ignore`` flag is not honoured by COCO's rules.
     dataset : dict or None
         The json dict it was read from, if any.
     ann_area : ndarray of shape (n_annotations,) or None
         The annotations' ``area`` field (what COCO's area ranges test); None: the box area
         ``w * h`` (see :attr:`area`).
+    ann_segm : Masks or None
+        The annotations' masks (read with ``iou_type="segm"``), None otherwise.
+    ann_ignore : ndarray of shape (n_annotations,), bool, or None
+        The json ``ignore`` flag (LVIS's rules honour it; COCO's overwrite it with
+        ``iscrowd``); None: no annotation has one.
+    federated : Federated or None
+        LVIS's per-image label lists and category frequencies, when the images carry
+        ``neg_category_ids`` and ``not_exhaustive_category_ids``.
     """
 
     image_ids: np.ndarray
@@ -90,6 +142,9 @@ class GroundTruth:
     ann_crowd: np.ndarray
     dataset: dict | None = field(default=None, repr=False)
     ann_area: np.ndarray | None = field(default=None, repr=False)
+    ann_segm: Masks | None = field(default=None, repr=False)
+    ann_ignore: np.ndarray | None = field(default=None, repr=False)
+    federated: Federated | None = field(default=None, repr=False)
 
     @property
     def area(self) -> np.ndarray:
@@ -99,12 +154,24 @@ class GroundTruth:
         return self.ann_box[:, 2] * self.ann_box[:, 3]
 
     @property
+    def ignore(self) -> np.ndarray:
+        """The json ``ignore`` flag of each annotation (False where absent)."""
+        if self.ann_ignore is not None:
+            return self.ann_ignore
+        return np.zeros(len(self.ann_image_id), bool)
+
+    @property
     def n_images(self) -> int:
         return len(self.image_ids)
 
     @property
     def n_categories(self) -> int:
         return len(self.category_ids)
+
+    @property
+    def is_lvis(self) -> bool:
+        """The images carry LVIS's federated label lists."""
+        return self.federated is not None
 
     @classmethod
     def from_arrays(
@@ -173,27 +240,46 @@ class GroundTruth:
         return {"images": images, "annotations": anns, "categories": cats}
 
 
-def load_gt(gt) -> GroundTruth:
-    """Read COCO ground truth from a path (``.json`` or ``.json.gz``), a json dict, a
-    ``pycocotools`` ``COCO`` object, or return a :class:`GroundTruth` unchanged.
+def load_gt(gt, *, iou_type: str = "bbox") -> GroundTruth:
+    """Read COCO (or LVIS) ground truth from a path (``.json`` or ``.json.gz``), a json dict,
+    a ``pycocotools`` ``COCO`` object (or ``lvis`` ``LVIS`` object), or return a
+    :class:`GroundTruth` unchanged.
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO, LVIS or GroundTruth
+    iou_type : {"bbox", "segm"}, default "bbox"
+        ``"segm"`` also reads every annotation's ``segmentation`` (polygons, uncompressed or
+        compressed RLE) into masks; a box missing from such an annotation is the box around
+        its mask. ``"bbox"`` skips the masks.
 
     Raises
     ------
     ValueError
         A missing key, an id that is not an integer, an ``iscrowd`` other than 0/1/bool, a
-        box that is not 4 finite numbers with ``w, h >= 0`` (the message names the item).
+        box that is not 4 finite numbers with ``w, h >= 0``, a malformed mask, LVIS fields of
+        the wrong type (the message names the item and the field).
     """
+    iou_type = _check_iou_type(iou_type, "load_gt")
     if isinstance(gt, GroundTruth):
+        if iou_type == "segm" and gt.ann_segm is None:
+            raise ValueError("gt was read without its masks; read it with load_gt(..., "
+                             "iou_type='segm') for mask IoU.")
         return gt
     if isinstance(gt, dict) and "ann_box" in gt:
+        if iou_type == "segm":
+            raise ValueError("gt columns hold boxes only; mask IoU needs a COCO ground truth "
+                             "with segmentations.")
         return _gt_from_columns(gt)
+    segm = iou_type == "segm"
+    doc_type = _GtDocSegm if segm else _GtDoc
     source = None
     if isinstance(gt, (str, Path)):
         source = gt
-        doc = _decode_file(gt, _GtDoc, "gt")
+        doc = _decode_file(gt, doc_type, "gt")
     else:
-        if hasattr(gt, "dataset") and hasattr(gt, "getAnnIds"):  # pycocotools.coco.COCO
-            gt = gt.dataset
+        if hasattr(gt, "dataset") and (hasattr(gt, "getAnnIds") or hasattr(gt, "get_ann_ids")):
+            gt = gt.dataset  # pycocotools.coco.COCO or lvis.LVIS
         if not isinstance(gt, dict):
             raise TypeError(
                 f"gt must be a path to a COCO json, a COCO dict, a pycocotools COCO object or "
@@ -204,15 +290,18 @@ def load_gt(gt) -> GroundTruth:
                 raise ValueError(
                     f"gt is not a COCO ground-truth dict: the key {key!r} is missing."
                 )
-        doc = _convert(gt, _GtDoc, "gt")
+        doc = _convert(gt, doc_type, "gt")
+    label = "gt" if source is None else f"gt {source}"
     anns = doc.annotations
     n = len(anns)
     img = np.fromiter(map(attrgetter("image_id"), anns), np.int64, count=n)
     cat = np.fromiter(map(attrgetter("category_id"), anns), np.int64, count=n)
-    box = _boxes_from_tuples(list(map(attrgetter("bbox"), anns)))
+    boxes = list(map(attrgetter("bbox"), anns))
     crowd = np.fromiter((bool(a.iscrowd) for a in anns), bool, count=n)
+    ignore = np.fromiter((bool(a.ignore) for a in anns), bool, count=n)
     area = np.fromiter((np.nan if a.area is None else a.area for a in anns), np.float64,
                        count=n)
+    segs = list(map(attrgetter("segmentation"), anns)) if segm else None
     images = doc.images
     im_id = np.fromiter(map(attrgetter("id"), images), np.int64, count=len(images))
     width = np.array([np.nan if i.width is None else i.width for i in images], np.float64)
@@ -220,18 +309,84 @@ def load_gt(gt) -> GroundTruth:
     cat_id = np.fromiter(map(attrgetter("id"), doc.categories), np.int64,
                          count=len(doc.categories))
     cat_name = {c.id: str(c.id if c.name is None else c.name) for c in doc.categories}
-    del doc, anns, images
-    where = "gt annotation bbox" if source is None else f"gt {source}: annotation bbox"
-    _check_boxes(box, where)
+    cat_freq = {c.id: c.frequency for c in doc.categories}
+    federated = _federated_pairs(images, label)
+    del doc, anns
     all_img, first = np.unique(np.concatenate([im_id, img]), return_index=True)
-    wh = np.concatenate([width, np.full(len(img), np.nan)])
-    ht = np.concatenate([height, np.full(len(img), np.nan)])
+    wh = np.concatenate([width, np.full(len(img), np.nan)])[first]
+    ht = np.concatenate([height, np.full(len(img), np.nan)])[first]
+    masks = None
+    if segm:
+        pos = np.searchsorted(all_img, img)
+        missing = [k for k, s_ in enumerate(segs) if s_ is None]
+        if missing:
+            raise ValueError(f"{label}: annotation {missing[0]} has no segmentation; mask IoU "
+                             "needs one on every annotation (read with iou_type='bbox' for "
+                             "boxes).")
+        masks = segmentations_to_masks(segs, ht[pos], wh[pos], name=f"{label} annotations")
+        del segs
+        _check_mask_sizes(masks, ht[pos], wh[pos], f"{label} annotations")
+        no_box = np.fromiter((b is None for b in boxes), bool, count=n)
+        if no_box.any():
+            fill = masks.subset(no_box).to_bbox()
+            it = iter(fill.tolist())
+            boxes = [next(it) if b is None else b for b in boxes]
+    box = _boxes_from_tuples(boxes)
+    _check_boxes(box, f"{label}: annotation bbox")
     all_cat = np.unique(np.concatenate([cat_id, cat]))
     names = [cat_name.get(int(c), str(int(c))) for c in all_cat]
     area = np.where(np.isnan(area), box[:, 2] * box[:, 3], area)
+    fed = None
+    if federated is not None:
+        for key, pairs in zip(("neg_category_ids", "not_exhaustive_category_ids"), federated,
+                              strict=True):
+            unknown = ~np.isin(pairs[:, 1], all_cat)
+            if unknown.any():
+                k = int(np.flatnonzero(unknown)[0])
+                raise ValueError(f"{label}: image {int(pairs[k, 0])} lists category "
+                                 f"{int(pairs[k, 1])} in {key}, which is not a category of "
+                                 "the ground truth.")
+        freq = np.array([cat_freq.get(int(c)) for c in all_cat] + [None], dtype=object)[:-1]
+        fed = Federated(federated[0], federated[1], freq)
     dataset = gt if isinstance(gt, dict) else None
-    return GroundTruth(all_img, wh[first], ht[first], all_cat, names, img, cat, box, crowd,
-                       dataset, area)
+    return GroundTruth(all_img, wh, ht, all_cat, names, img, cat, box, crowd,
+                       dataset, area, masks, ignore if ignore.any() else None, fed)
+
+
+def _federated_pairs(images, label: str):
+    """(neg, not_exhaustive) ``(image_id, category_id)`` pairs, or None without LVIS fields."""
+    has_neg = [i.neg_category_ids is not None for i in images]
+    has_nel = [i.not_exhaustive_category_ids is not None for i in images]
+    if not (any(has_neg) or any(has_nel)):
+        return None
+    for k, (a, b) in enumerate(zip(has_neg, has_nel, strict=True)):
+        if not (a and b):
+            key = "neg_category_ids" if not a else "not_exhaustive_category_ids"
+            raise ValueError(f"{label}: images[{k}] (id {images[k].id}) has no {key}; LVIS "
+                             "ground truth lists neg_category_ids and "
+                             "not_exhaustive_category_ids on every image.")
+    out = []
+    for attr in ("neg_category_ids", "not_exhaustive_category_ids"):
+        lists = [getattr(i, attr) for i in images]
+        n = np.fromiter(map(len, lists), np.int64, count=len(lists))
+        ids = np.repeat(np.fromiter((i.id for i in images), np.int64, count=len(images)), n)
+        cats = np.fromiter(itertools.chain.from_iterable(lists), np.int64, count=int(n.sum()))
+        out.append(np.column_stack([ids, cats]).astype(np.int64).reshape(-1, 2))
+    return tuple(out)
+
+
+def _check_mask_sizes(masks: Masks, height, width, name: str, labels=None) -> None:
+    """Every mask must have its image's size (where the image's size is known)."""
+    known = np.isfinite(height) & np.isfinite(width)
+    bad = known & ((masks.size[:, 0] != height) | (masks.size[:, 1] != width))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        lab = k if labels is None else labels[k]
+        raise ValueError(
+            f"{name}[{lab}].segmentation has size {masks.size[k].tolist()} (height, width) but "
+            f"its image is {[int(height[k]), int(width[k])]}; masks must have their image's "
+            "size."
+        )
 
 
 def _gt_from_columns(c: dict) -> GroundTruth:
@@ -271,19 +426,34 @@ class Detections:
     image_id, category_id : ndarray of shape (n,), int64
     score : ndarray of shape (n,), float64 in [0, 1]
     box : ndarray of shape (n, 4), float64, ``[x, y, w, h]`` with ``w, h >= 0``
+    mask : Masks or None
+        The detections' masks (read with ``iou_type="segm"``), None otherwise.
+    area : ndarray of shape (n,), float64
+        The area that COCO's (and LVIS's) area ranges test, following pycocotools'
+        ``loadRes``: the box area ``w * h`` for a result with a ``bbox``, the mask's area for
+        a mask without one (torchvision's mask results). Defaults to ``w * h``.
     """
 
     image_id: np.ndarray
     category_id: np.ndarray
     score: np.ndarray
     box: np.ndarray
+    mask: Masks | None = None
+    area: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.area is None:
+            object.__setattr__(self, "area", self.box[:, 2] * self.box[:, 3])
+        if self.mask is not None and len(self.mask) != len(self.score):
+            raise ValueError(f"mask has {len(self.mask)} rows but there are {len(self.score)} "
+                             "detections.")
 
     def __len__(self) -> int:
         return len(self.score)
 
     @classmethod
     def from_arrays(
-        cls, image_ids, category_ids, scores, boxes, *, box_format: str = "xywh"
+        cls, image_ids, category_ids, scores, boxes, *, box_format: str = "xywh", masks=None,
     ) -> Detections:
         """Detections from plain arrays.
 
@@ -294,54 +464,117 @@ class Detections:
             Confidences in [0, 1].
         boxes : array-like of shape (n, 4)
             ``[x, y, w, h]`` (``box_format="xywh"``) or ``[x1, y1, x2, y2]`` (``"xyxy"``).
+        masks : Masks, optional
+            One mask per row (e.g. :func:`calibkit.detection.masks.encode_binary_masks`).
         """
         img = _int_column(image_ids, "image_ids")
         cat = _int_column(category_ids, "category_ids")
         box = _box_column(boxes, "boxes", box_format)
         score = _score_column(scores)
         _same_length(("image_ids", img), ("category_ids", cat), ("scores", score), ("boxes", box))
-        return cls(img, cat, score, box)
+        if masks is not None and not isinstance(masks, Masks):
+            raise TypeError("masks must be a calibkit.detection.masks.Masks table; got "
+                            f"{type(masks).__name__}.")
+        return cls(img, cat, score, box, masks)
 
     def subset(self, mask) -> Detections:
         """The rows selected by a boolean mask or an index array (a new table)."""
         return Detections(self.image_id[mask], self.category_id[mask], self.score[mask],
-                          self.box[mask])
+                          self.box[mask], None if self.mask is None else self.mask.subset(mask),
+                          self.area[mask])
 
     def with_scores(self, scores) -> Detections:
-        """A new table with the same boxes and new scores."""
+        """A new table with the same boxes (and masks) and new scores."""
         score = _score_column(scores)
         if len(score) != len(self):
             raise ValueError(f"scores has {len(score)} entries but there are {len(self)} rows.")
-        return Detections(self.image_id, self.category_id, score, self.box)
+        return Detections(self.image_id, self.category_id, score, self.box, self.mask,
+                          self.area)
+
+    @classmethod
+    def concatenate(cls, parts) -> Detections:
+        """One table of the rows of ``parts``, in order (all with masks, or none)."""
+        parts = list(parts)
+        if not parts:
+            return _empty_dets()
+        has = {p.mask is not None for p in parts}
+        if len(has) > 1:
+            raise ValueError("detection tables to concatenate must all have masks, or none.")
+
+        def cat(name):
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        mask = Masks.concatenate([p.mask for p in parts]) if has == {True} else None
+        return cls(cat("image_id"), cat("category_id"), cat("score"),
+                   cat("box").reshape(-1, 4), mask, cat("area"))
 
     def to_coco(self) -> list[dict]:
-        """COCO results list ``[{image_id, category_id, bbox, score}, ...]``."""
-        return [
+        """COCO results list ``[{image_id, category_id, bbox, score}, ...]``; with masks, each
+        result also has its ``segmentation`` (compressed RLE), and a row whose ``area`` is its
+        mask's (a result read without a box) is written without ``bbox``, so that reading the
+        list back (here or with pycocotools) gives the same areas."""
+        rows = [
             {"image_id": i, "category_id": c, "bbox": b, "score": s}
             for i, c, b, s in zip(
                 self.image_id.tolist(), self.category_id.tolist(), self.box.tolist(),
                 self.score.tolist(), strict=False,
             )
         ]
+        if self.mask is not None:
+            box_area = (self.box[:, 2] * self.box[:, 3]).tolist()
+            for r, seg, a, ba in zip(rows, self.mask.to_coco(), self.area.tolist(), box_area,
+                                     strict=True):
+                r["segmentation"] = seg
+                if a != ba:
+                    del r["bbox"]
+        return rows
 
 
-def load_dets(dets, image_ids=None) -> Detections:
+def load_dets(dets, image_ids=None, *, iou_type: str = "bbox", gt=None) -> Detections:
     """Read detections from any supported form.
 
     * a path to a COCO results json, or a COCO results list of dicts
-      ``{image_id, category_id, bbox: [x, y, w, h], score}``;
+      ``{image_id, category_id, bbox: [x, y, w, h], score}`` (with ``iou_type="segm"``, each
+      with a ``segmentation``: compressed or uncompressed RLE, or polygons; ``bbox`` is then
+      optional);
     * a ``pycocotools`` ``COCO`` object made by ``loadRes``;
     * torchvision outputs: a list of dicts with ``boxes`` (xyxy), ``labels``, ``scores``
-      (tensors or arrays), one per image, with ``image_ids`` giving each image's id;
+      (tensors or arrays) and, for masks, ``masks``, one per image, with ``image_ids`` giving
+      each image's id;
     * a :class:`Detections` (returned unchanged).
+
+    Parameters
+    ----------
+    dets : see above
+    image_ids : array-like, optional
+        The image id of each torchvision output.
+    iou_type : {"bbox", "segm"}, default "bbox"
+        ``"segm"`` also reads the masks (and needs one on every detection).
+    gt : GroundTruth, path or dict, optional
+        Needed for polygon masks (their image's height and width); masks are checked
+        against the image sizes where given.
     """
+    iou_type = _check_iou_type(iou_type, "load_dets")
+    sizes = None
+    if gt is not None and iou_type == "segm":
+        g = load_gt(gt, iou_type="bbox") if not isinstance(gt, GroundTruth) else gt
+        sizes = (g.image_ids, g.image_height, g.image_width)
     if isinstance(dets, Detections):
+        if iou_type == "segm" and dets.mask is None:
+            raise ValueError("dets has no masks; mask IoU needs detections read with "
+                             "iou_type='segm' (a segmentation per result, or torchvision "
+                             "outputs with masks).")
         return dets
     if isinstance(dets, (str, Path)):
-        return _read_results_file(dets)
+        return _read_results_file(dets, iou_type, sizes)
+    use_area = False
     if hasattr(dets, "dataset") and hasattr(dets, "getAnnIds"):
         dets = dets.dataset.get("annotations", [])
+        use_area = True  # loadRes decided each result's area already
     if isinstance(dets, dict) and "box" in dets and "score" in dets:  # columns
+        if iou_type == "segm":
+            raise ValueError("dets columns hold boxes only; mask IoU needs results with "
+                             "segmentations.")
         return Detections.from_arrays(dets["image_id"], dets["category_id"], dets["score"],
                                       dets["box"])
     if isinstance(dets, dict) and "annotations" in dets:
@@ -354,14 +587,20 @@ def load_dets(dets, image_ids=None) -> Detections:
     if len(dets) and isinstance(dets[0], dict) and "boxes" in dets[0]:
         if image_ids is None:
             raise ValueError("torchvision outputs need image_ids (one id per output dict).")
-        return from_torchvision(dets, image_ids)
+        return from_torchvision(dets, image_ids, iou_type=iou_type)
     if len(dets) == 0:
-        return _empty_dets()
-    cols = _result_columns(_convert(list(dets), list[_Result], "dets"), "dets")
-    return Detections(*cols)
+        return _empty_dets(iou_type == "segm")
+    typ = list[_ResultSegm] if iou_type == "segm" else list[_Result]
+    items = _convert(list(dets), typ, "dets")
+    cols = _result_columns(items, "dets", 0, sizes)
+    d = Detections(*cols)
+    if use_area and all(isinstance(x, dict) and "area" in x for x in dets):
+        area = np.array([x["area"] for x in dets], np.float64)
+        d = Detections(d.image_id, d.category_id, d.score, d.box, d.mask, area)
+    return d
 
 
-def from_torchvision(outputs, image_ids) -> Detections:
+def from_torchvision(outputs, image_ids, *, iou_type: str = "bbox") -> Detections:
     """Detections from torchvision detection outputs.
 
     Parameters
@@ -369,9 +608,15 @@ def from_torchvision(outputs, image_ids) -> Detections:
     outputs : list of dict
         One dict per image with ``boxes`` of shape (n_i, 4) in ``[x1, y1, x2, y2]``,
         ``labels`` of shape (n_i,) (integers) and ``scores`` of shape (n_i,) (in [0, 1]),
-        as tensors or arrays.
+        as tensors or arrays; with ``iou_type="segm"`` also ``masks`` of shape
+        (n_i, 1, H, W) (Mask R-CNN's mask probabilities, or booleans; (n_i, H, W) works too).
     image_ids : array-like of shape (len(outputs),)
         The image id of each output.
+    iou_type : {"bbox", "segm"}, default "bbox"
+        ``"segm"``: each mask is thresholded at 0.5 (``mask > 0.5``) and encoded as a
+        compressed RLE, as torchvision's COCO evaluation (``prepare_for_coco_segmentation``)
+        does; the detection's ``area`` is then its mask's, as pycocotools gives results
+        without a box (torchvision writes none for masks).
 
     Raises
     ------
@@ -379,10 +624,11 @@ def from_torchvision(outputs, image_ids) -> Detections:
         A missing key, a wrong shape, non-integer labels (1.7, NaN) or scores outside
         [0, 1]; the message names the field and the output index.
     """
+    segm = _check_iou_type(iou_type, "from_torchvision") == "segm"
     ids = _int_column(image_ids, "image_ids")
     if len(ids) != len(outputs):
         raise ValueError(f"image_ids has {len(ids)} entries but there are {len(outputs)} outputs.")
-    boxes, labels, scores, img = [], [], [], []
+    boxes, labels, scores, img, masks = [], [], [], [], []
     for k, (out, image_id) in enumerate(zip(outputs, ids, strict=False)):
         if not isinstance(out, dict) or not {"boxes", "labels", "scores"} <= set(out):
             raise ValueError(
@@ -426,18 +672,45 @@ def from_torchvision(outputs, image_ids) -> Detections:
             j = int(np.flatnonzero(~np.isfinite(b).all(axis=1))[0])
             raise ValueError(f"{where}['boxes'] row {j} has NaN or infinite coordinates: "
                              f"{b[j].tolist()}.")
+        if segm:
+            masks.append(_torchvision_masks(out, n, where))
         boxes.append(b)
         labels.append(lab.astype(np.int64))
         scores.append(s)
         img.append(np.full(n, image_id, np.int64))
     box = np.concatenate(boxes) if boxes else np.zeros((0, 4))
-    return Detections.from_arrays(
+    d = Detections.from_arrays(
         np.concatenate(img) if img else np.zeros(0, np.int64),
         np.concatenate(labels) if labels else np.zeros(0, np.int64),
         np.concatenate(scores) if scores else np.zeros(0),
         box,
         box_format="xyxy",
     )
+    if not segm:
+        return d
+    mask = Masks.concatenate(masks)
+    return Detections(d.image_id, d.category_id, d.score, d.box, mask, mask.area())
+
+
+def _torchvision_masks(out: dict, n: int, where: str) -> Masks:
+    """The masks of one torchvision output, thresholded at 0.5 and RLE-encoded."""
+    if "masks" not in out:
+        raise ValueError(f"{where} has no 'masks'; iou_type='segm' needs Mask R-CNN outputs "
+                         "with masks of shape (n, 1, H, W).")
+    m = np.asarray(_to_numpy(out["masks"], name=f"{where}['masks']"))
+    if m.ndim == 4 and m.shape[1] == 1:
+        m = m[:, 0]
+    if m.ndim != 3 or m.shape[0] != n:
+        raise ValueError(f"{where}['masks'] must have shape ({n}, 1, H, W) like its {n} boxes; "
+                         f"got shape {m.shape}.")
+    if m.dtype != bool:
+        if not np.issubdtype(m.dtype, np.number):
+            raise TypeError(f"{where}['masks'] must hold probabilities or booleans; got dtype "
+                            f"{m.dtype}.")
+        if m.size and not np.all(np.isfinite(m)):
+            raise ValueError(f"{where}['masks'] contains NaN or infinite values.")
+        m = m > 0.5
+    return encode_binary_masks(m)
 
 
 def netcal_npz_to_coco(dets_npz, gt_npz) -> tuple[dict, list[dict]]:
@@ -499,15 +772,40 @@ class _Result(msgspec.Struct, gc=False):
     score: _Score
 
 
+class _ResultSegm(msgspec.Struct, gc=False, kw_only=True):
+    # a mask result: the segmentation is checked by calibkit.detection.masks; the box is
+    # optional (pycocotools then takes the mask's box and area)
+    image_id: _Int64
+    category_id: _Int64
+    score: _Score
+    segmentation: SEGMENTATION
+    bbox: Union[_Box, None] = None  # noqa: UP007
+
+
+class _ResultSegmAny(msgspec.Struct, gc=False, kw_only=True):
+    # the same, the segmentation untyped: what the typed decoder refuses (bytes counts of
+    # in-memory RLEs, malformed masks) is read this way and checked (and named) by
+    # calibkit.detection.masks
+    image_id: _Int64
+    category_id: _Int64
+    score: _Score
+    segmentation: Any
+    bbox: Union[_Box, None] = None  # noqa: UP007
+
+
 class _Image(msgspec.Struct, gc=False):
     id: _Int64
     width: Union[float, None] = None  # noqa: UP007
     height: Union[float, None] = None  # noqa: UP007
+    # LVIS's federated labels
+    neg_category_ids: Union[list[_Int64], None] = None  # noqa: UP007
+    not_exhaustive_category_ids: Union[list[_Int64], None] = None  # noqa: UP007
 
 
 class _Category(msgspec.Struct, gc=False):
     id: _Int64
     name: Any = None
+    frequency: Any = None  # LVIS: "r", "c" or "f" (checked where it is used)
 
 
 class _Annotation(msgspec.Struct, gc=False):
@@ -516,6 +814,27 @@ class _Annotation(msgspec.Struct, gc=False):
     bbox: _Box
     iscrowd: _Crowd = 0
     area: Union[float, None] = None  # noqa: UP007
+    ignore: _Crowd = 0
+
+
+class _AnnotationSegm(msgspec.Struct, gc=False, kw_only=True):
+    image_id: _Int64
+    category_id: _Int64
+    bbox: Union[_Box, None] = None  # noqa: UP007
+    iscrowd: _Crowd = 0
+    area: Union[float, None] = None  # noqa: UP007
+    ignore: _Crowd = 0
+    segmentation: Union[SEGMENTATION, None] = None  # noqa: UP007
+
+
+class _AnnotationSegmAny(msgspec.Struct, gc=False, kw_only=True):
+    image_id: _Int64
+    category_id: _Int64
+    bbox: Union[_Box, None] = None  # noqa: UP007
+    iscrowd: _Crowd = 0
+    area: Union[float, None] = None  # noqa: UP007
+    ignore: _Crowd = 0
+    segmentation: Any = None
 
 
 class _GtDoc(msgspec.Struct, gc=False):
@@ -524,8 +843,33 @@ class _GtDoc(msgspec.Struct, gc=False):
     categories: list[_Category]
 
 
+class _GtDocSegm(msgspec.Struct, gc=False):
+    images: list[_Image]
+    annotations: list[_AnnotationSegm]
+    categories: list[_Category]
+
+
+class _GtDocSegmAny(msgspec.Struct, gc=False):
+    images: list[_Image]
+    annotations: list[_AnnotationSegmAny]
+    categories: list[_Category]
+
+
 class _ResultsDoc(msgspec.Struct, gc=False):
     annotations: list[_Result]
+
+
+class _ResultsDocSegm(msgspec.Struct, gc=False):
+    annotations: list[_ResultSegm]
+
+
+class _ResultsDocSegmAny(msgspec.Struct, gc=False):
+    annotations: list[_ResultSegmAny]
+
+
+#: the untyped-segmentation schema tried when the typed one refuses an input
+_FALLBACK = {_GtDocSegm: _GtDocSegmAny, _ResultsDocSegm: _ResultsDocSegmAny,
+             list[_ResultSegm]: list[_ResultSegmAny]}
 
 
 _FIXES = {
@@ -533,6 +877,10 @@ _FIXES = {
     "category_id": "ids must be JSON integers within int64 (not 1.5, \"1\" or true)",
     "id": "ids must be JSON integers within int64 (not 1.5, \"1\" or true)",
     "iscrowd": "iscrowd must be 0, 1, true or false",
+    "ignore": "ignore must be 0, 1, true or false",
+    "neg_category_ids": "LVIS's neg_category_ids must be a list of integer category ids",
+    "not_exhaustive_category_ids": "LVIS's not_exhaustive_category_ids must be a list of "
+                                   "integer category ids",
     "score": "scores must be real numbers in [0, 1], not NaN, strings or booleans (apply a "
              "sigmoid or softmax to logits first)",
     "bbox": "bbox must be [x, y, w, h]: 4 numbers",
@@ -572,10 +920,14 @@ def _explain(exc: Exception, name: str, offset: int = 0) -> ValueError:
 
 
 def _convert(obj, typ, name: str):
-    """msgspec's strict conversion of in-memory json values (numpy scalars accepted)."""
+    """msgspec's strict conversion of in-memory json values (numpy scalars accepted; a mask
+    schema falls back to its untyped segmentation)."""
     try:
         return msgspec.convert(obj, typ)
     except msgspec.ValidationError as exc:
+        fallback = _FALLBACK.get(typ)
+        if fallback is not None:
+            return _convert(obj, fallback, name)
         if "numpy" not in str(exc) and "got `" not in str(exc):
             raise _explain(exc, name) from None
         try:
@@ -616,20 +968,31 @@ def _decode_file(path, typ, name: str):
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
+        if typ in _FALLBACK:
+            return _decode_raw(raw, _FALLBACK[typ], name, path)
         raise _explain(exc, f"{name} {path}") from None
     except msgspec.DecodeError as exc:
         raise ValueError(f"{name}: {path} is not valid json: {exc}.") from None
+
+
+def _decode_raw(raw, typ, name: str, path):
+    try:
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, f"{name} {path}") from None
 
 
 #: bytes read at a time from a results file
 _BLOCK = 1 << 23
 
 
-def _read_results_file(path) -> Detections:
+def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
     """A COCO results file (a json list of result dicts, or an object with
-    ``annotations``) into columns, block by block (see the module docstring)."""
+    ``annotations``) into columns, block by block (see the module docstring); with
+    ``iou_type="segm"`` each block's masks are converted to compact RLEs before the next
+    block is read."""
     try:
-        return _read_results_blocks(path)
+        return _read_results_blocks(path, iou_type, sizes)
     except (OSError, EOFError) as exc:  # a damaged or truncated gzip stream, a read error
         if isinstance(exc, FileNotFoundError):
             raise
@@ -637,11 +1000,13 @@ def _read_results_file(path) -> Detections:
                          "damaged.") from exc
 
 
-def _read_results_blocks(path) -> Detections:
+def _read_results_blocks(path, iou_type: str, sizes) -> Detections:
     name = "dets"
+    segm = iou_type == "segm"
     path, f = _open(path, name)
     label = f"{name} {path}"
-    decoder = msgspec.json.Decoder(list[_Result])
+    decoder = msgspec.json.Decoder(list[_ResultSegm] if segm else list[_Result])
+    fallback = msgspec.json.Decoder(list[_ResultSegmAny]) if segm else None
     size = path.stat().st_size
     cols = _Columns()
     offset = 0  # items decoded so far
@@ -658,27 +1023,33 @@ def _read_results_blocks(path) -> Detections:
         if stripped[:1] != b"[":
             # an object (e.g. {"annotations": [...]}): decode it whole
             pending += f.read()
+            typ = _ResultsDocSegm if segm else _ResultsDoc
             try:
-                doc = msgspec.json.decode(pending, type=_ResultsDoc)
+                doc = msgspec.json.decode(pending, type=typ)
             except msgspec.ValidationError as exc:
-                raise _explain(exc, label) from None
+                if typ not in _FALLBACK:
+                    raise _explain(exc, label) from None
+                try:
+                    doc = msgspec.json.decode(pending, type=_FALLBACK[typ])
+                except msgspec.ValidationError as exc2:
+                    raise _explain(exc2, label) from None
             except msgspec.DecodeError as exc:
                 raise ValueError(f"{name}: {path} is not valid json: {exc}.") from None
-            return Detections(*_result_columns(doc.annotations, label)) if (
-                doc.annotations) else _empty_dets()
+            return Detections(*_result_columns(doc.annotations, label, 0, sizes)) if (
+                doc.annotations) else _empty_dets(segm)
         pending = bytearray(stripped)
         eof = False
         while True:
             cut, end = _find_cut(pending, eof)
             if cut > 0:
-                items = _decode_items(decoder, pending, cut, label, offset)
+                items = _decode_items(decoder, pending, cut, label, offset, fallback)
                 if items is None:  # the quick cut was not between items: scan exactly
                     cut, end = _scan_cut(pending)
                     if cut <= 0 and eof:
                         raise ValueError(f"{name}: {path} is not valid json: the list is not "
                                          "closed (truncated file?).")
-                    items = _decode_items(decoder, pending, cut, label, offset) if (
-                        cut > 0) else []
+                    items = _decode_items(decoder, pending, cut, label, offset,
+                                          fallback) if cut > 0 else []
                     if items is None:
                         raise ValueError(f"{name}: {path} is not valid json near item "
                                          f"{offset}.")
@@ -686,7 +1057,7 @@ def _read_results_blocks(path) -> Detections:
                     if cols.capacity == 0:  # first block: size the columns from the file
                         per_item = max((cut + 1) / len(items), 16.0)
                         cols.reserve(int(size / per_item * 1.05) + 1024)
-                    cols.append(_result_columns(items, label, offset))
+                    cols.append(_result_columns(items, label, offset, sizes))
                     offset += len(items)
                 del items
                 if end:
@@ -702,41 +1073,49 @@ def _read_results_blocks(path) -> Detections:
                 eof = True
             pending += block
     if offset == 0:
-        return _empty_dets()
+        return _empty_dets(segm)
     return Detections(*cols.result())
 
 
 class _Columns:
-    """Growing result columns (image_id, category_id, score, box), filled in place so that
-    reading never holds two copies of them."""
+    """Growing result columns (image_id, category_id, score, box, area), filled in place so
+    that reading never holds two copies of them, and the masks block by block."""
 
     def __init__(self):
         self.capacity = 0
         self.n = 0
         self.arrays = None
+        self.masks = []
 
     def reserve(self, capacity: int) -> None:
         old = self.arrays
         self.arrays = [np.empty(capacity, np.int64), np.empty(capacity, np.int64),
-                       np.empty(capacity), np.empty((capacity, 4))]
+                       np.empty(capacity), np.empty((capacity, 4)), np.empty(capacity)]
         if old is not None:
             for new, a in zip(self.arrays, old, strict=True):
                 new[: self.n] = a[: self.n]
         self.capacity = capacity
 
     def append(self, parts) -> None:
-        k = len(parts[0])
+        img, cat, score, box, mask, area = parts
+        cols = (img, cat, score, box, area)
+        k = len(cols[0])
         if self.n + k > self.capacity:
             self.reserve(max(int(self.capacity * 1.25), self.n + k))
-        for arr, part in zip(self.arrays, parts, strict=True):
+        for arr, part in zip(self.arrays, cols, strict=True):
             arr[self.n: self.n + k] = part
+        if mask is not None:
+            self.masks.append(mask)
         self.n += k
 
     def result(self):
         n = self.n
         if n < 0.9 * self.capacity:  # much too large (a gzip file): give the memory back
-            return [a[:n].copy() for a in self.arrays]
-        return [a[:n] for a in self.arrays]
+            cols = [a[:n].copy() for a in self.arrays]
+        else:
+            cols = [a[:n] for a in self.arrays]
+        mask = Masks.concatenate(self.masks) if self.masks else None
+        return cols[:4] + [mask, cols[4]]
 
 
 def _find_cut(pending: bytearray, eof: bool):
@@ -774,15 +1153,22 @@ def _scan_cut(pending: bytearray):
     return last, False
 
 
-def _decode_items(decoder, pending: bytearray, cut: int, label: str, offset: int):
+def _decode_items(decoder, pending: bytearray, cut: int, label: str, offset: int,
+                  fallback=None):
     """Decode ``pending[0:cut+1]`` as a list (the separator at 0 and the byte at ``cut``
-    written as brackets); None if it is not well-formed json."""
+    written as brackets), with ``fallback`` when ``decoder`` refuses the items; None if it
+    is not well-formed json."""
     pending[0] = 0x5B  # "["
     saved = pending[cut]
     pending[cut] = 0x5D  # "]"
     try:
         with memoryview(pending) as mv, mv[: cut + 1] as part:
-            return decoder.decode(part)
+            try:
+                return decoder.decode(part)
+            except msgspec.ValidationError:
+                if fallback is None:
+                    raise
+                return fallback.decode(part)
     except msgspec.ValidationError as exc:
         raise _explain(exc, label, offset) from None
     except msgspec.DecodeError:
@@ -791,20 +1177,46 @@ def _decode_items(decoder, pending: bytearray, cut: int, label: str, offset: int
         pending[cut] = saved
 
 
-def _result_columns(items, label: str, offset: int = 0):
-    """Columns (image_id, category_id, score, box) of decoded results, boxes checked."""
+def _result_columns(items, label: str, offset: int = 0, sizes=None):
+    """Columns (image_id, category_id, score, box, mask, area) of decoded results, boxes and
+    masks checked. Mask results (``_ResultSegm``) without a box get the box around the mask
+    and the mask's area, as pycocotools' ``loadRes`` does."""
     n = len(items)
     img = np.fromiter(map(attrgetter("image_id"), items), np.int64, count=n)
     cat = np.fromiter(map(attrgetter("category_id"), items), np.int64, count=n)
     score = np.fromiter(map(attrgetter("score"), items), np.float64, count=n)
-    box = _boxes_from_tuples(list(map(attrgetter("bbox"), items)))
+    boxes = list(map(attrgetter("bbox"), items))
+    mask = None
+    no_box = None
+    if n and isinstance(items[0], (_ResultSegm, _ResultSegmAny)):
+        segs = list(map(attrgetter("segmentation"), items))
+        if sizes is not None:
+            ids, hts, wds = sizes
+            pos = np.clip(np.searchsorted(ids, img), 0, max(len(ids) - 1, 0))
+            known = ids[pos] == img if len(ids) else np.zeros(n, bool)
+            hts = np.where(known, hts[pos], np.nan) if len(ids) else np.full(n, np.nan)
+            wds = np.where(known, wds[pos], np.nan) if len(ids) else np.full(n, np.nan)
+        else:
+            hts = wds = np.full(n, np.nan)
+        labels = range(offset, offset + n)
+        mask = segmentations_to_masks(segs, hts, wds, name=label, labels=labels)
+        del segs
+        _check_mask_sizes(mask, hts, wds, label, labels)
+        no_box = np.fromiter((b is None for b in boxes), bool, count=n)
+        if no_box.any():
+            it = iter(mask.subset(no_box).to_bbox().tolist())
+            boxes = [next(it) if b is None else b for b in boxes]
+    box = _boxes_from_tuples(boxes)
     _check_boxes(box, f"{label} bbox", offset)
-    return img, cat, score, box
+    area = box[:, 2] * box[:, 3]
+    if no_box is not None and no_box.any():
+        area[no_box] = mask.subset(no_box).area()
+    return img, cat, score, box, mask, area
 
 
-def _empty_dets() -> Detections:
+def _empty_dets(with_masks: bool = False) -> Detections:
     return Detections(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-                      np.zeros((0, 4)))
+                      np.zeros((0, 4)), Masks.empty() if with_masks else None)
 
 
 def _boxes_from_tuples(boxes: list) -> np.ndarray:
@@ -838,6 +1250,12 @@ def _check_boxes(box: np.ndarray, name: str, offset: int = 0) -> None:
             f"{k + offset}: {box[k].tolist()}); boxes must be [x, y, w, h] with w, h >= 0 "
             "(convert [x1, y1, x2, y2] boxes first)."
         )
+
+
+def _check_iou_type(iou_type, owner: str) -> str:
+    from calibkit._validation import Options, check_param
+
+    return check_param(iou_type, "iou_type", [Options(*IOU_TYPES)], owner=owner)
 
 
 def _check_scores(score: np.ndarray) -> None:

@@ -14,6 +14,25 @@ The rule is pycocotools' ``COCOeval.evaluateImg`` (area range "all"), per (image
    Without such a box it is *ignored* if some crowd box is eligible (crowd boxes absorb any
    number of detections), and an FP otherwise.
 
+``iou_type="segm"`` replaces the box IoU by pycocotools' mask IoU of the RLEs (with the
+same crowd rule: intersection over the detection's mask area), computed for the pairs of
+each (image, class) group only (:mod:`calibkit.detection.iou`).
+
+LVIS's federated rules (``dataset="lvis"``, chosen automatically when the ground truth's
+images carry ``neg_category_ids`` and ``not_exhaustive_category_ids``), as the ``lvis``
+package's ``LVISResults`` and ``LVISEval`` apply them:
+
+* the evaluated detections are the ``max_dets`` (300) highest-scoring of each *image*, all
+  classes together (ties in file order), and of those only the ones whose class is
+  verified on the image: it has an annotation there (present) or is in the image's
+  ``neg_category_ids`` (absent); a detection of any other class takes no part;
+* annotations and detections with an area of 0 take no part (LVIS selects ``area > 0``);
+* there are no crowd regions (``iscrowd`` is not read); an annotation's ``ignore`` flag
+  makes it an ignore region that one detection can take (that detection is ignored);
+* an unmatched detection of a class in the image's ``not_exhaustive_category_ids`` is
+  ignored (neither TP nor FP, like a crowd-matched one); in a class of
+  ``neg_category_ids`` it is an FP.
+
 The greedy loop is sequential within an (image, class) group only; the compiled kernels of
 :mod:`calibkit.detection._kernels` run the groups in parallel on all cores (numba threads).
 Preparation (:func:`_prepare`) sorts the detections by (image, class, descending score,
@@ -27,12 +46,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calibkit._validation import Interval, Options, check_param
+from calibkit._validation import NONE, Interval, Options, check_param
 from calibkit.detection.io import Detections, GroundTruth, load_dets, load_gt
+from calibkit.detection.iou import IoUSource, box_iou_pycocotools, check_iou_type
 
 __all__ = ["Matches", "match", "match_many", "match_netcal", "box_iou"]
 
 IOU_OPS = ("ge", "gt")
+#: rule sets: COCO's, LVIS's federated rules, or chosen from the ground truth
+DATASETS = ("auto", "coco", "lvis")
+#: detections kept by default: per (image, class) for COCO, per image for LVIS
+DEFAULT_MAX_DETS = {"coco": 100, "lvis": 300}
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,20 +71,25 @@ class Matches:
         IoU threshold of a true positive.
     iou_op : {"ge", "gt"}
     max_dets : int
-        Cap on detections per (image, class).
+        Cap on detections per (image, class) (COCO) or per image (LVIS).
     class_index : ndarray of shape (n,)
         Index of each detection's category in ``gt.category_ids``.
     evaluated : ndarray of shape (n,), bool
-        Within the first ``max_dets`` of its (image, class); the others take no part.
+        Within the first ``max_dets`` of its (image, class) (LVIS: of its image, and of a
+        class verified on the image); the others take no part.
     tp, ignored : ndarray of shape (n,), bool
-        True positive; matched to a crowd region (neither TP nor FP).
+        True positive; matched to a crowd region or an ignored annotation, or (LVIS)
+        unmatched in a class not exhaustively annotated on its image (neither TP nor FP).
     iou : ndarray of shape (n,)
         IoU of the matched box for a TP, 0 otherwise.
     npig : ndarray of shape (n_categories,)
-        Number of regular (non-crowd) ground-truth boxes of each category.
+        Number of regular (non-crowd, not ignored) annotations of each category.
     order : ndarray
         The evaluated detections in per-class order: by class, descending score, ascending
         image id, then file order (the toolbox's tie order).
+    iou_type : {"bbox", "segm"}
+    dataset : {"coco", "lvis"}
+        The rule set the matching followed.
     """
 
     gt: GroundTruth
@@ -75,6 +104,8 @@ class Matches:
     iou: np.ndarray
     npig: np.ndarray
     order: np.ndarray
+    iou_type: str = "bbox"
+    dataset: str = "coco"
 
     @property
     def fp(self) -> np.ndarray:
@@ -91,7 +122,8 @@ class Matches:
         return self.gt.n_categories
 
 
-def match(gt, dets, *, tau: float = 0.0, iou_op: str = "ge", max_dets: int = 100) -> Matches:
+def match(gt, dets, *, tau: float = 0.0, iou_op: str = "ge", max_dets: int | None = None,
+          iou_type: str = "bbox", dataset: str = "auto") -> Matches:
     """Match detections to ground truth with COCO's greedy rule (see the module docstring).
 
     Parameters
@@ -104,24 +136,33 @@ def match(gt, dets, *, tau: float = 0.0, iou_op: str = "ge", max_dets: int = 100
     iou_op : {"ge", "gt"}, default "ge"
         ``"ge"``: eligible iff ``IoU >= min(tau, 1 - 1e-10)`` (pycocotools); ``"gt"``:
         ``IoU > tau``.
-    max_dets : int, default 100
-        Detections kept per (image, class), highest scores first.
+    max_dets : int, optional
+        Detections kept, highest scores first: per (image, class) for COCO (default 100),
+        per image for LVIS (default 300).
+    iou_type : {"bbox", "segm"}, default "bbox"
+        Box IoU, or mask IoU of the segmentations (``pycocotools.mask.iou``).
+    dataset : {"auto", "coco", "lvis"}, default "auto"
+        COCO's rules, or LVIS's federated rules (see the module docstring); ``"auto"``
+        takes LVIS's when the ground truth's images carry its label lists.
 
     Returns
     -------
     Matches
     """
-    return match_many(gt, dets, [tau], iou_op=iou_op, max_dets=max_dets)[0]
+    return match_many(gt, dets, [tau], iou_op=iou_op, max_dets=max_dets, iou_type=iou_type,
+                      dataset=dataset)[0]
 
 
-def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int = 100) -> list[Matches]:
+def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int | None = None,
+               iou_type: str = "bbox", dataset: str = "auto") -> list[Matches]:
     """:func:`match` at several thresholds, sharing the candidate pairs and their IoUs."""
-    gt = load_gt(gt)
-    dets = load_dets(dets)
+    iou_type = check_iou_type(iou_type, "match")
+    gt = load_gt(gt, iou_type=iou_type)
+    dets = load_dets(dets, iou_type=iou_type, gt=gt)
     taus = [_check_tau(t) for t in taus]
     _check_iou_op(iou_op)
-    max_dets = _check_max_dets(max_dets)
-    prep = _prepare(gt, dets, max_dets)
+    dataset, max_dets = _resolve(gt, dataset, max_dets, "match")
+    prep = _prepare(gt, dets, max_dets, iou_type=iou_type, dataset=dataset)
     tp, ignored, iou = _greedy(prep, np.array(taus), iou_op)
     n = len(dets)
     evaluated = np.zeros(n, bool)
@@ -136,7 +177,7 @@ def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int = 100) -> li
         out_ig[prep.det] = ignored[t]
         out_iou[prep.det] = iou[t]
         out.append(Matches(gt, dets, tau, iou_op, max_dets, prep.cls_all, evaluated, out_tp,
-                           out_ig, out_iou, prep.npig, order))
+                           out_ig, out_iou, prep.npig, order, iou_type, dataset))
     return out
 
 
@@ -146,10 +187,10 @@ def box_iou(det_boxes, gt_boxes, crowd=None) -> np.ndarray:
     d = np.asarray(det_boxes, np.float64).reshape(-1, 4)
     g = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
     c = np.zeros(len(g), bool) if crowd is None else np.asarray(crowd, bool)
-    return _iou(d[:, None, :], g[None, :, :], c[None, :])
+    return box_iou_pycocotools(d[:, None, :], g[None, :, :], c[None, :])
 
 
-def match_netcal(gt, dets, *, tau: float = 0.5) -> np.ndarray:
+def match_netcal(gt, dets, *, tau: float = 0.5, iou_type: str = "bbox") -> np.ndarray:
     """netcal's example matching: a detection is matched iff the ground-truth box of largest
     IoU among *all* boxes of its image (any class, crowd boxes as regular ones, no
     exclusivity) has IoU >= ``tau`` and the detection's category. On equal IoU the first box
@@ -161,14 +202,16 @@ def match_netcal(gt, dets, *, tau: float = 0.5) -> np.ndarray:
     dets : path, COCO results list, Detections or torchvision outputs
     tau : float in [0, 1), default 0.5
         IoU threshold of a match (named as in :func:`match`).
+    iou_type : {"bbox", "segm"}, default "bbox"
 
     Returns
     -------
     ndarray of bool of shape (n_dets,)
     """
     tau = _check_tau(tau)
-    gt = load_gt(gt)
-    dets = load_dets(dets)
+    iou_type = check_iou_type(iou_type, "match_netcal")
+    gt = load_gt(gt, iou_type=iou_type)
+    dets = load_dets(dets, iou_type=iou_type, gt=gt)
     n = len(dets)
     if n == 0:
         return np.zeros(0, bool)
@@ -180,7 +223,7 @@ def match_netcal(gt, dets, *, tau: float = 0.5) -> np.ndarray:
     hi = np.searchsorted(g_img, img_d, "right")
     det_rep, gt_rep = _expand(np.arange(n), lo, hi)
     gi = g_order[gt_rep]
-    iou = _iou(dets.box[det_rep], gt.ann_box[gi], np.zeros(len(gi), bool))
+    iou = IoUSource.of(gt, dets, iou_type).pairs(det_rep, gi, np.zeros(len(gi), bool))
     best_iou = np.full(n, -1.0)
     np.maximum.at(best_iou, det_rep, iou)
     is_best = iou == best_iou[det_rep]
@@ -208,71 +251,101 @@ def match_netcal(gt, dets, *, tau: float = 0.5) -> np.ndarray:
 class _Prep:
     """Detections and ground truth sorted into (image, class) groups.
 
-    Evaluated detections (the first ``max_dets`` of each group) are ordered by (image,
-    class, descending score, file order); group ``k`` holds positions ``d_lo[k]:d_hi[k]``
-    of them and the ground-truth boxes ``g_lo[k]:g_hi[k]`` (ordered by image, class, file
-    order). ``pos`` lists the evaluated positions by (class, image, rank), class ``c``
-    owning ``pos[cls_start[c]:cls_start[c + 1]]``.
+    Evaluated detections (the first ``max_dets`` of each group; LVIS: of each image, in
+    verified classes) are ordered by (image, class, descending score, file order); group
+    ``k`` holds positions ``d_lo[k]:d_hi[k]`` of them and the annotations ``g_lo[k]:g_hi[k]``
+    (ordered by image, class, file order). ``pos`` lists the evaluated positions by (class,
+    image, rank), class ``c`` owning ``pos[cls_start[c]:cls_start[c + 1]]``.
     """
 
     det: np.ndarray  # indices (into dets) of the evaluated detections, sorted
     rank: np.ndarray  # rank within the (image, class) group
     box: np.ndarray  # (n, 4) boxes of every detection (rows ``det`` are evaluated)
+    darea: np.ndarray  # (n,) area of every detection (what area ranges test)
     score: np.ndarray
     cls_all: np.ndarray  # class index of every detection
     d_lo: np.ndarray
     d_hi: np.ndarray
     grp_cls: np.ndarray
+    grp_nel: np.ndarray  # groups whose unmatched detections are ignored (LVIS)
     pos: np.ndarray
     cls_start: np.ndarray
     g_lo: np.ndarray
     g_hi: np.ndarray
+    g_idx: np.ndarray  # annotation rows in (image, class, file) order
     gbox: np.ndarray  # ground truth sorted by (image, class, file order)
-    gcrowd: np.ndarray
+    gcrowd: np.ndarray  # crowd regions (absorb any number of detections)
+    gign: np.ndarray  # ignore regions (crowd regions; LVIS's ignore flag)
     garea: np.ndarray
     gcls: np.ndarray
-    npig: np.ndarray  # regular boxes per class
+    npig: np.ndarray  # regular annotations per class
+    pre_iou: np.ndarray  # precomputed IoU blocks (mask IoU), empty for boxes
+    pre_off: np.ndarray
 
 
-def _prepare(gt: GroundTruth, dets: Detections, max_dets: int) -> _Prep:
+def _prepare(gt: GroundTruth, dets: Detections, max_dets: int, *, iou_type: str = "bbox",
+             dataset: str = "coco") -> _Prep:
     from calibkit.detection import _kernels
 
+    lvis = dataset == "lvis"
     n_cls = gt.n_categories
     img_d = _index_in(dets.image_id, gt.image_ids, "image_id")
     cls_d = _index_in(dets.category_id, gt.category_ids, "category_id")
-    order, rank, _ = _kernels.sort_dets(img_d, cls_d, dets.score, gt.n_images, max_dets)
-    keep = rank < max_dets
-    det = order[keep] if not keep.all() else order
-    rank = rank[keep] if not keep.all() else rank
-    del order, keep
+    order, rank, _, irank = _kernels.sort_dets(img_d, cls_d, dets.score, gt.n_images)
+    # annotations taking part, by (image, class, file order)
+    rows = _annotation_rows(gt, dataset)
+    img_g = np.searchsorted(gt.image_ids, gt.ann_image_id[rows])
+    cls_g = np.searchsorted(gt.category_ids, gt.ann_category_id[rows])
+    key_g = img_g * n_cls + cls_g
+    g_order = np.argsort(key_g, kind="stable")
+    key_sorted = key_g[g_order]
+    g_idx = rows[g_order]
+    if lvis:
+        # LVISResults keeps the max_dets best of each image (all classes); LVISEval then
+        # drops area-0 detections and classes not verified on the image
+        fed = gt.federated
+        verified = np.union1d(key_sorted, _pair_keys(gt, fed.neg))
+        key_d = img_d[order] * n_cls + cls_d[order]
+        area = dets.area[order]
+        keep = (irank < max_dets) & (area > 0) & (area < np.inf) & np.isin(key_d, verified)
+        det = order[keep]
+        rank = _group_rank(key_d[keep])
+    else:
+        keep = rank < max_dets
+        det = order[keep] if not keep.all() else order
+        rank = rank[keep] if not keep.all() else rank
+    del order, keep, irank
     d_lo = np.flatnonzero(rank == 0)
     d_hi = np.append(d_lo[1:], len(det)).astype(np.int64)
     first = det[d_lo]
     grp_img = img_d[first]
     grp_cls = cls_d[first]
-    # ground truth by (image, class, file order)
-    img_g = np.searchsorted(gt.image_ids, gt.ann_image_id)
-    cls_g = np.searchsorted(gt.category_ids, gt.ann_category_id)
-    key_g = img_g * n_cls + cls_g
-    g_order = np.argsort(key_g, kind="stable")
-    key_sorted = key_g[g_order]
     grp_key = grp_img * n_cls + grp_cls
     g_lo = np.searchsorted(key_sorted, grp_key, "left")
     g_hi = np.searchsorted(key_sorted, grp_key, "right")
+    grp_nel = (np.isin(grp_key, _pair_keys(gt, gt.federated.not_exhaustive)) if lvis
+               else np.zeros(len(grp_key), bool))
     grp_order = np.argsort(_small_int(grp_cls, n_cls), kind="stable")
     sizes = d_hi - d_lo
     pos = _kernels.concat_ranges(d_lo[grp_order], d_hi[grp_order])
     cls_start = np.zeros(n_cls + 1, np.int64)
     cls_start[1:] = np.cumsum(
         np.bincount(grp_cls, weights=sizes, minlength=n_cls).astype(np.int64))
-    crowd = gt.ann_crowd
-    npig = np.bincount(cls_g[~crowd], minlength=n_cls)
+    regular = _regular(gt, dataset)
+    npig = np.bincount(np.searchsorted(gt.category_ids, gt.ann_category_id[regular]),
+                       minlength=n_cls)
+    gcrowd = np.zeros(len(g_idx), bool) if lvis else gt.ann_crowd[g_idx]
+    gign = gt.ignore[g_idx] if lvis else gcrowd
+    pre_iou, pre_off = IoUSource.of(gt, dets, iou_type).group_blocks(
+        det, d_lo, d_hi, g_idx, g_lo, g_hi, gcrowd)
     return _Prep(
-        det=det, rank=rank, box=np.ascontiguousarray(dets.box), score=dets.score[det],
-        cls_all=cls_d, d_lo=d_lo, d_hi=d_hi, grp_cls=grp_cls, pos=pos, cls_start=cls_start,
-        g_lo=g_lo, g_hi=g_hi,
-        gbox=np.ascontiguousarray(gt.ann_box[g_order]), gcrowd=crowd[g_order],
-        garea=gt.area[g_order], gcls=cls_g[g_order], npig=npig,
+        det=det, rank=rank, box=np.ascontiguousarray(dets.box),
+        darea=np.ascontiguousarray(dets.area, dtype=np.float64), score=dets.score[det],
+        cls_all=cls_d, d_lo=d_lo, d_hi=d_hi, grp_cls=grp_cls, grp_nel=grp_nel, pos=pos,
+        cls_start=cls_start, g_lo=g_lo, g_hi=g_hi, g_idx=g_idx,
+        gbox=np.ascontiguousarray(gt.ann_box[g_idx]), gcrowd=gcrowd, gign=gign,
+        garea=gt.area[g_idx], gcls=cls_g[g_order], npig=npig, pre_iou=pre_iou,
+        pre_off=pre_off,
     )
 
 
@@ -285,7 +358,7 @@ def _thresholds(taus, iou_op: str) -> np.ndarray:
 
 def _greedy(prep: _Prep, taus: np.ndarray, iou_op: str):
     """Greedy matching at every threshold in ``taus``; arrays of shape (n_taus, n_eval)
-    (TP, crowd-ignored, matched IoU of a TP), in the order of ``prep.det``."""
+    (TP, ignored, matched IoU of a TP), in the order of ``prep.det``."""
     from calibkit.detection import _kernels
 
     n_t, n = len(taus), len(prep.det)
@@ -294,24 +367,82 @@ def _greedy(prep: _Prep, taus: np.ndarray, iou_op: str):
     iou = np.zeros((n_t, n))
     if n:
         _kernels.match_groups(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
-                              prep.gcrowd, prep.g_lo, prep.g_hi, _thresholds(taus, iou_op),
-                              iou_op == "gt", tp, ignored, iou)
+                              prep.gign, prep.g_lo, prep.g_hi, prep.pre_iou, prep.pre_off,
+                              prep.grp_nel, _thresholds(taus, iou_op), iou_op == "gt", tp,
+                              ignored, iou)
     return tp, ignored, iou
 
 
-def _iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """pycocotools' ``bbIou``, operation by operation, broadcast over the leading axes."""
-    dx, dy, dw, dh = d[..., 0], d[..., 1], d[..., 2], d[..., 3]
-    gx, gy, gw, gh = g[..., 0], g[..., 1], g[..., 2], g[..., 3]
-    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
-    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
-    inter = w * h
-    da = dw * dh
-    union = np.where(crowd, da, da + gw * gh - inter)
-    ok = (w > 0) & (h > 0)
-    out = np.zeros(np.broadcast_shapes(w.shape, union.shape))
-    np.divide(inter, union, out=out, where=ok & (union != 0))
-    return out
+def _group_codes(prep: _Prep, thrs: np.ndarray, area_ranges: np.ndarray, codes: np.ndarray):
+    """COCO (or LVIS) codes of ``prep``'s evaluated detections at the IoU thresholds
+    ``thrs`` and the area ranges (shape (A, 2)), written into ``codes`` (n_eval, T): two
+    bits per range (TP, ignored), see :func:`calibkit.detection._kernels.group_codes`."""
+    from calibkit.detection import _kernels
+    from calibkit.detection.cocoeval import _bits
+
+    if len(prep.det):
+        _kernels.group_codes(prep.box, prep.darea, prep.det, prep.d_lo, prep.d_hi, prep.gbox,
+                             prep.gcrowd, prep.gign, prep.garea, prep.g_lo, prep.g_hi,
+                             prep.pre_iou, prep.pre_off, prep.grp_nel,
+                             _thresholds(thrs, "ge"), False,
+                             np.ascontiguousarray(area_ranges[:, 0], dtype=np.float64),
+                             np.ascontiguousarray(area_ranges[:, 1], dtype=np.float64),
+                             *_bits(len(area_ranges), codes.dtype), codes)
+    return codes
+
+
+def _annotation_rows(gt: GroundTruth, dataset: str) -> np.ndarray:
+    """The annotations that take part: every one for COCO; for LVIS those with
+    ``0 < area < inf`` (``LVIS.get_ann_ids``' default area filter)."""
+    if dataset == "lvis":
+        a = gt.area
+        return np.flatnonzero((a > 0) & (a < np.inf))
+    return np.arange(len(gt.ann_image_id))
+
+
+def _regular(gt: GroundTruth, dataset: str) -> np.ndarray:
+    """Boolean mask of the regular annotations (what ``npig`` counts): not crowd (COCO); not
+    ignored and taking part (LVIS)."""
+    if dataset == "lvis":
+        out = np.zeros(len(gt.ann_image_id), bool)
+        out[_annotation_rows(gt, dataset)] = True
+        return out & ~gt.ignore
+    return ~gt.ann_crowd
+
+
+def _pair_keys(gt: GroundTruth, pairs: np.ndarray) -> np.ndarray:
+    """``image index * n_categories + category index`` of (image_id, category_id) pairs
+    (pairs of unknown images are dropped)."""
+    if not len(pairs):
+        return np.zeros(0, np.int64)
+    img = np.searchsorted(gt.image_ids, pairs[:, 0])
+    img = np.clip(img, 0, max(gt.n_images - 1, 0))
+    ok = gt.image_ids[img] == pairs[:, 0] if gt.n_images else np.zeros(len(pairs), bool)
+    cls = np.searchsorted(gt.category_ids, pairs[ok, 1])
+    return np.unique(img[ok] * gt.n_categories + cls)
+
+
+def _group_rank(keys: np.ndarray) -> np.ndarray:
+    """Rank of each entry within its run of equal ``keys`` (keys sorted by group)."""
+    n = len(keys)
+    if not n:
+        return np.zeros(0, np.int64)
+    start = np.ones(n, bool)
+    start[1:] = keys[1:] != keys[:-1]
+    first = np.flatnonzero(start)
+    return np.arange(n, dtype=np.int64) - np.repeat(first, np.diff(np.append(first, n)))
+
+
+def _resolve(gt: GroundTruth, dataset, max_dets, owner: str):
+    """The rule set (``"coco"`` or ``"lvis"``) and the detection cap for ``gt``."""
+    dataset = check_param(dataset, "dataset", [Options(*DATASETS)], owner=owner)
+    if dataset == "auto":
+        dataset = "lvis" if gt.is_lvis else "coco"
+    elif dataset == "lvis" and not gt.is_lvis:
+        raise ValueError("dataset='lvis' needs LVIS ground truth: every image with its "
+                         "neg_category_ids and not_exhaustive_category_ids lists.")
+    max_dets = _check_max_dets(max_dets)
+    return dataset, DEFAULT_MAX_DETS[dataset] if max_dets is None else max_dets
 
 
 def _expand(items: np.ndarray, lo: np.ndarray, hi: np.ndarray):
@@ -361,5 +492,6 @@ def _check_iou_op(iou_op) -> str:
     return check_param(iou_op, "iou_op", [Options(*IOU_OPS)])
 
 
-def _check_max_dets(max_dets) -> int:
-    return int(check_param(max_dets, "max_dets", [Interval("integer", 1, None)]))
+def _check_max_dets(max_dets) -> int | None:
+    value = check_param(max_dets, "max_dets", [NONE, Interval("integer", 1, None)])
+    return None if value is None else int(value)

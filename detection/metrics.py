@@ -39,11 +39,12 @@ from calibkit.detection.cocoeval import (  # noqa: F401 (re-exported names)
     accumulate,
 )
 from calibkit.detection.io import load_dets, load_gt
+from calibkit.detection.iou import check_iou_type
 from calibkit.detection.matching import (
     Matches,
-    _check_max_dets,
     _greedy,
     _prepare,
+    _resolve,
     match_many,
     match_netcal,
 )
@@ -93,7 +94,9 @@ def evaluate(
     tau: float = 0.0,
     iou_op: str = "ge",
     ap: bool = False,
-    max_dets: int = 100,
+    max_dets: int | None = None,
+    iou_type: str = "bbox",
+    dataset: str = "auto",
     laece_bins: int = 25,
     bin_closure: str = "right",
     class_mean_drop_zero_error: bool = True,
@@ -116,9 +119,17 @@ def evaluate(
         Whatever :meth:`DetectionCalibrator.transform` returns is accepted.
     tau, iou_op, max_dets
         Matching of LaECE, LaACE and LRP (see :func:`calibkit.detection.match`). Defaults reproduce
-        the toolbox: ``tau=0`` with ``IoU >= 0``, 100 detections per (image, class).
+        the toolbox: ``tau=0`` with ``IoU >= 0``, 100 detections per (image, class) (LVIS: 300
+        per image).
+    iou_type : {"bbox", "segm"}, default "bbox"
+        Box IoU, or mask IoU of the segmentations, for every metric.
+    dataset : {"auto", "coco", "lvis"}, default "auto"
+        COCO's rules or LVIS's federated rules (see :func:`calibkit.detection.match`; an
+        ignored detection is neither TP nor FP in every metric); ``"auto"`` follows the
+        ground truth.
     ap : bool, default False
-        Also compute COCO AP@[.50:.95] (``"ap"``).
+        Also compute AP@[.50:.95] (``"ap"``; LVIS's AP over its evaluated set under LVIS's
+        rules).
     laece_bins, bin_closure, class_mean_drop_zero_error, empty_class_policy
         See :func:`laece`. ``bin_closure`` applies to LaECE and D-ECE.
     laace_include_ignored : bool, default True
@@ -127,6 +138,7 @@ def evaluate(
         D-ECE's TP threshold and bins (the train-time papers' protocol; apply their fixed
         score threshold of 0.3 to ``dets`` before calling).
     dece_matching : {"greedy", "netcal_argmax_any_class"}, default "greedy"
+        netcal's matching knows nothing of LVIS's federated labels and is refused there.
     n_bootstrap : int, optional
         Also give an image-level bootstrap interval beside every value (``"laece_ci":
         (low, high)`` beside ``"laece"``, and so on): ``n_bootstrap`` resamples of the images
@@ -149,8 +161,13 @@ def evaluate(
         ``n_bootstrap``: ``<key>_ci`` tuples ``(low, high)`` (and ``"resamples"``, a dict of
         arrays of shape (n_bootstrap,)).
     """
-    gt = load_gt(gt)
-    dets = load_dets(dets)
+    iou_type = check_iou_type(iou_type, "evaluate")
+    gt = load_gt(gt, iou_type=iou_type)
+    dets = load_dets(dets, iou_type=iou_type, gt=gt)
+    dataset, max_dets = _resolve(gt, dataset, max_dets, "evaluate")
+    if dataset == "lvis" and dece_matching == "netcal_argmax_any_class":
+        raise ValueError("dece_matching='netcal_argmax_any_class' ignores LVIS's federated "
+                         "labels; use the greedy matching (the default) on LVIS.")
     if n_bootstrap is not None:
         from calibkit.detection import bootstrap
 
@@ -160,8 +177,10 @@ def evaluate(
         raise ValueError("return_resamples=True needs n_bootstrap (the number of resamples).")
     greedy_dece = dece_matching == "greedy" and float(dece_tau) != float(tau)
     taus = [tau, dece_tau] if greedy_dece else [tau]
-    ms = match_many(gt, dets, taus, iou_op=iou_op, max_dets=max_dets)
-    ap_value = average_precision(gt, dets, max_dets=max_dets) if ap else None
+    ms = match_many(gt, dets, taus, iou_op=iou_op, max_dets=max_dets, iou_type=iou_type,
+                    dataset=dataset)
+    ap_value = average_precision(gt, dets, max_dets=max_dets, iou_type=iou_type,
+                                 dataset=dataset) if ap else None
     out = _evaluate_matches(
         gt, dets, ms[0], ms[-1], ap=ap_value, laece_bins=laece_bins, bin_closure=bin_closure,
         class_mean_drop_zero_error=class_mean_drop_zero_error,
@@ -169,7 +188,7 @@ def evaluate(
         dece_tau=dece_tau, dece_bins=dece_bins, dece_matching=dece_matching,
     )
     if n_bootstrap is not None:
-        flags = (match_netcal(gt, dets, tau=dece_tau)
+        flags = (match_netcal(gt, dets, tau=dece_tau, iou_type=iou_type)
                  if dece_matching == "netcal_argmax_any_class" else None)
         resamples = bootstrap._evaluate_resamples(
             gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
@@ -208,7 +227,7 @@ def _evaluate_matches(
     if dece_matching == "greedy":
         out["dece"] = dece_pooled(m_dece, n_bins=dece_bins, bin_closure=bin_closure)
     elif dece_matching == "netcal_argmax_any_class":
-        flags = match_netcal(gt, dets, tau=dece_tau)
+        flags = match_netcal(gt, dets, tau=dece_tau, iou_type=m.iou_type)
         out["dece"] = _pooled_ece(dets.score, flags.astype(np.float64), dece_bins, bin_closure)
     else:
         raise ValueError(
@@ -600,9 +619,11 @@ def box_features(gt, dets) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def average_precision(gt, dets, *, max_dets: int = 100, iou_thresholds=None) -> float:
+def average_precision(gt, dets, *, max_dets: int | None = None, iou_thresholds=None,
+                      iou_type: str = "bbox", dataset: str = "auto") -> float:
     """COCO AP@[.50:.95] (area "all", ``max_dets`` per (image, class)), the value of
-    pycocotools' ``COCOeval.stats[0]``, from calibkit's own matching.
+    pycocotools' ``COCOeval.stats[0]``, from calibkit's own matching (LVIS: ``LVISEval``'s
+    AP under its rules, ``max_dets`` per image).
 
     Per class and IoU threshold: cumulative TP/FP in the per-class order, precision made
     monotone from the right, sampled at the 101 recall thresholds ``0:.01:1``
@@ -613,10 +634,12 @@ def average_precision(gt, dets, *, max_dets: int = 100, iou_thresholds=None) -> 
     ----------
     gt : path, dict, pycocotools COCO or GroundTruth
     dets : path, COCO results list, Detections or torchvision outputs
-    max_dets : int, default 100
-        Detections kept per (image, class).
+    max_dets : int, optional
+        Detections kept per (image, class) (COCO, default 100) or per image (LVIS, 300).
     iou_thresholds : array-like or None, default None
         IoU thresholds (COCO's ``.50:.05:.95`` when None).
+    iou_type : {"bbox", "segm"}, default "bbox"
+    dataset : {"auto", "coco", "lvis"}, default "auto"
 
     Returns
     -------
@@ -625,15 +648,17 @@ def average_precision(gt, dets, *, max_dets: int = 100, iou_thresholds=None) -> 
         gives the AP of each category.
     """
     return float(_nanmean(average_precision_per_class(
-        gt, dets, max_dets=max_dets, iou_thresholds=iou_thresholds)))
+        gt, dets, max_dets=max_dets, iou_thresholds=iou_thresholds, iou_type=iou_type,
+        dataset=dataset)))
 
 
-def average_precision_per_class(gt, dets, *, max_dets: int = 100, iou_thresholds=None):
+def average_precision_per_class(gt, dets, *, max_dets: int | None = None, iou_thresholds=None,
+                                iou_type: str = "bbox", dataset: str = "auto"):
     """The AP of each category (see :func:`average_precision`).
 
     Parameters
     ----------
-    gt, dets, max_dets, iou_thresholds
+    gt, dets, max_dets, iou_thresholds, iou_type, dataset
         As in :func:`average_precision`.
 
     Returns
@@ -642,14 +667,16 @@ def average_precision_per_class(gt, dets, *, max_dets: int = 100, iou_thresholds
         In the order of the ground truth's sorted category ids; NaN for a class without
         regular ground truth.
     """
-    max_dets = _check_max_dets(max_dets)
+    iou_type = check_iou_type(iou_type, "average_precision")
+    gt = load_gt(gt, iou_type=iou_type)
+    dataset, max_dets = _resolve(gt, dataset, max_dets, "average_precision")
     thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else check_array(
         iou_thresholds, name="iou_thresholds", ndim=(1,))
     if np.any((thrs < 0) | (thrs > 1)):
         raise ValueError("iou_thresholds must lie in [0, 1].")
     # no area range: every box counts, whatever its area
     precision, _ = accumulate(gt, dets, iou_thresholds=thrs, area_ranges=[[-np.inf, np.inf]],
-                              max_dets=[max_dets])
+                              max_dets=[max_dets], iou_type=iou_type, dataset=dataset)
     q = precision[:, :, :, 0, 0]  # (T, R, K), -1 for classes without regular boxes
     has = q[0, 0] > -1
     per_class = np.full(q.shape[2], np.nan)
@@ -674,9 +701,10 @@ class _APTable:
     mixed_length: np.ndarray
 
 
-def _ap_table(gt, dets, max_dets: int, iou_thresholds=None) -> _APTable:
+def _ap_table(gt, dets, max_dets: int, iou_thresholds=None, *, iou_type: str = "bbox",
+              dataset: str = "coco") -> _APTable:
     thrs = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(iou_thresholds, float)
-    prep = _prepare(gt, dets, max_dets)
+    prep = _prepare(gt, dets, max_dets, iou_type=iou_type, dataset=dataset)
     tp, ig, _ = _greedy(prep, thrs, "ge")
     det = prep.det
     cls = prep.cls_all[det]

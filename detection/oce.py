@@ -27,7 +27,8 @@ import numpy as np
 
 from calibkit._validation import Interval, Options, check_array, check_param
 from calibkit.detection.io import load_dets, load_gt
-from calibkit.detection.matching import _index_in, _iou
+from calibkit.detection.iou import IoUSource, check_iou_type
+from calibkit.detection.matching import _index_in
 from calibkit.detection.metrics import _ranges
 
 __all__ = ["oce", "AGGREGATIONS"]
@@ -43,6 +44,7 @@ def oce(
     aggregation: str = "mean",
     class_probabilities=None,
     return_per_object: bool = False,
+    iou_type: str = "bbox",
 ):
     """Object-level Calibration Error of the detections ``dets`` (see the module docstring).
 
@@ -69,6 +71,9 @@ def oce(
     return_per_object : bool, default False
         Also return each object's Brier score averaged over the thresholds (regular
         annotations in ground-truth order; uq-detr lists them image by image).
+    iou_type : {"bbox", "segm"}, default "bbox"
+        Box IoU, or mask IoU of the segmentations (each object's mask against the masks of
+        its image's detections).
 
     Returns
     -------
@@ -81,8 +86,9 @@ def oce(
     which can differ in the last bit, so a pair whose IoU lies exactly on a threshold may be
     decided differently.
     """
-    gt = load_gt(gt)
-    dets = load_dets(dets)
+    iou_type = check_iou_type(iou_type, "oce")
+    gt = load_gt(gt, iou_type=iou_type)
+    dets = load_dets(dets, iou_type=iou_type, gt=gt)
     taus = _check_thresholds(iou_thresholds)
     check_param(aggregation, "aggregation", [Options(*AGGREGATIONS)], owner="oce")
     probs = None if class_probabilities is None else _check_probabilities(
@@ -93,7 +99,8 @@ def oce(
         return (float("nan"), np.zeros(0)) if return_per_object else float("nan")
     obj_cls = np.searchsorted(gt.category_ids, gt.ann_category_id[obj])
     det_cls = _index_in(dets.category_id, gt.category_ids, "category_id")
-    pair_obj, pair_det, iou = _object_pairs(gt, dets, obj, float(taus.min()))
+    pair_obj, pair_det, iou = _object_pairs(gt, dets, obj, float(taus.min()),
+                                            IoUSource.of(gt, dets, iou_type))
     brier = np.empty((len(taus), n_obj))
     for t, tau in enumerate(taus):
         hit = iou >= tau
@@ -142,10 +149,12 @@ def _brier_full(po, pd, weight, best, matched, obj_cls, probs):
     return np.sum((target - p) ** 2, axis=1)
 
 
-def _object_pairs(gt, dets, obj, min_iou: float, chunk: int = 1 << 20):
+def _object_pairs(gt, dets, obj, min_iou: float, source: IoUSource | None = None,
+                  chunk: int = 1 << 20):
     """The (object, detection) pairs of the same image with ``IoU >= min_iou`` (for each
-    object its detections in file order) and their IoU, computed for about ``chunk`` pairs at
-    a time. This is where a mask IoU would come in for instance masks."""
+    object its detections in file order) and their IoU from ``source`` (boxes or masks),
+    computed for about ``chunk`` pairs at a time."""
+    source = IoUSource.of(gt, dets) if source is None else source
     img_d = _index_in(dets.image_id, gt.image_ids, "image_id")
     by_image = np.argsort(img_d, kind="stable")
     img_o = np.searchsorted(gt.image_ids, gt.ann_image_id[obj])
@@ -158,7 +167,7 @@ def _object_pairs(gt, dets, obj, min_iou: float, chunk: int = 1 << 20):
         stop = max(start + 1, int(np.searchsorted(before, before[start] + chunk, "right")))
         pair_obj = np.repeat(np.arange(start, stop), n_pairs[start:stop])
         pair_det = by_image[_ranges(lo[start:stop], n_pairs[start:stop])]
-        iou = _iou(dets.box[pair_det], gt.ann_box[obj[pair_obj]], np.zeros(len(pair_obj), bool))
+        iou = source.pairs(pair_det, obj[pair_obj], np.zeros(len(pair_obj), bool))
         keep = iou >= min_iou
         out.append((pair_obj[keep], pair_det[keep], iou[keep]))
         start = stop

@@ -26,7 +26,17 @@ field               shape                       meaning
                                                 (TP, ignored) per area range: no range, all,
                                                 small, medium, large
 ``coco_npig``       (K, 5) or None              regular boxes per category and area range
+``iou_type``        str                         ``"bbox"`` or ``"segm"``
+``dataset``         str                         ``"coco"`` or ``"lvis"`` (the rule set)
+``mask``            Masks or None               the detections' masks (``"segm"``)
+``area``            (n,) or None                the detections' areas (``"segm"``; else
+                                                ``w * h`` of the boxes)
 ==================  ==========================  =========================================
+
+Under LVIS's rules (``dataset="lvis"``) ``max_dets`` is the cap per image (a shard holds
+whole images, so the cap is applied inside it), ``evaluated`` also leaves out detections of
+classes not verified on their image, and the codes follow LVIS's matching; read the summary
+with :meth:`~MatchState.lvis_summary`.
 
 :meth:`MatchState.merge` concatenates states of disjoint image sets (in the order given);
 the merged state equals, column for column, the state of the concatenated detections
@@ -46,13 +56,16 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from calibkit.detection.io import Detections, GroundTruth, load_dets, load_gt
+from calibkit.detection.iou import check_iou_type
+from calibkit.detection.masks import Masks
 from calibkit.detection.matching import (
     Matches,
     _check_iou_op,
-    _check_max_dets,
     _check_tau,
     _greedy,
+    _group_codes,
     _prepare,
+    _resolve,
 )
 
 __all__ = ["MatchState", "match_shards", "evaluate_shards"]
@@ -62,7 +75,7 @@ __all__ = ["MatchState", "match_shards", "evaluate_shards"]
 SHARD_AREA_RANGES = np.array([[-np.inf, np.inf], [0**2, 1e5**2], [0**2, 32**2],
                               [32**2, 96**2], [96**2, 1e5**2]])
 _ARRAYS = ("category_ids", "npig", "image_id", "category_id", "score", "box", "evaluated",
-           "rank", "tp", "ignored", "iou", "coco_codes", "coco_npig")
+           "rank", "tp", "ignored", "iou", "coco_codes", "coco_npig", "area")
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,14 +103,19 @@ class MatchState:
     iou: np.ndarray
     coco_codes: np.ndarray | None = None
     coco_npig: np.ndarray | None = None
+    iou_type: str = "bbox"
+    dataset: str = "coco"
+    mask: Masks | None = None
+    area: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.score)
 
     # ------------------------------------------------------------------ build / merge
     @classmethod
-    def from_shard(cls, gt, dets, *, taus=(0.0,), iou_op: str = "ge", max_dets: int = 100,
-                   coco: bool = False, keep_boxes: bool = True) -> MatchState:
+    def from_shard(cls, gt, dets, *, taus=(0.0,), iou_op: str = "ge",
+                   max_dets: int | None = None, coco: bool = False, keep_boxes: bool = True,
+                   iou_type: str = "bbox", dataset: str = "auto") -> MatchState:
         """Match one shard.
 
         Parameters
@@ -107,23 +125,25 @@ class MatchState:
         dets : path, COCO results list or Detections
             Every detection of the shard's images.
         taus : sequence of float, default (0.0,)
-        iou_op, max_dets
+        iou_op, max_dets, iou_type, dataset
             As in :func:`calibkit.detection.match`.
         coco : bool, default False
-            Also keep the COCO codes (for :meth:`coco_summary` and ``ap``); needs
-            ``max_dets >= 100``.
+            Also keep the COCO codes (for :meth:`coco_summary`, :meth:`lvis_summary` and
+            ``ap``); needs ``max_dets >= 100`` under COCO's rules.
         keep_boxes : bool, default True
-            Keep the boxes (needed by :meth:`matches` and netcal's D-ECE matching).
+            Keep the boxes, masks and areas (needed by :meth:`matches` and netcal's D-ECE
+            matching).
         """
-        gt = load_gt(gt)
-        dets = load_dets(dets)
+        iou_type = check_iou_type(iou_type, "MatchState.from_shard")
+        gt = load_gt(gt, iou_type=iou_type)
+        dets = load_dets(dets, iou_type=iou_type, gt=gt)
         taus = tuple(_check_tau(t) for t in taus)
         _check_iou_op(iou_op)
-        max_dets = _check_max_dets(max_dets)
-        if coco and max_dets < 100:
+        dataset, max_dets = _resolve(gt, dataset, max_dets, "MatchState.from_shard")
+        if coco and dataset == "coco" and max_dets < 100:
             raise ValueError(f"coco=True needs max_dets >= 100 (COCO keeps 100 detections per "
                              f"(image, class)); got max_dets={max_dets}.")
-        prep = _prepare(gt, dets, max_dets)
+        prep = _prepare(gt, dets, max_dets, iou_type=iou_type, dataset=dataset)
         tp_s, ig_s, iou_s = _greedy(prep, np.array(taus), iou_op)
         n = len(dets)
         evaluated = np.zeros(n, bool)
@@ -139,11 +159,15 @@ class MatchState:
         codes = coco_npig = None
         if coco:
             codes = np.zeros((n, 10), np.uint16)
-            codes[prep.det] = _coco_codes(prep, prep.rank < 100)
-            coco_npig = _coco_npig(gt)
+            sel = prep.rank < 100 if dataset == "coco" else np.ones(len(prep.det), bool)
+            codes[prep.det] = _coco_codes(prep, sel)
+            coco_npig = _coco_npig(gt, dataset)
+        segm = iou_type == "segm"
         return cls(taus, iou_op, max_dets, gt.category_ids, prep.npig, dets.image_id,
                    dets.category_id, dets.score, dets.box if keep_boxes else None, evaluated,
-                   rank, tp, ig, iou, codes, coco_npig)
+                   rank, tp, ig, iou, codes, coco_npig, iou_type, dataset,
+                   dets.mask if keep_boxes and segm else None,
+                   dets.area if keep_boxes and segm else None)
 
     @classmethod
     def merge(cls, *states: MatchState) -> MatchState:
@@ -153,12 +177,14 @@ class MatchState:
         if not states:
             raise ValueError("merge needs at least one MatchState.")
         first = states[0]
+        def settings(x):
+            return (x.taus, x.iou_op, x.max_dets, x.iou_type, x.dataset)
+
         for s in states[1:]:
-            if (s.taus, s.iou_op, s.max_dets) != (first.taus, first.iou_op, first.max_dets):
+            if settings(s) != settings(first):
                 raise ValueError(
                     "states matched with different settings cannot be merged: "
-                    f"{(first.taus, first.iou_op, first.max_dets)} vs "
-                    f"{(s.taus, s.iou_op, s.max_dets)}."
+                    f"{settings(first)} vs {settings(s)}."
                 )
             if not (np.array_equal(s.category_ids, first.category_ids)
                     and np.array_equal(s.npig, first.npig)):
@@ -166,9 +192,10 @@ class MatchState:
                                  "box counts differ); match every shard against the whole "
                                  "ground truth.")
             if (s.coco_codes is None) != (first.coco_codes is None) or (
-                    (s.box is None) != (first.box is None)):
-                raise ValueError("states to merge must all have (or all lack) coco codes "
-                                 "and boxes.")
+                    (s.box is None) != (first.box is None)) or (
+                    (s.mask is None) != (first.mask is None)):
+                raise ValueError("states to merge must all have (or all lack) coco codes, "
+                                 "boxes and masks.")
         if len(states) == 1:
             return first
         seen = [np.unique(s.image_id) for s in states]
@@ -188,7 +215,8 @@ class MatchState:
             first, image_id=cat("image_id"), category_id=cat("category_id"),
             score=cat("score"), box=cat("box"), evaluated=cat("evaluated"), rank=cat("rank"),
             tp=cat("tp", 1), ignored=cat("ignored", 1), iou=cat("iou", 1),
-            coco_codes=cat("coco_codes"),
+            coco_codes=cat("coco_codes"), area=cat("area"),
+            mask=None if first.mask is None else Masks.concatenate([s.mask for s in states]),
         )
 
     def take(self, rows) -> MatchState:
@@ -200,29 +228,34 @@ class MatchState:
             evaluated=self.evaluated[rows], rank=self.rank[rows], tp=self.tp[:, rows],
             ignored=self.ignored[:, rows], iou=self.iou[:, rows],
             coco_codes=None if self.coco_codes is None else self.coco_codes[rows],
+            mask=None if self.mask is None else self.mask.subset(rows),
+            area=None if self.area is None else self.area[rows],
         )
 
     # ------------------------------------------------------------------ serialise
     def to_dict(self) -> dict:
         """A JSON-safe dict (numbers and lists); :meth:`from_dict` reads it back exactly
         (floats are written with Python's shortest round-trip repr)."""
-        out = {"taus": list(self.taus), "iou_op": self.iou_op, "max_dets": self.max_dets}
+        out = {"taus": list(self.taus), "iou_op": self.iou_op, "max_dets": self.max_dets,
+               "iou_type": self.iou_type, "dataset": self.dataset}
         for name in _ARRAYS:
-            v = getattr(self, name)
-            out[name] = None if v is None else {"dtype": str(v.dtype), "shape": list(v.shape),
-                                                "data": v.ravel().tolist()}
+            out[name] = _array_dict(getattr(self, name))
+        out["mask"] = None if self.mask is None else {
+            key: _array_dict(getattr(self.mask, key)) for key in ("counts", "offsets", "size")}
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> MatchState:
         """The state written by :meth:`to_dict`."""
         kw = {"taus": tuple(float(t) for t in d["taus"]), "iou_op": d["iou_op"],
-              "max_dets": int(d["max_dets"])}
+              "max_dets": int(d["max_dets"]), "iou_type": d.get("iou_type", "bbox"),
+              "dataset": d.get("dataset", "coco")}
         for f in fields(cls):
             if f.name in _ARRAYS:
-                v = d.get(f.name)
-                kw[f.name] = None if v is None else np.asarray(
-                    v["data"], dtype=v["dtype"]).reshape(v["shape"])
+                kw[f.name] = _from_array_dict(d.get(f.name))
+        m = d.get("mask")
+        kw["mask"] = None if m is None else Masks(
+            *[_from_array_dict(m[key]) for key in ("counts", "offsets", "size")])
         return cls(**kw)
 
     # ------------------------------------------------------------------ results
@@ -231,7 +264,8 @@ class MatchState:
         if self.box is None:
             raise ValueError("this state was built with keep_boxes=False; rebuild it with "
                              "keep_boxes=True to get the detections.")
-        return Detections(self.image_id, self.category_id, self.score, self.box)
+        return Detections(self.image_id, self.category_id, self.score, self.box, self.mask,
+                          self.area)
 
     def matches(self, gt) -> list[Matches]:
         """One :class:`~calibkit.detection.Matches` per threshold of ``taus``, equal to
@@ -244,7 +278,8 @@ class MatchState:
                                  gt.n_categories)
         return [
             Matches(gt, dets, tau, self.iou_op, self.max_dets, cls, self.evaluated,
-                    self.tp[t], self.ignored[t], self.iou[t], self.npig, order)
+                    self.tp[t], self.ignored[t], self.iou[t], self.npig, order, self.iou_type,
+                    self.dataset)
             for t, tau in enumerate(self.taus)
         ]
 
@@ -265,10 +300,13 @@ class MatchState:
         if missing:
             raise ValueError(f"the state was matched at taus={list(self.taus)}; evaluate needs "
                              f"{missing} as well (pass taus=[{tau}, {dece_tau}]).")
-        for key in ("iou_op", "max_dets"):
-            if key in kwargs and kwargs[key] != getattr(self, key):
+        for key in ("iou_op", "max_dets", "iou_type", "dataset"):
+            if kwargs.get(key) not in (None, "auto") and kwargs[key] != getattr(self, key):
                 raise ValueError(f"the state was matched with {key}={getattr(self, key)!r}; "
                                  f"got {key}={kwargs[key]!r}.")
+        if self.dataset == "lvis" and kwargs.get("dece_matching") == "netcal_argmax_any_class":
+            raise ValueError("dece_matching='netcal_argmax_any_class' ignores LVIS's federated "
+                             "labels; use the greedy matching (the default) on LVIS.")
         ap = None
         if kwargs.get("ap"):
             ap = self.average_precision(gt)
@@ -278,8 +316,9 @@ class MatchState:
         return _evaluate_matches(gt, m.dets, m, m_dece, ap=ap, **kwargs)
 
     def average_precision(self, gt) -> float:
-        """:func:`calibkit.detection.average_precision` (``max_dets=100``) from the codes."""
-        precision, _ = self._accumulate(gt, [0], [100])
+        """:func:`calibkit.detection.average_precision` (``max_dets=100``; LVIS: the
+        state's cap per image) from the codes."""
+        precision, _ = self._accumulate(gt, [0], [self._ap_max_dets])
         q = precision[:, :, :, 0, 0]
         has = q[0, 0] > -1
         if not has.any():
@@ -287,10 +326,30 @@ class MatchState:
         return float(q[:, :, has].mean(axis=(0, 1)).mean())
 
     def coco_summary(self, gt) -> dict:
-        """:func:`calibkit.detection.coco_summary` from the codes."""
+        """:func:`calibkit.detection.coco_summary` from the codes (COCO's rules)."""
         from calibkit.detection.cocoeval import summarize
 
+        if self.dataset != "coco":
+            raise ValueError("this state follows LVIS's rules; read its summary with "
+                             "lvis_summary (or match with dataset='coco').")
         return summarize(*self._accumulate(gt, [1, 2, 3, 4], [1, 10, 100]))
+
+    def lvis_summary(self, gt) -> dict:
+        """:func:`calibkit.detection.lvis_summary` (``max_dets`` = the state's cap per
+        image) from the codes (LVIS's rules)."""
+        from calibkit.detection.cocoeval import _frequency_groups, summarize_lvis
+
+        if self.dataset != "lvis":
+            raise ValueError("this state follows COCO's rules; match with dataset='lvis' for "
+                             "LVIS's summary.")
+        gt = load_gt(gt)
+        groups = _frequency_groups(gt)
+        precision, recall = self._accumulate(gt, [1, 2, 3, 4], [self.max_dets])
+        return summarize_lvis(precision, recall, groups, self.max_dets)
+
+    @property
+    def _ap_max_dets(self) -> int:
+        return 100 if self.dataset == "coco" else self.max_dets
 
     def _accumulate(self, gt, areas, max_dets):
         from calibkit.detection.cocoeval import _accumulate_codes
@@ -300,7 +359,8 @@ class MatchState:
         gt = load_gt(gt)
         self._check_gt(gt)
         k = gt.n_categories
-        ev = np.flatnonzero(self.evaluated & (self.rank < 100))
+        cap = self.rank < 100 if self.dataset == "coco" else True
+        ev = np.flatnonzero(self.evaluated & cap)
         cls = np.searchsorted(gt.category_ids, self.category_id[ev])
         img = np.searchsorted(gt.image_ids, self.image_id[ev])
         pos = np.lexsort((self.rank[ev], img, cls))
@@ -319,8 +379,9 @@ class MatchState:
                              "(its categories differ).")
 
 
-def match_shards(gt, shards, *, taus=(0.0,), iou_op: str = "ge", max_dets: int = 100,
-                 coco: bool = False, keep_boxes: bool = True) -> MatchState:
+def match_shards(gt, shards, *, taus=(0.0,), iou_op: str = "ge", max_dets: int | None = None,
+                 coco: bool = False, keep_boxes: bool = True, iou_type: str = "bbox",
+                 dataset: str = "auto") -> MatchState:
     """Match each shard of images (paths, results lists or Detections, each holding every
     detection of its images) against the whole ground truth and merge the states, in order.
 
@@ -329,10 +390,10 @@ def match_shards(gt, shards, *, taus=(0.0,), iou_op: str = "ge", max_dets: int =
     MatchState
         Equal to the state of the concatenated shards (see the module docstring).
     """
-    gt = load_gt(gt)
+    gt = load_gt(gt, iou_type=iou_type)
     return MatchState.merge([
         MatchState.from_shard(gt, s, taus=taus, iou_op=iou_op, max_dets=max_dets, coco=coco,
-                              keep_boxes=keep_boxes)
+                              keep_boxes=keep_boxes, iou_type=iou_type, dataset=dataset)
         for s in shards
     ])
 
@@ -344,7 +405,9 @@ def evaluate_shards(gt, shards, **kwargs) -> dict:
     dece_tau = float(kwargs.get("dece_tau", 0.5))
     taus = (tau,) if dece_tau == tau else (tau, dece_tau)
     state = match_shards(gt, shards, taus=taus, iou_op=kwargs.get("iou_op", "ge"),
-                         max_dets=kwargs.get("max_dets", 100), coco=bool(kwargs.get("ap")))
+                         max_dets=kwargs.get("max_dets"), coco=bool(kwargs.get("ap")),
+                         iou_type=kwargs.get("iou_type", "bbox"),
+                         dataset=kwargs.get("dataset", "auto"))
     return state.evaluate(gt, **kwargs)
 
 
@@ -353,32 +416,28 @@ def evaluate_shards(gt, shards, **kwargs) -> dict:
 
 def _coco_codes(prep, sel: np.ndarray) -> np.ndarray:
     """COCO codes (10 thresholds, the five ranges of SHARD_AREA_RANGES) of prep's evaluated
-    detections (zero where ``sel`` is False: beyond rank 100)."""
-    from calibkit.detection import _kernels
-    from calibkit.detection.cocoeval import COCO_IOU_THRESHOLDS, _bits
-    from calibkit.detection.matching import _thresholds
+    detections (zero where ``sel`` is False: beyond rank 100 under COCO's rules)."""
+    from calibkit.detection.cocoeval import COCO_IOU_THRESHOLDS
 
     codes = np.zeros((len(prep.det), len(COCO_IOU_THRESHOLDS)), np.uint16)
-    if len(prep.det):
-        _kernels.group_codes(prep.box, prep.det, prep.d_lo, prep.d_hi, prep.gbox, prep.gcrowd,
-                             prep.garea, prep.g_lo, prep.g_hi,
-                             _thresholds(COCO_IOU_THRESHOLDS, "ge"), False,
-                             np.ascontiguousarray(SHARD_AREA_RANGES[:, 0]),
-                             np.ascontiguousarray(SHARD_AREA_RANGES[:, 1]),
-                             *_bits(len(SHARD_AREA_RANGES), codes.dtype), codes)
+    _group_codes(prep, COCO_IOU_THRESHOLDS, SHARD_AREA_RANGES, codes)
     codes[~sel] = 0
     return codes
 
 
-def _coco_npig(gt: GroundTruth) -> np.ndarray:
-    k = gt.n_categories
-    cls = np.searchsorted(gt.category_ids, gt.ann_category_id)
-    area = gt.area
-    out = np.zeros((k, len(SHARD_AREA_RANGES)), np.int64)
-    for a, (lo, hi) in enumerate(SHARD_AREA_RANGES):
-        regular = ~gt.ann_crowd & ~((area < lo) | (area > hi))
-        out[:, a] = np.bincount(cls[regular], minlength=k)
-    return out
+def _coco_npig(gt: GroundTruth, dataset: str = "coco") -> np.ndarray:
+    from calibkit.detection.cocoeval import _npig_by_area
+
+    return _npig_by_area(gt, SHARD_AREA_RANGES, dataset)
+
+
+def _array_dict(v):
+    return None if v is None else {"dtype": str(v.dtype), "shape": list(v.shape),
+                                   "data": v.ravel().tolist()}
+
+
+def _from_array_dict(v):
+    return None if v is None else np.asarray(v["data"], dtype=v["dtype"]).reshape(v["shape"])
 
 
 def _per_class_order(cls, score, image_id, evaluated, n_cls) -> np.ndarray:

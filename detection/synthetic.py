@@ -17,6 +17,7 @@ def make_coco_like(
     score_decimals: int | None = 3,
     overconfidence: float = 0.3,
     seed: int = 0,
+    masks: bool = False,
     _columns: bool = False,
 ) -> tuple[dict, list[dict]]:
     """A COCO ground-truth dict and a COCO results list with realistic structure.
@@ -26,6 +27,11 @@ def make_coco_like(
     (several per box, same class) plus background boxes; a detection's score rises with its
     IoU but is pushed up by ``overconfidence`` (so calibration has something to fix), and is
     rounded to ``score_decimals`` decimals (ties, as in real files).
+
+    With ``masks=True`` every annotation and result also has an instance mask: the ellipse
+    inscribed in its box, a 16-vertex polygon for the ground truth (``area`` its mask area)
+    and a compressed RLE for the results; a crowd region's mask is its box (its pixels),
+    as an uncompressed RLE as in COCO (needs pycocotools).
 
     Returns
     -------
@@ -102,7 +108,60 @@ def make_coco_like(
             bx[order].tolist(), by[order].tolist(), bw[order].tolist(), bh[order].tolist(),
             score[order].tolist(), strict=False)
     ]
+    if masks:
+        _add_masks(gt, dets, int(height), int(width))
     return gt, dets
+
+
+def _ellipse(x, y, w, h, k: int = 16) -> list:
+    """The ``k``-vertex polygon of the ellipse inscribed in the box ``[x, y, w, h]``."""
+    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    return np.column_stack([x + w / 2 * (1 + np.cos(t)), y + h / 2 * (1 + np.sin(t))]).ravel()
+
+
+def _box_runs(box, height: int, width: int) -> list:
+    """Uncompressed RLE (column-major run lengths, zeros first) of the pixels of a box."""
+    x, y, w, h = box
+    x0, y0 = int(np.clip(np.floor(x), 0, width)), int(np.clip(np.floor(y), 0, height))
+    x1 = int(np.clip(np.ceil(x + w), x0, width))
+    y1 = int(np.clip(np.ceil(y + h), y0, height))
+    if x1 == x0 or y1 == y0:
+        return [height * width]
+    inside = y1 - y0
+    runs = [x0 * height + y0]
+    for _ in range(x1 - x0 - 1):
+        runs += [inside, height - inside]
+    runs += [inside, (width - x1) * height + (height - y1)]
+    return runs
+
+
+def _add_masks(gt: dict, dets: list, height: int, width: int) -> None:
+    """Ellipse masks in the boxes: polygons (crowd regions: uncompressed RLE) for the ground
+    truth, compressed RLEs for the results; ``area`` of an annotation is its mask's."""
+    from calibkit.detection.masks import pycocotools_mask
+
+    mask_utils = pycocotools_mask()
+
+    def clip(b):  # a polygon inside [-width, 2 width] x [-height, 2 height]
+        p = _ellipse(*b).reshape(-1, 2)
+        p[:, 0] = np.clip(p[:, 0], -width + 1, 2 * width - 1)
+        p[:, 1] = np.clip(p[:, 1], -height + 1, 2 * height - 1)
+        return p.ravel().tolist()
+
+    for a in gt["annotations"]:
+        if a["iscrowd"]:
+            runs = _box_runs(a["bbox"], height, width)
+            a["segmentation"] = {"size": [height, width], "counts": runs}
+            a["area"] = float(sum(runs[1::2]))
+            continue
+        poly = clip(a["bbox"])
+        rle = mask_utils.merge(mask_utils.frPyObjects([poly], height, width))
+        a["area"] = float(mask_utils.area(rle))
+        a["segmentation"] = [poly]
+    if dets:
+        rles = mask_utils.frPyObjects([clip(d["bbox"]) for d in dets], height, width)
+        for d, r in zip(dets, rles, strict=True):
+            d["segmentation"] = {"size": [height, width], "counts": r["counts"].decode("ascii")}
 
 
 def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,

@@ -8,6 +8,12 @@ detections), written to json files first (cached in ``--data``)::
     pip install -e ".[bench]"
     PYTHONPATH=. python benchmarks/perf/bench_detection.py [--sizes 5000 20000] [--repeat 3]
     PYTHONPATH=. python benchmarks/perf/bench_detection.py --sizes 5000 --tools calibkit hotcoco
+    PYTHONPATH=. python benchmarks/perf/bench_detection.py --iou-type segm --sizes 1000 5000
+
+``--iou-type segm``: the same data with instance masks (``make_coco_like(masks=True)``: the
+ellipse inscribed in each box; ground truth as 16-vertex polygons, crowd regions as
+uncompressed RLE, results as compressed RLE of 640 x 480 masks) and mask IoU in every tool
+(``COCOeval(..., "segm")``, vernier's ``Segm()``, calibkit's ``iou_type="segm"``).
 
 Tasks (``benchmarks/perf/_detection_worker.py`` runs one in a fresh process):
 
@@ -55,26 +61,31 @@ DISTS = {"calibkit": "calibkit", "hotcoco": "hotcoco", "ultrafast": "ultrafast-p
 TABLE_TOOLS = ("calibkit", "ultrafast")
 
 
-def write_data(n_images: int, folder: Path) -> tuple[Path, Path]:
-    """The synthetic ground truth and results of ``n_images`` images as json files."""
+def write_data(n_images: int, folder: Path, masks: bool = False) -> tuple[Path, Path]:
+    """The synthetic ground truth and results of ``n_images`` images as json files, written
+    by a separate process (so that this one, which forks the workers, stays small)."""
     folder.mkdir(parents=True, exist_ok=True)
-    gt_path = folder / f"gt_{n_images}.json"
-    dt_path = folder / f"dets_{n_images}.json"
+    tag = "_segm" if masks else ""
+    gt_path = folder / f"gt_{n_images}{tag}.json"
+    dt_path = folder / f"dets_{n_images}{tag}.json"
     if not (gt_path.exists() and dt_path.exists()):
-        from calibkit.detection.synthetic import make_coco_like
-
-        gt, dets = make_coco_like(n_images, seed=0)
-        gt_path.write_text(json.dumps(gt))
-        dt_path.write_text(json.dumps(dets))
+        code = ("import json, sys; from calibkit.detection.synthetic import make_coco_like;"
+                f"g, d = make_coco_like({n_images}, seed=0, masks={masks});"
+                "open(sys.argv[1], 'w').write(json.dumps(g));"
+                "open(sys.argv[2], 'w').write(json.dumps(d))")
+        env = {**os.environ, "PYTHONPATH": str(HERE.parent.parent)}
+        subprocess.run([sys.executable, "-c", code, str(gt_path), str(dt_path)], env=env,
+                       check=True)
     return gt_path, dt_path
 
 
-def run_worker(tool: str, task: str, gt_path: Path, dt_path: Path) -> dict:
+def run_worker(tool: str, task: str, gt_path: Path, dt_path: Path,
+               iou_type: str = "bbox") -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE.parent.parent), os.environ.get("PYTHONPATH", "")])}
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, str(WORKER), tool, task, str(gt_path),
-                           str(dt_path)], capture_output=True, text=True, env=env)
+                           str(dt_path), iou_type], capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} {task} failed:\n{proc.stderr[-3000:]}")
@@ -83,8 +94,8 @@ def run_worker(tool: str, task: str, gt_path: Path, dt_path: Path) -> dict:
     return out
 
 
-def median_run(tool, task, gt_path, dt_path, repeat: int) -> dict:
-    runs = [run_worker(tool, task, gt_path, dt_path) for _ in range(repeat)]
+def median_run(tool, task, gt_path, dt_path, repeat: int, iou_type: str = "bbox") -> dict:
+    runs = [run_worker(tool, task, gt_path, dt_path, iou_type) for _ in range(repeat)]
     med = {k: statistics.median(r[k] for r in runs)
            for k in ("load", "eval", "total", "warmup", "wall", "rss_mb", "process")}
     med["result"] = runs[0]["result"]
@@ -146,23 +157,28 @@ def machine() -> str:
             f"{platform.python_version()}, {platform.system()}")
 
 
-def calibration_rows(n_images: int) -> list[tuple[str, float]]:
+def calibration_rows(n_images: int, iou_type: str = "bbox") -> list[tuple[str, float]]:
     """calibkit's own calibration work on the data set (in this process, wall seconds)."""
     from calibkit import detection
     from calibkit.detection.synthetic import make_coco_like
 
-    gt, dets = make_coco_like(n_images, seed=0)
-    gt_test, dets_test = make_coco_like(n_images, seed=1)
-    g, d = detection.load_gt(gt), detection.load_dets(dets)
-    gt2, d2 = detection.load_gt(gt_test), detection.load_dets(dets_test)
-    detection.evaluate(g, d)  # warm-up
+    masks = iou_type == "segm"
+    kw = {"iou_type": iou_type}
+    gt, dets = make_coco_like(n_images, seed=0, masks=masks)
+    gt_test, dets_test = make_coco_like(n_images, seed=1, masks=masks)
+    g = detection.load_gt(gt, **kw)
+    d = detection.load_dets(dets, gt=g, **kw)
+    gt2 = detection.load_gt(gt_test, **kw)
+    d2 = detection.load_dets(dets_test, gt=gt2, **kw)
+    del gt, dets, gt_test, dets_test
+    detection.evaluate(g, d, **kw)  # warm-up
     t = time.perf_counter()
-    detection.evaluate(g, d)
+    detection.evaluate(g, d, **kw)
     t_eval = time.perf_counter() - t
     t = time.perf_counter()
-    cal = detection.DetectionCalibrator(method="isotonic").fit(g, d)
+    cal = detection.DetectionCalibrator(method="isotonic", **kw).fit(g, d)
     out = cal.transform(d2)
-    detection.evaluate(gt2, out)
+    detection.evaluate(gt2, out, **kw)
     t_pipe = time.perf_counter() - t
     n = len(d)
     return [
@@ -181,6 +197,8 @@ def main(argv=None):
     ap.add_argument("--tasks", nargs="+", default=["summary", "table"],
                     choices=["summary", "table"])
     ap.add_argument("--data", type=Path, default=Path("bench-out/detection-data"))
+    ap.add_argument("--iou-type", default="bbox", choices=["bbox", "segm"],
+                    help="box IoU or mask IoU (data with instance masks)")
     ap.add_argument("--slow-limit", type=int, default=500_000,
                     help="run faster-coco-eval and pycocotools only up to this many detections")
     ap.add_argument("--skip-calibration", action="store_true")
@@ -192,11 +210,13 @@ def main(argv=None):
         print(f"calibkit first compilation of its kernels: {compile_time():.1f} s "
               "(once per installation; cached on disk)")
     print()
+    masks = args.iou_type == "segm"
+    print(f"iou_type: {args.iou_type}")
     print("| task | detections | tool | load s | eval s | total s | wall s | peak MB |")
     print("|---|---|---|---|---|---|---|---|")
     warmups = []
     for n_images in args.sizes:
-        gt_path, dt_path = write_data(n_images, args.data)
+        gt_path, dt_path = write_data(n_images, args.data, masks)
         n = n_images * 100
         for task in args.tasks:
             ref = None
@@ -205,7 +225,7 @@ def main(argv=None):
                     continue
                 if tool in ("faster-coco-eval", "pycocotools") and n > args.slow_limit:
                     continue
-                r = median_run(tool, task, gt_path, dt_path, args.repeat)
+                r = median_run(tool, task, gt_path, dt_path, args.repeat, args.iou_type)
                 if tool == "calibkit":
                     warmups.append((task, n, r["warmup"]))
                 if task == "summary":
@@ -221,7 +241,7 @@ def main(argv=None):
               "load/eval): " + ", ".join(f"{t} {n:,}: {w:.2f} s" for t, n, w in warmups))
     if not args.skip_calibration:
         print("\n| calibkit only (no peer computes these) | wall s |\n|---|---|")
-        for label, t in calibration_rows(args.sizes[0]):
+        for label, t in calibration_rows(args.sizes[0], args.iou_type):
             print(f"| {label} | {t:.2f} |")
 
 

@@ -1,0 +1,198 @@
+"""Where the IoU of a detection and a ground-truth annotation comes from.
+
+One source for every consumer: the greedy matching (:func:`calibkit.detection.match`, the
+metrics, thresholds and calibrators built on it), the COCO and LVIS summaries, OCE and
+netcal's matching.
+
+* ``iou_type="bbox"``: pycocotools' ``bbIou`` of ``[x, y, w, h]`` boxes, operation by
+  operation (``w = min(dx+dw, gx+gw) - max(dx, gx)``, 0 if ``w <= 0``, the same for ``h``,
+  ``inter = w*h``, union ``da + ga - inter``, or ``da`` (the detection's area) for a crowd
+  region). The compiled kernels compute it inline per (image, class) group.
+* ``iou_type="segm"``: ``pycocotools.mask.iou`` of the RLE masks with the ``iscrowd`` flags
+  (intersection over the detection's mask area for a crowd region), computed for the
+  candidate pairs only: per (image, class) group for matching, per image for OCE and
+  netcal's matching. Masks stay compressed (:class:`~calibkit.detection.masks.Masks`); the
+  RLE dicts pycocotools reads are built group by group.
+
+Mask IoU needs every mask of an image to have that image's size (pycocotools gives -1 for
+masks of different sizes, which would silently never match): :meth:`IoUSource.of` checks
+the detections' masks against the image sizes of the ground truth (or, where an image has
+none, against its annotations' masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibkit.detection.io import IOU_TYPES, Detections, GroundTruth, _check_iou_type
+
+__all__ = ["IoUSource", "IOU_TYPES", "check_iou_type"]
+
+
+def check_iou_type(iou_type, owner: str | None = None) -> str:
+    """``iou_type`` checked against :data:`IOU_TYPES` (``"bbox"``, ``"segm"``)."""
+    return _check_iou_type(iou_type, owner or "iou_type")
+
+
+@dataclass(frozen=True, eq=False)
+class IoUSource:
+    """IoUs of the detections of ``dets`` with the annotations of ``gt``.
+
+    Build it with :meth:`of`. ``crowd`` arguments are per requested annotation: True gives
+    pycocotools' crowd IoU (intersection over the detection's area).
+    """
+
+    iou_type: str
+    gt: GroundTruth
+    dets: Detections
+
+    @classmethod
+    def of(cls, gt: GroundTruth, dets: Detections, iou_type: str = "bbox") -> IoUSource:
+        """The IoU source of ``iou_type``; for ``"segm"`` both sides need masks of their
+        images' sizes."""
+        iou_type = check_iou_type(iou_type)
+        if iou_type == "segm":
+            if gt.ann_segm is None:
+                raise ValueError("gt has no masks; read it with load_gt(..., iou_type='segm') "
+                                 "for mask IoU.")
+            if dets.mask is None:
+                raise ValueError("dets has no masks; read them with load_dets(..., "
+                                 "iou_type='segm') for mask IoU.")
+            _check_sizes(gt, dets)
+        return cls(iou_type, gt, dets)
+
+    @property
+    def inline(self) -> bool:
+        """Box IoU, computed by the compiled kernels themselves."""
+        return self.iou_type == "bbox"
+
+    def block(self, det_rows, ann_rows, crowd) -> np.ndarray:
+        """IoU matrix of shape (len(det_rows), len(ann_rows))."""
+        det_rows = np.asarray(det_rows, np.int64)
+        ann_rows = np.asarray(ann_rows, np.int64)
+        crowd = np.asarray(crowd, bool)
+        if self.iou_type == "bbox":
+            return box_iou_pycocotools(self.dets.box[det_rows][:, None, :],
+                                       self.gt.ann_box[ann_rows][None, :, :], crowd[None, :])
+        if len(det_rows) == 0 or len(ann_rows) == 0:
+            return np.zeros((len(det_rows), len(ann_rows)))
+        from calibkit.detection.masks import pycocotools_mask
+
+        mask_utils = pycocotools_mask()
+
+        out = mask_utils.iou(self.dets.mask.rles(det_rows), self.gt.ann_segm.rles(ann_rows),
+                             crowd.astype(np.uint8))
+        return np.asarray(out, np.float64).reshape(len(det_rows), len(ann_rows))
+
+    def pairs(self, det_rows, ann_rows, crowd) -> np.ndarray:
+        """IoU of each pair ``(det_rows[i], ann_rows[i])`` (pairs of one image)."""
+        det_rows = np.asarray(det_rows, np.int64)
+        ann_rows = np.asarray(ann_rows, np.int64)
+        crowd = np.asarray(crowd, bool)
+        if self.iou_type == "bbox":
+            return box_iou_pycocotools(self.dets.box[det_rows], self.gt.ann_box[ann_rows],
+                                       crowd)
+        out = np.zeros(len(det_rows))
+        if not len(det_rows):
+            return out
+        # one mask IoU block per image over the detections and annotations of its pairs
+        img = self.dets.image_id[det_rows]
+        order = np.argsort(img, kind="stable")
+        bounds = np.flatnonzero(np.diff(img[order])) + 1
+        for sel in np.split(order, bounds):
+            d_u, d_inv = np.unique(det_rows[sel], return_inverse=True)
+            key = ann_rows[sel] * 2 + crowd[sel]
+            a_u, a_inv = np.unique(key, return_inverse=True)
+            blk = self.block(d_u, a_u // 2, (a_u % 2).astype(bool))
+            out[sel] = blk[d_inv, a_inv]
+        return out
+
+    def group_blocks(self, det, d_lo, d_hi, ann_rows, g_lo, g_hi, crowd):
+        """The IoU blocks of the (image, class) groups for the compiled kernels.
+
+        Group ``k`` pairs the detections ``det[d_lo[k]:d_hi[k]]`` (rows of ``dets``) with the
+        annotations ``ann_rows[g_lo[k]:g_hi[k]]`` (``crowd`` aligned with ``ann_rows``).
+        Returns ``(pre_iou, pre_off)``: the blocks row-major, group ``k``'s at
+        ``pre_off[k]``; both empty for boxes (the kernels compute box IoU inline).
+        """
+        if self.inline:
+            return np.zeros(0), np.zeros(0, np.int64)
+        from calibkit.detection.masks import pycocotools_mask
+
+        mask_utils = pycocotools_mask()
+
+        sizes = (d_hi - d_lo) * (g_hi - g_lo)
+        pre_off = np.zeros(len(d_lo) + 1, np.int64)
+        np.cumsum(sizes, out=pre_off[1:])
+        pre_iou = np.zeros(int(pre_off[-1]))
+        # the RLE dicts of the detections and annotations of about ``chunk`` detections'
+        # groups at a time (groups are in (image, class) order, so both are ranges)
+        flags = np.asarray(crowd, np.uint8)
+        iou = mask_utils.iou
+        todo = np.flatnonzero(sizes)
+        chunk = 1 << 15
+        while len(todo):
+            stop = int(np.searchsorted(d_lo[todo], d_lo[todo[0]] + chunk, "right"))
+            ks, todo = todo[:max(stop, 1)], todo[max(stop, 1):]
+            d0, g0 = d_lo[ks[0]], g_lo[ks[0]]
+            det_rles = self.dets.mask.rles(det[d0:d_hi[ks[-1]]])
+            ann_rles = self.gt.ann_segm.rles(ann_rows[g0:g_hi[ks[-1]]])
+            for k in ks.tolist():
+                a, b, ga, gb = d_lo[k] - d0, d_hi[k] - d0, g_lo[k] - g0, g_hi[k] - g0
+                blk = iou(det_rles[a:b], ann_rles[ga:gb], flags[g_lo[k]:g_hi[k]])
+                pre_iou[pre_off[k]:pre_off[k + 1]] = np.asarray(blk).ravel()
+        return pre_iou, pre_off
+
+
+def box_iou_pycocotools(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """pycocotools' ``bbIou``, operation by operation, broadcast over the leading axes of
+    ``[x, y, w, h]`` boxes ``d`` and ``g`` (``crowd``: intersection over ``d``'s area)."""
+    dx, dy, dw, dh = d[..., 0], d[..., 1], d[..., 2], d[..., 3]
+    gx, gy, gw, gh = g[..., 0], g[..., 1], g[..., 2], g[..., 3]
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    da = dw * dh
+    union = np.where(crowd, da, da + gw * gh - inter)
+    ok = (w > 0) & (h > 0)
+    out = np.zeros(np.broadcast_shapes(w.shape, union.shape))
+    np.divide(inter, union, out=out, where=ok & (union != 0))
+    return out
+
+
+def _check_sizes(gt: GroundTruth, dets: Detections) -> None:
+    """Every detection mask has its image's size: the image's ``height`` and ``width`` where
+    the ground truth gives them, else the size of the image's annotation masks."""
+    n_img = gt.n_images
+    ref = np.full((n_img, 2), -1, np.int64)
+    known = np.isfinite(gt.image_height) & np.isfinite(gt.image_width)
+    ref[known, 0] = gt.image_height[known]
+    ref[known, 1] = gt.image_width[known]
+    g_img = np.searchsorted(gt.image_ids, gt.ann_image_id)
+    size_g = gt.ann_segm.size
+    # images without a size take their first annotation's mask size; every other
+    # annotation mask of the image must agree
+    first = np.full(n_img, -1, np.int64)
+    with_ann, first_row = np.unique(g_img, return_index=True)
+    first[with_ann] = first_row
+    fill = ~known & (first >= 0)
+    ref[fill] = size_g[first[fill]]
+    bad = np.flatnonzero(np.any(size_g != ref[g_img], axis=1)) if len(g_img) else []
+    if len(bad):
+        k = int(bad[0])
+        raise ValueError(f"gt annotation {k} (image {int(gt.ann_image_id[k])}) has a mask of "
+                         f"size {size_g[k].tolist()} (height, width) but its image is "
+                         f"{ref[g_img[k]].tolist()}; masks must have their image's size.")
+    if not len(dets):
+        return
+    d_img = np.clip(np.searchsorted(gt.image_ids, dets.image_id), 0, max(n_img - 1, 0))
+    r = ref[d_img]
+    bad = np.flatnonzero((r[:, 0] >= 0) & np.any(dets.mask.size != r, axis=1))
+    if len(bad):
+        k = int(bad[0])
+        raise ValueError(f"detection {k} (image {int(dets.image_id[k])}) has a mask of size "
+                         f"{dets.mask.size[k].tolist()} (height, width) but its image is "
+                         f"{r[k].tolist()}; masks must have their image's size (encode them "
+                         "at the image's resolution).")
