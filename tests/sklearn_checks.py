@@ -23,15 +23,20 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-def assert_passes_check_estimator(est, extra_expected_failures=None) -> None:
+def assert_passes_check_estimator(est, extra_expected_failures=None, may_fail=None) -> None:
     """Run every check; nothing may fail except the listed checks, and each listed check
-    must really fail (so the list stays honest)."""
+    must really fail (so the list stays honest). ``may_fail`` maps checks whose outcome
+    depends on the last bits of floating-point sums (a fit with no minimiser, stopped by
+    the optimiser's tolerance, amplifies them) to the reason: they may pass or fail."""
     from sklearn.utils.estimator_checks import check_estimator
 
     expected = {**EXPECTED_FAILED_CHECKS, **(extra_expected_failures or {})}
+    may_fail = dict(may_fail or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = check_estimator(est, expected_failed_checks=expected, on_fail=None)
+        results = check_estimator(
+            est, expected_failed_checks={**expected, **may_fail}, on_fail=None
+        )
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
               if r["status"] == "failed"]
     assert not failed, failed
