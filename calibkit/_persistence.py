@@ -19,10 +19,14 @@ Reading assumes nothing about the file:
 * resources: an npz archive is read member by member, only the members the tree references,
   each and all together within :data:`MAX_ARRAY_BYTES`, judged from the archive's declared
   sizes before anything is decompressed.
+
+:func:`open_user_file` is the one way calibkit opens a user's data file (COCO json, model
+outputs): plain or gzip-compressed, told apart by the gzip magic bytes, not by the name.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import zipfile
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "save", "load", "encode", "decode"]
+__all__ = ["FORMAT_VERSION", "save", "load", "encode", "decode", "open_user_file"]
 
 FORMAT_VERSION = 1
 
@@ -52,6 +56,38 @@ class _Invalid(ValueError):
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
+
+
+def open_user_file(path, name: str):
+    """Open a user's file for binary reading, decompressing it when it is gzip.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    name : str
+        The argument that gave the file, named in the error.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``path`` as a Path.
+    file : file object
+        The open binary stream (a ``gzip.GzipFile`` when the file starts with the gzip magic
+        bytes ``1f 8b``); the caller closes it. Reading a truncated gzip stream raises
+        ``EOFError`` or ``OSError``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: no such file {path}.")
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return path, (gzip.open(path, "rb") if gz else open(path, "rb"))
 
 
 def save(obj, path) -> None:

@@ -359,6 +359,41 @@ def check_probabilities(y_prob, *, name: str = "y_prob") -> np.ndarray:
     return check_scores(y_prob, input="probs", name=name, declared=False).values
 
 
+def check_unit_interval(p: np.ndarray, *, name: str, hint: str = "") -> np.ndarray:
+    """Refuse values outside [0, 1] (NaN included): the acceptance rule of independent
+    probabilities (multilabel outputs, detection scores), which need not sum to 1.
+
+    Parameters
+    ----------
+    p : ndarray of any shape
+        Numeric values, already converted to a numpy array.
+    name : str
+        The argument named in the error.
+    hint : str, default=""
+        Appended to the error (e.g. how to turn logits into probabilities).
+
+    Returns
+    -------
+    ndarray of the shape of ``p``
+        ``p`` itself.
+
+    Raises
+    ------
+    ValueError
+        If an entry is NaN or lies outside [0, 1]; the message gives the first such entry
+        (in C order) and its index.
+    """
+    bad = ~((p >= 0.0) & (p <= 1.0))
+    if bad.any():
+        j = np.unravel_index(int(np.flatnonzero(bad)[0]), p.shape)
+        at = int(j[0]) if len(j) == 1 else tuple(int(i) for i in j)
+        raise ValueError(
+            f"{name} must lie in [0, 1] (no NaN); entry {at} is {p[j].item()!r}."
+            + (f" {hint}" if hint else "")
+        )
+    return p
+
+
 def _warn_saturated(p: np.ndarray, name: str) -> None:
     if not (p.max() >= 1.0 or (p.ndim == 1 and p.min() <= 0.0)):
         return  # nothing can be saturated

@@ -22,7 +22,7 @@ User directories (:func:`load_directory`), one model per file:
 
 from __future__ import annotations
 
-import gzip
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -30,6 +30,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from calibkit._persistence import open_user_file
+from calibkit._validation import check_unit_interval
 
 __all__ = [
     "ClassificationOutputs",
@@ -493,7 +496,10 @@ def load_coco(ground_truth, detections: dict) -> DetectionOutputs:
         results list is not a list of detections with the four keys or names an image not in
         the ground truth.
     """
-    gt = _read_json(ground_truth) if not isinstance(ground_truth, dict) else ground_truth
+    if isinstance(ground_truth, dict):
+        gt = ground_truth
+    else:
+        gt = _read_json(ground_truth, "ground_truth")
     where = ground_truth if not isinstance(ground_truth, dict) else "ground_truth"
     missing = [k for k in ("images", "annotations", "categories") if k not in gt]
     if not isinstance(gt, dict) or missing:
@@ -506,7 +512,7 @@ def load_coco(ground_truth, detections: dict) -> DetectionOutputs:
     image_ids = {im["id"] for im in gt["images"]}
     dets, info = {}, {}
     for name, src in detections.items():
-        res = src if isinstance(src, list) else _read_json(src)
+        res = src if isinstance(src, list) else _read_json(src, f"detections[{name!r}]")
         label = src if not isinstance(src, list) else name
         _check_results(res, label, image_ids)
         dets[name] = res
@@ -589,8 +595,8 @@ def _read_classification_file(path: Path, *, name: str, family: str) -> Classifi
 
 
 def _read_top1_csv(path: Path) -> dict:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt") as fh:
+    path, raw = open_user_file(path, "path")
+    with io.TextIOWrapper(raw, encoding="utf-8") as fh:
         header = fh.readline().strip().split(",")
         want = ["true_label", "pred_label", "confidence"]
         if [h.strip() for h in header] != want:
@@ -627,8 +633,9 @@ def _classification_from_arrays(arrays: dict, *, path, name, family) -> Classifi
                 f"{path}: true_label, pred_label and confidence have different lengths "
                 f"({len(y)}, {len(pred)}, {len(conf)})."
             )
-        if conf.ndim != 1 or not np.all(np.isfinite(conf)) or np.any((conf < 0) | (conf > 1)):
-            raise ValueError(f"{path}: confidence must be finite probabilities in [0, 1].")
+        if conf.ndim != 1:
+            raise ValueError(f"{path}: confidence must be one probability per row.")
+        check_unit_interval(conf, name=f"{path}: confidence")
         return ClassificationOutputs(
             name, family, y, "top1", pred_label=pred, confidence=conf, params=params, info=info
         )
@@ -680,16 +687,13 @@ def _int_labels(a, path, key) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def _read_json(path):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r} does not exist.")
-    opener = gzip.open if path.name.endswith(".gz") else open
+def _read_json(path, name: str = "path"):
+    path, fh = open_user_file(path, name)
     try:
-        with opener(path, "rt") as fh:
+        with fh:
             return json.load(fh)
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}).") from exc
+    except (json.JSONDecodeError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name}: {path} is not valid JSON ({exc}).") from exc
 
 
 def _check_results(res, label, image_ids) -> None:

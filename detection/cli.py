@@ -13,6 +13,7 @@ import math
 import sys
 
 from calibkit._commandline import check_output_file, run_command
+from calibkit.registry import calibrator_names
 
 __all__ = ["add_subparser", "main"]
 
@@ -74,7 +75,8 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     cal.add_argument(
         "--method",
         default="isotonic",
-        choices=("isotonic", "platt", "temperature", "linear", "identity"),
+        choices=calibrator_names(binary=True),
+        help="a binary calibrator of calibkit.registry (default isotonic)",
     )
     cal.add_argument("--pooled", action="store_true", help="one calibrator for all classes")
     cal.add_argument("--min-class-detections", type=int, default=1, metavar="N",

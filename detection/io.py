@@ -37,7 +37,6 @@ Every error is a ValueError or TypeError naming the file or argument, the item a
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 import numpy as np
 
+from calibkit._persistence import open_user_file
 from calibkit.detection.masks import (
     SEGMENTATION,
     Masks,
@@ -663,11 +663,7 @@ def from_torchvision(outputs, image_ids, *, iou_type: str = "bbox") -> Detection
             raise TypeError(f"{where}['scores'] must hold real numbers in [0, 1]; got dtype "
                             f"{s.dtype}.")
         s = s.astype(np.float64)
-        bad = ~((s >= 0) & (s <= 1))
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{where}['scores'] must lie in [0, 1] (no NaN); entry {j} is "
-                             f"{s[j]!r}. Apply a sigmoid or softmax to logits first.")
+        _check_scores(s, f"{where}['scores']")
         if not np.isfinite(b).all():
             j = int(np.flatnonzero(~np.isfinite(b).all(axis=1))[0])
             raise ValueError(f"{where}['boxes'] row {j} has NaN or infinite coordinates: "
@@ -949,17 +945,8 @@ def _plain(obj):
     return obj
 
 
-def _open(path, name: str):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: no such file {path}.")
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return path, (gzip.open(path, "rb") if gz else open(path, "rb"))
-
-
 def _decode_file(path, typ, name: str):
-    path, f = _open(path, name)
+    path, f = open_user_file(path, name)
     with f:
         try:
             raw = f.read()
@@ -1003,7 +990,7 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
 def _read_results_blocks(path, iou_type: str, sizes) -> Detections:
     name = "dets"
     segm = iou_type == "segm"
-    path, f = _open(path, name)
+    path, f = open_user_file(path, name)
     label = f"{name} {path}"
     decoder = msgspec.json.Decoder(list[_ResultSegm] if segm else list[_Result])
     fallback = msgspec.json.Decoder(list[_ResultSegmAny]) if segm else None
@@ -1258,14 +1245,14 @@ def _check_iou_type(iou_type, owner: str) -> str:
     return check_param(iou_type, "iou_type", [Options(*IOU_TYPES)], owner=owner)
 
 
-def _check_scores(score: np.ndarray) -> None:
-    if not np.all(np.isfinite(score)):
-        raise ValueError("detection scores contain NaN or infinite values.")
-    if len(score) and (score.min() < 0.0 or score.max() > 1.0):
-        raise ValueError(
-            f"detection scores must lie in [0, 1]; got min {score.min():.4g}, max "
-            f"{score.max():.4g}. Apply a sigmoid or softmax to logits first."
-        )
+def _check_scores(score: np.ndarray, name: str = "detection scores") -> None:
+    from calibkit._validation import check_unit_interval
+
+    check_unit_interval(score, name=name, hint=LOGITS_HINT)
+
+
+#: what to do about scores outside [0, 1]
+LOGITS_HINT = "Apply a sigmoid or softmax to logits first."
 
 
 def _to_numpy(x, *, name: str):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibkit._validation import Interval, Options, check_array, check_param
+from calibkit._validation import Interval, Options, check_array, check_param, check_unit_interval
 from calibkit.detection.io import load_dets, load_gt
 from calibkit.detection.iou import IoUSource, check_iou_type
 from calibkit.detection.matching import _index_in
@@ -236,6 +236,4 @@ def _check_probabilities(p, n_dets: int, n_categories: int) -> np.ndarray:
             f"class_probabilities must have shape (n_dets, n_categories) = ({n_dets}, "
             f"{n_categories}), columns in the ground truth's category order; got {arr.shape}."
         )
-    if arr.size and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError("class_probabilities must lie in [0, 1].")
-    return arr
+    return check_unit_interval(arr, name="class_probabilities")

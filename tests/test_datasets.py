@@ -189,8 +189,16 @@ def test_load_coco_errors(tmp_path):
         datasets.load_coco(tmp_path / "gt.json", {"a": []})
     gt = {"images": [{"id": 1}], "annotations": [], "categories": [{"id": 1}]}
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"bad\.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"detections\['a'\]: .*bad\.json is not valid JSON"):
         datasets.load_coco(gt, {"a": tmp_path / "bad.json"})
+    # gzip is told by its magic bytes, whatever the name; a truncated stream is an error
+    import gzip
+
+    (tmp_path / "packed.json").write_bytes(gzip.compress(json.dumps(gt).encode()))
+    assert datasets.load_coco(tmp_path / "packed.json", {"a": []}).ground_truth == gt
+    (tmp_path / "cut.json.gz").write_bytes(gzip.compress(json.dumps(gt).encode())[:-12])
+    with pytest.raises(ValueError, match=r"ground_truth: .*cut\.json\.gz is not valid JSON"):
+        datasets.load_coco(tmp_path / "cut.json.gz", {"a": []})
     with pytest.raises(ValueError, match="each detection needs the keys"):
         datasets.load_coco(gt, {"a": [{"image_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]})
     with pytest.raises(ValueError, match=r"image id\(s\) not in the ground truth"):

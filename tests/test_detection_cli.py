@@ -60,6 +60,20 @@ def test_calibrate_writes_detections_and_model(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("method", ["beta", "spline", "venn_abers", "histogram"])
+def test_calibrate_takes_every_binary_registry_method(tmp_path, method):
+    from calibkit.registry import calibrator_names
+
+    assert method in calibrator_names(binary=True)
+    out = tmp_path / "out.json"
+    argv = ["calibrate", "--gt-val", GT, "--dets-val", DETS, "--dets", DETS,
+            "--method", method, "--target", "binary", "--out", str(out)]
+    assert cli.main(argv) == 0
+    ref = (detection.DetectionCalibrator(method=method, target="binary")
+           .fit(GT, DETS).transform(DETS).to_coco())
+    assert json.loads(out.read_text()) == ref
+
+
 def test_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["evaluate", "--gt", str(tmp_path / "missing.json"), "--dets", DETS])

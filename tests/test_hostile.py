@@ -304,3 +304,25 @@ def test_sample_weights_matter_only_up_to_a_common_factor(c, seed, method):
         b = make_calibrator(method, input="logits").fit(z, y, sample_weight=w * c).predict_proba(z)
     assert np.all(np.isfinite(b))
     np.testing.assert_allclose(b, a, atol=1e-7)
+
+
+@pytest.mark.parametrize("value", [-0.5, 1.5, np.nan, np.inf, -np.inf])
+def test_independent_probabilities_one_rule_everywhere(value):
+    # multilabel outputs, detection scores and OCE class probabilities share one
+    # acceptance rule (each value in [0, 1], rows need not sum to 1) and one message
+    from calibkit import detection
+    from calibkit.metrics.multilabel import check_multilabel
+
+    p = np.full((3, 2), 0.7)
+    p[1, 1] = value
+    # non-finite values meet the array check's own message first
+    message = (r"y_prob must lie in \[0, 1\] \(no NaN\); entry \(1, 1\)" if np.isfinite(value)
+               else r"y_prob contains 1 NaN or infinite value")
+    with pytest.raises(ValueError, match=message):
+        check_multilabel(np.ones((3, 2)), p)
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0]] * 3)
+    with pytest.raises(ValueError, match=r"scores'\] must lie in \[0, 1\] \(no NaN\); entry 1 "
+                                         r".*sigmoid"):
+        detection.from_torchvision(
+            [{"boxes": boxes, "labels": np.ones(3, int), "scores": p[:, 1]}], [1]
+        )

@@ -112,9 +112,9 @@ def run_classification(
         methods did not apply to which (top-1-only) models.
     """
     config = config or ClassificationConfig()
-    methods = check_methods(config.methods, CLASSIFICATION_METHODS, "--methods")
+    methods = check_methods(config.methods, CLASSIFICATION_METHODS, "methods")
     if config.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1; got {config.seeds}.")
+        raise ValueError(f"seeds must be at least 1; got {config.seeds}.")
     if not 0.0 < config.test_size < 1.0:
         raise ValueError(f"test_size must lie in (0, 1); got {config.test_size}.")
     names = [f"{m.family}/{m.name}" for m in models]
@@ -195,7 +195,7 @@ def subsample(model: ClassificationOutputs, n: int, seed: int = 12345) -> Classi
         ``model.subset(rows)`` with the drawn rows in increasing order, or ``model`` itself.
     """
     if n < 10:
-        raise ValueError(f"--max-samples must be at least 10; got {n}.")
+        raise ValueError(f"n must be at least 10 (rows to keep); got {n}.")
     if model.n_samples <= n:
         return model
     idx = np.sort(np.random.default_rng(seed).choice(model.n_samples, n, replace=False))

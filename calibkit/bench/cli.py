@@ -316,6 +316,8 @@ def _classification_models(args):
         models = datasets.load_bundled_classification(args.family or datasets.FAMILIES,
                                                       models=args.models)
     if args.max_samples is not None:
+        if args.max_samples < 10:
+            raise ValueError(f"--max-samples must be at least 10; got {args.max_samples}.")
         models = [subsample(m, args.max_samples) for m in models]
     return models
 

@@ -141,11 +141,11 @@ def run_coco(data, config: CocoConfig | None = None, *, jobs: int = 1,
     from calibkit import detection
 
     config = config or CocoConfig()
-    methods = check_methods(config.methods, COCO_METHODS, "--methods")
+    methods = check_methods(config.methods, COCO_METHODS, "methods")
     if config.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1; got {config.seeds}.")
+        raise ValueError(f"seeds must be at least 1; got {config.seeds}.")
     if config.bootstrap < 0:
-        raise ValueError(f"--bootstrap must be 0 (none) or more; got {config.bootstrap}.")
+        raise ValueError(f"bootstrap must be 0 (none) or more; got {config.bootstrap}.")
     gt = detection.load_gt(data.ground_truth)
     dets = {name: detection.load_dets(d) for name, d in data.detections.items()}
     tasks, skipped = [], []

@@ -98,7 +98,8 @@ def check_methods(methods, registry: dict, option: str) -> list[str]:
     registry : dict
         The known methods by name (:data:`CLASSIFICATION_METHODS`, ``COCO_METHODS``).
     option : str
-        The option named in the error message (e.g. ``"--methods"``).
+        The parameter (``"methods"``) or command-line option (``"--methods"``) named in
+        the error message.
 
     Returns
     -------

@@ -155,7 +155,7 @@ def plotting_available() -> bool:
         import warnings
 
         warnings.warn("matplotlib is not installed: no plots written (pip install "
-                      "'calibkit[plot]', or pass --no-plots).", stacklevel=3)
+                      "'calibkit[plot]'; plots=False, or --no-plots, skips them).", stacklevel=3)
         return False
     return True
 

@@ -20,6 +20,7 @@ from calibkit._validation import (
     check_array,
     check_param,
     check_sample_weight,
+    check_unit_interval,
     to_numpy,
 )
 
@@ -64,11 +65,8 @@ def check_multilabel(y_true, y_prob, sample_weight=None, *, name="y_prob"):
         not 0 or 1.
     """
     p = check_array(y_prob, name=name, ndim=(2,))
-    if p.min() < 0.0 or p.max() > 1.0:
-        raise ValueError(
-            f"{name} must hold independent probabilities in [0, 1] (apply a sigmoid to "
-            f"logits first); got values in [{p.min():.4g}, {p.max():.4g}]."
-        )
+    check_unit_interval(p, name=name, hint="Independent probabilities: apply a sigmoid to "
+                        "logits first.")
     y = to_numpy(y_true, name="y_true")
     if y.ndim != 2 or y.shape != p.shape:
         raise ValueError(
