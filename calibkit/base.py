@@ -364,6 +364,10 @@ class BinaryCalibrator(Calibrator):
         self.estimators_ = estimators
         if strategy == "one_vs_one":
             self.pairs_ = _pairs(scores.n_columns)
+        if "n_iter_" in self._fitted_constraints:
+            # an iterative binary calibrator reports its slowest binary problem
+            self.n_iter_ = max(est.n_iter_ for est in estimators)
+            self.converged_ = all(est.converged_ for est in estimators)
 
     def _predict_proba(self, scores):
         if scores.n_columns <= 2:

@@ -189,12 +189,6 @@ class BetaCalibration(BinaryCalibrator):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _fit(self, scores, targets, sample_weight):
-        super()._fit(scores, targets, sample_weight)
-        if hasattr(self, "estimators_") and scores.n_columns > 2:
-            self.n_iter_ = max(est.n_iter_ for est in self.estimators_)
-            self.converged_ = all(est.converged_ for est in self.estimators_)
-
     def _fit_binary(self, s, y, w):
         log_p, log_1mp = _log_features(s)
         if self.parameters == "am":

@@ -284,6 +284,7 @@ def test_platt_multiclass_one_vs_rest():
     z, y = make_logits(1500, 4, seed=10)
     pl = PlattScaling().fit(z, y)
     assert len(pl.estimators_) == 4 and pl.converged_
+    assert pl.n_iter_ == max(e.n_iter_ for e in pl.estimators_)
     p = softmax(z, axis=1)
     q = np.column_stack(
         [expit(e.a_ * np.log(p[:, k] / (1 - p[:, k])) + e.b_) for k, e in enumerate(pl.estimators_)]
