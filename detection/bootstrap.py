@@ -70,8 +70,13 @@ def image_resample_counts(n_images: int, n_bootstrap: int, random_state=None) ->
     Parameters
     ----------
     n_images : int
+        Number of images (``>= 0``); 0 gives rows of no column.
     n_bootstrap : int
-    random_state : None, int, numpy Generator or RandomState
+        Number of resamples (``>= 1``).
+    random_state : int, RandomState, Generator or None, default=None
+        Seed of the draws: an integer (``>= 0``) seeds ``numpy.random.default_rng``; a
+        ``Generator`` is used (and advanced) as is; a ``RandomState`` gives one seed for a
+        new ``Generator``; None: fresh randomness.
 
     Returns
     -------
@@ -96,7 +101,20 @@ def image_resample_counts(n_images: int, n_bootstrap: int, random_state=None) ->
 
 def percentile_interval(values, confidence_level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval: the ``(1 - c)/2`` and ``(1 + c)/2`` quantiles of the
-    non-NaN ``values`` (``numpy.nanquantile``); ``(nan, nan)`` when every value is NaN."""
+    non-NaN ``values`` (``numpy.quantile``, linear interpolation, after dropping the NaNs).
+
+    Parameters
+    ----------
+    values : array-like of shape (n_resamples,)
+        The resampled values of one metric (flattened if of another shape).
+    confidence_level : float in (0, 1), default=0.95
+        Coverage ``c`` of the interval.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        ``(nan, nan)`` when every value is NaN (or there is none).
+    """
     confidence_level = _check_confidence_level(confidence_level, "percentile_interval")
     v = np.asarray(values, np.float64).ravel()
     v = v[~np.isnan(v)]
@@ -115,6 +133,15 @@ def paired_bootstrap(base: dict, other: dict, *, confidence_level: float = 0.95)
     same integer ``random_state`` (so the resamples are the same images), e.g. uncalibrated
     and calibrated detections.
 
+    Parameters
+    ----------
+    base : dict
+        The reference result, with its ``"resamples"``.
+    other : dict
+        The result compared with it, with its ``"resamples"``.
+    confidence_level : float in (0, 1), default=0.95
+        Coverage of the intervals of the differences.
+
     Returns
     -------
     dict
@@ -123,6 +150,11 @@ def paired_bootstrap(base: dict, other: dict, *, confidence_level: float = 0.95)
         ``ci`` the percentile interval of the per-resample differences, ``share_better`` the
         share of resamples (NaN ones left out) where ``other`` is better (lower, or higher for
         AP), and ``holds`` says that the whole interval lies on the better side of 0.
+
+    Raises
+    ------
+    ValueError
+        A result without ``"resamples"``, or a metric with different numbers of resamples.
     """
     confidence_level = _check_confidence_level(confidence_level, "paired_bootstrap")
     if "resamples" not in base or "resamples" not in other:

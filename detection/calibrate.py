@@ -104,6 +104,8 @@ class DetectionCalibrator(Persistable, BaseEstimator):
     tau : float, default=0.0
         IoU threshold of a TP (matching, targets and LRP).
     iou_op : {"ge", "gt"}, default="ge"
+        ``"ge"``: a box is eligible iff ``IoU >= min(tau, 1 - 1e-10)`` (pycocotools);
+        ``"gt"``: ``IoU > tau``.
     max_dets : int or None, default=None
         Detections kept per (image, class) (COCO, None = 100) or per image (LVIS, None = 300).
     tie_aware : bool, default=False
@@ -196,11 +198,16 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         Parameters
         ----------
         gt : path, dict, pycocotools COCO, LVIS or GroundTruth
-        dets : path, COCO results list, Detections or torchvision outputs
+            The validation ground truth (see :func:`~calibkit.detection.load_gt`).
+        dets : path, COCO results list or Detections
+            The validation detections (see :func:`~calibkit.detection.load_dets`;
+            torchvision outputs go through :func:`~calibkit.detection.from_torchvision`
+            first); not empty.
 
         Returns
         -------
-        self
+        self : DetectionCalibrator
+            Fitted.
         """
         self._check_params()
         reset_fitted_state(self)
@@ -248,9 +255,12 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         Parameters
         ----------
         dets : path, COCO results list, Detections or torchvision outputs
-        image_ids : array-like of shape (n_outputs,), default=None
-            Needed for torchvision outputs.
-        gt : path, dict or GroundTruth, default=None
+            The detections to calibrate (see :func:`~calibkit.detection.load_dets`). A
+            detection of a category the calibrator was not fitted on keeps its score and
+            passes both thresholds.
+        image_ids : array-like of shape (n_outputs,) or None, default=None
+            The image id of each torchvision output; needed for torchvision outputs only.
+        gt : path, dict or GroundTruth, or None, default=None
             Only read for its image sizes, which polygon masks in ``dets`` need
             (``iou_type="segm"``); masks are checked against them.
 
@@ -270,7 +280,22 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         return kept.subset(keep2).with_scores(new[keep2])
 
     def fit_transform(self, gt, dets) -> Detections:
-        """``fit(gt, dets).transform(dets, gt=gt)``."""
+        """``fit(gt, dets).transform(dets, gt=gt)``: fit on validation detections and return
+        them thresholded and calibrated.
+
+        Parameters
+        ----------
+        gt : path, dict, pycocotools COCO, LVIS or GroundTruth
+            The validation ground truth (see :func:`~calibkit.detection.load_gt`).
+        dets : path, COCO results list or Detections
+            The validation detections (see :meth:`fit`).
+
+        Returns
+        -------
+        Detections
+            The kept detections of ``dets`` with their calibrated scores, as
+            :meth:`transform` gives them.
+        """
         gt = load_gt(gt, iou_type=self.iou_type)
         return self.fit(gt, dets).transform(dets, gt=gt)
 
@@ -280,6 +305,8 @@ class DetectionCalibrator(Persistable, BaseEstimator):
         Parameters
         ----------
         category_ids : array-like of shape (n,)
+            Category id of each score; a category the calibrator was not fitted on keeps
+            its score.
         scores : array-like of shape (n,)
             Scores in [0, 1].
 

@@ -82,8 +82,10 @@ def coco_summary(gt, dets, *, iou_type: str = "bbox") -> dict:
         Area ranges test the annotations' ``area`` field (``w * h`` where a ground truth
         built from arrays has none). COCO's rules apply even to LVIS ground truth (use
         :func:`lvis_summary` for LVIS's).
-    dets : path, COCO results list, Detections or torchvision outputs
-    iou_type : {"bbox", "segm"}, default "bbox"
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`); the 100 best of each
+        (image, class) are evaluated.
+    iou_type : {"bbox", "segm"}, default="bbox"
         Box IoU, or mask IoU (``COCOeval(iouType="segm")``).
 
     Returns
@@ -114,9 +116,11 @@ def lvis_summary(gt, dets, *, iou_type: str = "bbox", max_dets: int = 300) -> di
         LVIS ground truth: every image with ``neg_category_ids`` and
         ``not_exhaustive_category_ids``, every category with its ``frequency`` (``"r"``,
         ``"c"`` or ``"f"``).
-    dets : path, COCO results list, Detections or torchvision outputs
-    iou_type : {"bbox", "segm"}, default "bbox"
-    max_dets : int, default 300
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`).
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU, or mask IoU (``LVISEval(iou_type="segm")``).
+    max_dets : int, default=300
         Detections kept per image (``LVISResults``' cap, all classes together).
 
     Returns
@@ -153,6 +157,36 @@ def accumulate(gt, dets, *, iou_thresholds=None, area_ranges=None, max_dets=None
     COCO: matching keeps ``max(max_dets)`` detections per (image, class) and each ``max_dets``
     value ``m`` the first ``m`` of each (image, class) (default 1, 10, 100). LVIS: one value,
     the cap per image (default 300). ``dataset`` as in :func:`calibkit.detection.match`.
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO, lvis LVIS or GroundTruth
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`).
+    iou_thresholds : array-like of shape (T,) or None, default=None
+        IoU thresholds; a detection is eligible for a box at ``t`` when
+        ``IoU >= min(t, 1 - 1e-10)``. None: COCO's ``.50:.05:.95``
+        (:data:`COCO_IOU_THRESHOLDS`).
+    area_ranges : array-like of shape (A, 2) or None, default=None
+        ``[low, high]`` area ranges (both ends included), at most 8. None: COCO's all,
+        small, medium and large.
+    max_dets : sequence of int or None, default=None
+        The ``maxDets`` values (each ``>= 1``): COCO's ``(1, 10, 100)`` when None; under
+        LVIS's rules exactly one value, the cap per image (``(300,)`` when None).
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU, or mask IoU of the segmentations.
+    dataset : {"auto", "coco", "lvis"}, default="auto"
+        COCO's rules or LVIS's federated rules; ``"auto"`` follows the ground truth.
+
+    Returns
+    -------
+    precision : ndarray of shape (T, R, K, A, M)
+        Precision made monotone from the right, read at the R = 101 recall thresholds
+        (0 beyond the last recall); -1 for a class without regular ground truth in the
+        area range.
+    recall : ndarray of shape (T, K, A, M)
+        Final recall; -1 as for ``precision``.
     """
     iou_type = check_iou_type(iou_type, "accumulate")
     gt = load_gt(gt, iou_type=iou_type)
@@ -228,8 +262,28 @@ def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
 def summarize_lvis(precision: np.ndarray, recall: np.ndarray, freq_groups, max_dets: int
                    ) -> dict:
     """The numbers of ``LVISEval.summarize()`` from :func:`accumulate`'s arrays (LVIS's
-    thresholds and area ranges, one ``max_dets``), the same slices and means;
-    ``freq_groups`` are the category indices of the rare, common and frequent groups."""
+    thresholds and area ranges, one ``max_dets``), the same slices and means.
+
+    Parameters
+    ----------
+    precision : ndarray of shape (10, 101, K, 4, 1)
+        :func:`accumulate`'s precision at COCO's IoU thresholds and area ranges (all, small,
+        medium, large) and one ``max_dets``.
+    recall : ndarray of shape (10, K, 4, 1)
+        :func:`accumulate`'s recall, of the same accumulation.
+    freq_groups : sequence of three ndarrays of int
+        The category indices (positions in ``gt.category_ids``) of the rare, common and
+        frequent groups, in that order.
+    max_dets : int
+        The cap per image the arrays were accumulated with; it only names the AR keys.
+
+    Returns
+    -------
+    dict of float
+        ``AP, AP50, AP75, APs, APm, APl, APr, APc, APf, AR@{max_dets}, ARs@{max_dets},
+        ARm@{max_dets}, ARl@{max_dets}``: the mean of the entries that are not -1, or -1
+        when there is none.
+    """
 
     def one(ap: bool, iou_thr=None, area="all", group=None) -> float:
         a = COCO_AREA_LABELS.index(area)
@@ -261,7 +315,22 @@ def _bits(n_areas: int, dtype):
 
 def summarize(precision: np.ndarray, recall: np.ndarray) -> dict:
     """The twelve numbers of ``COCOeval.summarize()`` from :func:`accumulate`'s arrays
-    (COCO's thresholds, area ranges and ``maxDets``), the same slices and means."""
+    (COCO's thresholds, area ranges and ``maxDets``), the same slices and means.
+
+    Parameters
+    ----------
+    precision : ndarray of shape (10, 101, K, 4, 3)
+        :func:`accumulate`'s precision at COCO's IoU thresholds, area ranges (all, small,
+        medium, large) and ``maxDets`` (1, 10, 100): its defaults.
+    recall : ndarray of shape (10, K, 4, 3)
+        :func:`accumulate`'s recall, of the same accumulation.
+
+    Returns
+    -------
+    dict of float
+        The keys of :data:`COCO_SUMMARY_KEYS` in that order: the mean of the entries that
+        are not -1, or -1 when there is none.
+    """
 
     def one(ap: bool, iou_thr=None, area="all", max_det=100) -> float:
         a = COCO_AREA_LABELS.index(area)

@@ -44,17 +44,32 @@ def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int |
     gt : path, dict, pycocotools COCO or GroundTruth
         Read on the client and sent to the workers once.
     results : list of (path, results list or Detections), or dask.bag.Bag of result dicts
-    taus, iou_op, max_dets, coco, iou_type, dataset
-        As in :meth:`calibkit.detection.MatchState.from_shard`.
-    n_partitions : int, optional
-        For a bag: the number of image partitions (default: the bag's partition count).
-    compute : bool, default True
+        One task per item of a list, each holding every detection of its images; a bag's
+        detections are routed to partitions by image id.
+    taus : sequence of float, default=(0.0,)
+        IoU thresholds of the matching (see
+        :meth:`calibkit.detection.MatchState.from_shard`).
+    iou_op : {"ge", "gt"}, default="ge"
+        As in :func:`calibkit.detection.match`.
+    max_dets : int or None, default=None
+        As in :func:`calibkit.detection.match`.
+    coco : bool, default=False
+        Also keep the COCO codes (for the AP and the COCO or LVIS summary of the state).
+    n_partitions : int or None, default=None
+        For a bag: the number of image partitions (None: the bag's partition count);
+        ignored for a list.
+    compute : bool, default=True
         Return the merged state (``True``) or a ``dask.delayed`` object.
+    iou_type : {"bbox", "segm"}, default="bbox"
+        As in :func:`calibkit.detection.match`.
+    dataset : {"auto", "coco", "lvis"}, default="auto"
+        As in :func:`calibkit.detection.match`.
 
     Returns
     -------
-    MatchState
-        Rows in the order of the files (or of the bag).
+    MatchState or dask.delayed.Delayed
+        Rows in the order of the files (or of the bag); with ``compute=False`` the delayed
+        computation of that state.
     """
     import dask
 
@@ -85,19 +100,26 @@ def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
 
     Parameters
     ----------
-    gt, results
+    gt : path, dict, pycocotools COCO or GroundTruth
         As in :func:`match_state`.
-    summary : bool, default False
+    results : list of (path, results list or Detections), or dask.bag.Bag of result dicts
+        As in :func:`match_state`.
+    summary : bool, default=False
         Also return the twelve COCO numbers under ``"coco_summary"``
         (:func:`calibkit.detection.coco_summary`), or under LVIS's rules LVIS's numbers under
         ``"lvis_summary"`` (:func:`calibkit.detection.lvis_summary`).
-    **kwargs
-        The keyword arguments of :func:`calibkit.detection.evaluate`.
+    **kwargs : dict
+        The keyword arguments of :func:`calibkit.detection.evaluate` (as
+        :meth:`calibkit.detection.MatchState.evaluate` takes them: the bootstrap options
+        ``n_bootstrap``, ``confidence_level``, ``random_state`` and ``return_resamples`` are
+        not used, and ``ap=True`` gives the AP of the 100 best detections per (image,
+        class) under COCO's rules).
 
     Returns
     -------
     dict
-        Equal to :func:`calibkit.detection.evaluate` on the concatenated results.
+        Equal to :func:`calibkit.detection.evaluate` on the concatenated results (without
+        bootstrap intervals).
     """
     iou_type = kwargs.get("iou_type", "bbox")
     gt = load_gt(gt, iou_type=iou_type)
@@ -120,6 +142,18 @@ def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
 def fit(calibrator, gt, results, *, n_partitions: int | None = None):
     """Fit a :class:`~calibkit.detection.DetectionCalibrator` with every matching step on the
     cluster (the raw results, the survivors of ``u_c``, the calibrated survivors).
+
+    Parameters
+    ----------
+    calibrator : DetectionCalibrator
+        The calibrator to fit (in place); its parameters set the matching.
+    gt : path, dict, pycocotools COCO or GroundTruth
+        The validation ground truth, read on the client and sent to the workers.
+    results : list of (path, results list or Detections), or dask.bag.Bag of result dicts
+        The validation detections, as in :func:`match_state`.
+    n_partitions : int or None, default=None
+        Image partitions of the matching steps after the first (None: the number of files,
+        or the bag's partition count); for a bag also those of the first.
 
     Returns
     -------

@@ -111,22 +111,25 @@ class GroundTruth:
         Sorted category ids (``categories`` of the json, plus any id used by an annotation).
         Every per-class array of this package follows this order.
     category_names : list of str
+        The categories' ``name`` field (the id as a string where absent), in the order of
+        ``category_ids``.
     ann_image_id, ann_category_id : ndarray of shape (n_annotations,)
+        int64 ids of each annotation, in file order.
     ann_box : ndarray of shape (n_annotations, 4)
         ``[x, y, w, h]``.
     ann_crowd : ndarray of shape (n_annotations,), bool
         ``iscrowd``; as in pycocotools, a json ``ignore`` flag is not honoured by COCO's rules.
-    dataset : dict or None
+    dataset : dict or None, default=None
         The json dict it was read from, if any.
-    ann_area : ndarray of shape (n_annotations,) or None
+    ann_area : ndarray of shape (n_annotations,) or None, default=None
         The annotations' ``area`` field (what COCO's area ranges test); None: the box area
         ``w * h`` (see :attr:`area`).
-    ann_segm : Masks or None
+    ann_segm : Masks or None, default=None
         The annotations' masks (read with ``iou_type="segm"``), None otherwise.
-    ann_ignore : ndarray of shape (n_annotations,), bool, or None
+    ann_ignore : ndarray of shape (n_annotations,), bool, or None, default=None
         The json ``ignore`` flag (LVIS's rules honour it; COCO's overwrite it with
         ``iscrowd``); None: no annotation has one.
-    federated : Federated or None
+    federated : Federated or None, default=None
         LVIS's per-image label lists and category frequencies, when the images carry
         ``neg_category_ids`` and ``not_exhaustive_category_ids``.
     """
@@ -185,18 +188,40 @@ class GroundTruth:
         categories=None,
         box_format: str = "xywh",
     ) -> GroundTruth:
-        """Ground truth from plain arrays.
+        """Ground truth from plain arrays, one entry per annotation.
+
+        The images get no size (NaN width and height) and the categories their id as name;
+        the annotations' ``area`` is the box area.
 
         Parameters
         ----------
-        image_ids, category_ids : array-like of shape (m,)
+        image_ids, category_ids : array-like of int of shape (m,)
+            Image id and category id of each annotation.
         boxes : array-like of shape (m, 4)
-            ``[x, y, w, h]`` (``box_format="xywh"``) or ``[x1, y1, x2, y2]`` (``"xyxy"``).
-        iscrowd : array-like of shape (m,), optional
-        images : array-like, optional
-            Every image id of the split, including images without annotations.
-        categories : array-like, optional
-            Every category id, including categories without annotations.
+            ``[x, y, w, h]`` (``box_format="xywh"``) or ``[x1, y1, x2, y2]`` (``"xyxy"``);
+            finite, with ``w, h >= 0``.
+        iscrowd : array-like of bool of shape (m,) or None, default=None
+            Crowd regions; None: no annotation is one.
+        images : array-like of int of shape (n_images,) or None, default=None
+            Every image id of the split, including images without annotations (the ids of
+            ``image_ids`` are added).
+        categories : array-like of int of shape (n_categories,) or None, default=None
+            Every category id, including categories without annotations (the ids of
+            ``category_ids`` are added).
+        box_format : {"xywh", "xyxy"}, default="xywh"
+            How ``boxes`` are written; ``"xyxy"`` boxes are converted to ``[x, y, w, h]``.
+
+        Returns
+        -------
+        GroundTruth
+
+        Raises
+        ------
+        ValueError
+            Arrays of different lengths, boxes that are not finite or have a negative
+            width or height, an unknown ``box_format``.
+        TypeError
+            Ids that are not integers.
         """
         img = _int_column(image_ids, "image_ids")
         cat = _int_column(category_ids, "category_ids")
@@ -218,7 +243,13 @@ class GroundTruth:
                    img, cat, box, crowd)
 
     def to_coco(self) -> dict:
-        """A COCO ground-truth dict (``area`` is the box area)."""
+        """A COCO ground-truth dict.
+
+        The json dict the ground truth was read from when there is one (:attr:`dataset`,
+        returned as is); otherwise a dict built from the columns: images (with ``width`` and
+        ``height`` where known), categories and annotations with ``bbox``, ``iscrowd`` and
+        ``area`` the box area (masks, ``ignore`` flags and LVIS's fields are not written).
+        """
         if self.dataset is not None:
             return self.dataset
         images = [
@@ -247,11 +278,20 @@ def load_gt(gt, *, iou_type: str = "bbox") -> GroundTruth:
 
     Parameters
     ----------
-    gt : path, dict, pycocotools COCO, LVIS or GroundTruth
-    iou_type : {"bbox", "segm"}, default "bbox"
+    gt : str, Path, dict, pycocotools COCO, lvis LVIS or GroundTruth
+        The ground truth: a json file, a COCO ground-truth dict (``images``,
+        ``annotations``, ``categories``), the columns of
+        ``calibkit.datasets.load_bundled_coco(arrays=True)`` (boxes only), a ``COCO`` or
+        ``LVIS`` object (its ``dataset`` is read), or a :class:`GroundTruth` (returned as
+        is).
+    iou_type : {"bbox", "segm"}, default="bbox"
         ``"segm"`` also reads every annotation's ``segmentation`` (polygons, uncompressed or
         compressed RLE) into masks; a box missing from such an annotation is the box around
         its mask. ``"bbox"`` skips the masks.
+
+    Returns
+    -------
+    GroundTruth
 
     Raises
     ------
@@ -421,17 +461,29 @@ def _gt_from_columns(c: dict) -> GroundTruth:
 class Detections:
     """Detections as numpy columns; row order is the file order used to break score ties.
 
+    Build one with :func:`load_dets` or :meth:`from_arrays` (which check their input); the
+    constructor takes the columns as they are.
+
     Attributes
     ----------
     image_id, category_id : ndarray of shape (n,), int64
+        Image id and category id of each detection.
     score : ndarray of shape (n,), float64 in [0, 1]
+        Confidence of each detection.
     box : ndarray of shape (n, 4), float64, ``[x, y, w, h]`` with ``w, h >= 0``
-    mask : Masks or None
-        The detections' masks (read with ``iou_type="segm"``), None otherwise.
-    area : ndarray of shape (n,), float64
+        Box of each detection.
+    mask : Masks or None, default=None
+        The detections' masks (read with ``iou_type="segm"``), None otherwise; one per row.
+    area : ndarray of shape (n,), float64, or None, default=None
         The area that COCO's (and LVIS's) area ranges test, following pycocotools'
         ``loadRes``: the box area ``w * h`` for a result with a ``bbox``, the mask's area for
-        a mask without one (torchvision's mask results). Defaults to ``w * h``.
+        a mask without one (torchvision's mask results). None (the default) sets it to
+        ``w * h`` of the boxes.
+
+    Raises
+    ------
+    ValueError
+        ``mask`` has a number of rows other than ``len(score)``.
     """
 
     image_id: np.ndarray
@@ -455,17 +507,35 @@ class Detections:
     def from_arrays(
         cls, image_ids, category_ids, scores, boxes, *, box_format: str = "xywh", masks=None,
     ) -> Detections:
-        """Detections from plain arrays.
+        """Detections from plain arrays (numpy arrays, lists or tensors), one entry per
+        detection, in file order.
 
         Parameters
         ----------
-        image_ids, category_ids : array-like of shape (n,)
+        image_ids, category_ids : array-like of int of shape (n,)
+            Image id and category id of each detection.
         scores : array-like of shape (n,)
-            Confidences in [0, 1].
+            Confidences in [0, 1] (finite).
         boxes : array-like of shape (n, 4)
-            ``[x, y, w, h]`` (``box_format="xywh"``) or ``[x1, y1, x2, y2]`` (``"xyxy"``).
-        masks : Masks, optional
+            ``[x, y, w, h]`` (``box_format="xywh"``) or ``[x1, y1, x2, y2]`` (``"xyxy"``);
+            finite, with ``w, h >= 0``.
+        box_format : {"xywh", "xyxy"}, default="xywh"
+            How ``boxes`` are written; ``"xyxy"`` boxes are converted to ``[x, y, w, h]``.
+        masks : Masks or None, default=None
             One mask per row (e.g. :func:`calibkit.detection.masks.encode_binary_masks`).
+            The ``area`` stays the box area.
+
+        Returns
+        -------
+        Detections
+
+        Raises
+        ------
+        ValueError
+            Arrays of different lengths, scores outside [0, 1] or not finite, boxes that are
+            not finite or have a negative width or height, an unknown ``box_format``.
+        TypeError
+            Ids that are not integers, or ``masks`` that is not a :class:`Masks` table.
         """
         img = _int_column(image_ids, "image_ids")
         cat = _int_column(category_ids, "category_ids")
@@ -541,18 +611,33 @@ def load_dets(dets, image_ids=None, *, iou_type: str = "bbox", gt=None) -> Detec
     * torchvision outputs: a list of dicts with ``boxes`` (xyxy), ``labels``, ``scores``
       (tensors or arrays) and, for masks, ``masks``, one per image, with ``image_ids`` giving
       each image's id;
+    * a dict of columns ``{"image_id", "category_id", "score", "box"}`` (boxes
+      ``[x, y, w, h]``; boxes only), or a dict with the results list under ``annotations``;
     * a :class:`Detections` (returned unchanged).
 
     Parameters
     ----------
-    dets : see above
-    image_ids : array-like, optional
-        The image id of each torchvision output.
-    iou_type : {"bbox", "segm"}, default "bbox"
+    dets : str, Path, list of dict, dict, pycocotools COCO or Detections
+        The detections, in one of the forms above.
+    image_ids : array-like of int of shape (n_outputs,) or None, default=None
+        The image id of each torchvision output; needed for torchvision outputs only.
+    iou_type : {"bbox", "segm"}, default="bbox"
         ``"segm"`` also reads the masks (and needs one on every detection).
-    gt : GroundTruth, path or dict, optional
-        Needed for polygon masks (their image's height and width); masks are checked
-        against the image sizes where given.
+    gt : GroundTruth, str, Path or dict, or None, default=None
+        Read with ``iou_type="segm"`` only, for its image sizes: polygon masks need their
+        image's height and width, and masks are checked against the image sizes where
+        given.
+
+    Returns
+    -------
+    Detections
+        One row per detection, in the order given (the "file order" that breaks score
+        ties).
+
+    Raises
+    ------
+    ValueError, TypeError
+        An input of another form, or an invalid item (the message names it and the fix).
     """
     iou_type = _check_iou_type(iou_type, "load_dets")
     sizes = None
@@ -612,11 +697,17 @@ def from_torchvision(outputs, image_ids, *, iou_type: str = "bbox") -> Detection
         (n_i, 1, H, W) (Mask R-CNN's mask probabilities, or booleans; (n_i, H, W) works too).
     image_ids : array-like of shape (len(outputs),)
         The image id of each output.
-    iou_type : {"bbox", "segm"}, default "bbox"
+    iou_type : {"bbox", "segm"}, default="bbox"
         ``"segm"``: each mask is thresholded at 0.5 (``mask > 0.5``) and encoded as a
         compressed RLE, as torchvision's COCO evaluation (``prepare_for_coco_segmentation``)
         does; the detection's ``area`` is then its mask's, as pycocotools gives results
         without a box (torchvision writes none for masks).
+
+    Returns
+    -------
+    Detections
+        The outputs' detections, output by output, with boxes converted to
+        ``[x, y, w, h]``.
 
     Raises
     ------
@@ -719,8 +810,20 @@ def netcal_npz_to_coco(dets_npz, gt_npz) -> tuple[dict, list[dict]]:
 
     Parameters
     ----------
-    dets_npz, gt_npz : path or mapping of arrays
-        ``*_coco_val2017_dets.npz`` and ``coco_val2017_gt_boxes.npz``.
+    dets_npz : str, Path or mapping of arrays
+        The detection records (``*_coco_val2017_dets.npz``): ``image_ids``,
+        ``det_image_index``, ``det_boxes_yxyx_norm``, ``det_category_ids``,
+        ``det_scores``.
+    gt_npz : str, Path or mapping of arrays
+        The ground-truth records (``coco_val2017_gt_boxes.npz``): ``image_ids``,
+        ``gt_image_index``, ``gt_boxes_yxyx_norm``, ``gt_category_ids``.
+
+    Returns
+    -------
+    gt : dict
+        A COCO ground-truth dict (``images``, ``annotations``, ``categories``).
+    results : list of dict
+        A COCO results list ``{image_id, category_id, bbox, score}``.
     """
     d = _npz(dets_npz)
     g = _npz(gt_npz)

@@ -32,7 +32,25 @@ __all__ = ["IoUSource", "IOU_TYPES", "check_iou_type"]
 
 
 def check_iou_type(iou_type, owner: str | None = None) -> str:
-    """``iou_type`` checked against :data:`IOU_TYPES` (``"bbox"``, ``"segm"``)."""
+    """``iou_type`` checked against :data:`IOU_TYPES` (``"bbox"``, ``"segm"``).
+
+    Parameters
+    ----------
+    iou_type : {"bbox", "segm"}
+        The value to check.
+    owner : str or None, default=None
+        The function or class named in the error message (``"iou_type"`` when None).
+
+    Returns
+    -------
+    str
+        ``iou_type`` itself.
+
+    Raises
+    ------
+    ValueError
+        ``iou_type`` is not one of :data:`IOU_TYPES`.
+    """
     return _check_iou_type(iou_type, owner or "iou_type")
 
 
@@ -40,8 +58,19 @@ def check_iou_type(iou_type, owner: str | None = None) -> str:
 class IoUSource:
     """IoUs of the detections of ``dets`` with the annotations of ``gt``.
 
-    Build it with :meth:`of`. ``crowd`` arguments are per requested annotation: True gives
-    pycocotools' crowd IoU (intersection over the detection's area).
+    Build it with :meth:`of`, which checks the masks. ``crowd`` arguments of the methods are
+    per requested annotation: True gives pycocotools' crowd IoU (intersection over the
+    detection's area).
+
+    Attributes
+    ----------
+    iou_type : {"bbox", "segm"}
+        Box IoU (pycocotools' ``bbIou`` of the ``[x, y, w, h]`` boxes) or mask IoU
+        (``pycocotools.mask.iou`` of the RLE masks).
+    gt : GroundTruth
+        The annotations (rows of ``gt.ann_box`` and ``gt.ann_segm``).
+    dets : Detections
+        The detections (rows of ``dets.box`` and ``dets.mask``).
     """
 
     iou_type: str
@@ -51,7 +80,28 @@ class IoUSource:
     @classmethod
     def of(cls, gt: GroundTruth, dets: Detections, iou_type: str = "bbox") -> IoUSource:
         """The IoU source of ``iou_type``; for ``"segm"`` both sides need masks of their
-        images' sizes."""
+        images' sizes.
+
+        Parameters
+        ----------
+        gt : GroundTruth
+            The ground truth (read with ``iou_type="segm"`` for mask IoU).
+        dets : Detections
+            The detections (read with ``iou_type="segm"`` for mask IoU).
+        iou_type : {"bbox", "segm"}, default="bbox"
+            Box IoU or mask IoU.
+
+        Returns
+        -------
+        IoUSource
+
+        Raises
+        ------
+        ValueError
+            ``iou_type="segm"`` and ``gt`` or ``dets`` has no masks, or a mask does not
+            have its image's size (the image's ``height`` and ``width`` in the ground
+            truth, else the size of the image's annotation masks).
+        """
         iou_type = check_iou_type(iou_type)
         if iou_type == "segm":
             if gt.ann_segm is None:
@@ -69,7 +119,23 @@ class IoUSource:
         return self.iou_type == "bbox"
 
     def block(self, det_rows, ann_rows, crowd) -> np.ndarray:
-        """IoU matrix of shape (len(det_rows), len(ann_rows))."""
+        """IoU matrix of the detections ``det_rows`` with the annotations ``ann_rows``.
+
+        Parameters
+        ----------
+        det_rows : array-like of int of shape (n_rows,)
+            Rows of ``dets``.
+        ann_rows : array-like of int of shape (n_cols,)
+            Rows of the annotations of ``gt``.
+        crowd : array-like of bool of shape (n_cols,)
+            Per annotation of ``ann_rows``: True gives the crowd IoU (intersection over the
+            detection's area).
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_cols)
+            float64.
+        """
         det_rows = np.asarray(det_rows, np.int64)
         ann_rows = np.asarray(ann_rows, np.int64)
         crowd = np.asarray(crowd, bool)
@@ -87,7 +153,26 @@ class IoUSource:
         return np.asarray(out, np.float64).reshape(len(det_rows), len(ann_rows))
 
     def pairs(self, det_rows, ann_rows, crowd) -> np.ndarray:
-        """IoU of each pair ``(det_rows[i], ann_rows[i])`` (pairs of one image)."""
+        """IoU of each pair ``(det_rows[i], ann_rows[i])``.
+
+        The pairs are meant to be of one image each (a detection and an annotation of its
+        image); mask IoU is computed image by image, one block per detection image over the
+        detections and annotations of its pairs.
+
+        Parameters
+        ----------
+        det_rows : array-like of int of shape (n_pairs,)
+            Rows of ``dets``.
+        ann_rows : array-like of int of shape (n_pairs,)
+            Rows of the annotations of ``gt``.
+        crowd : array-like of bool of shape (n_pairs,)
+            True gives the pair's crowd IoU (intersection over the detection's area).
+
+        Returns
+        -------
+        ndarray of shape (n_pairs,)
+            float64.
+        """
         det_rows = np.asarray(det_rows, np.int64)
         ann_rows = np.asarray(ann_rows, np.int64)
         crowd = np.asarray(crowd, bool)
@@ -114,8 +199,28 @@ class IoUSource:
 
         Group ``k`` pairs the detections ``det[d_lo[k]:d_hi[k]]`` (rows of ``dets``) with the
         annotations ``ann_rows[g_lo[k]:g_hi[k]]`` (``crowd`` aligned with ``ann_rows``).
-        Returns ``(pre_iou, pre_off)``: the blocks row-major, group ``k``'s at
-        ``pre_off[k]``; both empty for boxes (the kernels compute box IoU inline).
+
+        Parameters
+        ----------
+        det : ndarray of int64 of shape (n_evaluated,)
+            Rows of ``dets``, grouped by (image, class).
+        d_lo, d_hi : ndarray of int64 of shape (n_groups,)
+            Bounds of each group's detections in ``det``.
+        ann_rows : ndarray of int64 of shape (n_group_annotations,)
+            Rows of the annotations of ``gt``, grouped by (image, class).
+        g_lo, g_hi : ndarray of int64 of shape (n_groups,)
+            Bounds of each group's annotations in ``ann_rows``.
+        crowd : ndarray of bool of shape (n_group_annotations,)
+            Crowd flag of each entry of ``ann_rows`` (crowd IoU: intersection over the
+            detection's area).
+
+        Returns
+        -------
+        pre_iou : ndarray of shape (n_values,)
+            The blocks, each of shape ``(d_hi[k] - d_lo[k], g_hi[k] - g_lo[k])``, row-major
+            and concatenated; empty for boxes (the kernels compute box IoU inline).
+        pre_off : ndarray of shape (n_groups + 1,)
+            Group ``k``'s block is ``pre_iou[pre_off[k]:pre_off[k + 1]]``; empty for boxes.
         """
         if self.inline:
             return np.zeros(0), np.zeros(0, np.int64)

@@ -58,7 +58,16 @@ def pycocotools_mask():
 
 
 class RleRecord(msgspec.Struct, gc=False):
-    """An RLE as the typed json decoder reads it (compressed: ``counts`` a string)."""
+    """An RLE as the typed json decoder reads it (compressed: ``counts`` a string).
+
+    Other Parameters
+    ----------------
+    size : tuple of (int, int)
+        ``[height, width]`` of the mask.
+    counts : str or list of int
+        The compressed RLE string, or the run lengths of an uncompressed RLE (column-major,
+        zeros first). Not checked here: :func:`segmentations_to_masks` checks it.
+    """
 
     size: tuple[int, int]
     counts: Union[str, list[int]]  # noqa: UP007 (msgspec reads the Union)
@@ -77,14 +86,21 @@ MAX_PIXELS = 2**29
 class Masks:
     """Compressed RLE masks, one per row of a ground truth or a detection table.
 
+    Build one with :meth:`from_rles`, :func:`segmentations_to_masks` or
+    :func:`encode_binary_masks`, which check the strings; the constructor takes the columns
+    as they are.
+
     Attributes
     ----------
-    counts : ndarray of uint8
+    counts : ndarray of shape (n_bytes,), uint8
         The compressed RLE strings of every mask, concatenated.
     offsets : ndarray of shape (n + 1,), int64
         Mask ``i`` is ``counts[offsets[i]:offsets[i + 1]]``.
     size : ndarray of shape (n, 2), int64
         ``[height, width]`` of each mask.
+    _buffer : bytes or None, default=None
+        ``counts`` as one bytes object, which pycocotools reads; None: made from ``counts``
+        on first use (and dropped when the table is pickled).
     """
 
     counts: np.ndarray
@@ -102,7 +118,26 @@ class Masks:
     @classmethod
     def from_rles(cls, rles, *, name: str = "masks") -> Masks:
         """Masks from compressed RLE dicts ``{"size": [h, w], "counts": str or bytes}``
-        (checked: see the module docstring)."""
+        (checked: see the module docstring).
+
+        Parameters
+        ----------
+        rles : sequence of dict
+            One compressed RLE per mask.
+        name : str, default="masks"
+            What the items are, named in error messages (``masks[3]`` for the fourth).
+
+        Returns
+        -------
+        Masks
+
+        Raises
+        ------
+        ValueError
+            An item that is not a compressed RLE dict, a size that is not two integers
+            ``>= 1`` with ``height * width <= 2**29``, or counts that pycocotools would
+            misread.
+        """
         sizes = np.zeros((len(rles), 2), np.int64)
         strings = []
         for i, r in enumerate(rles):
@@ -200,7 +235,7 @@ def segmentations_to_masks(segmentations, heights, widths, *, name: str,
         The size of each item's image (NaN where unknown; polygons need it).
     name : str
         What the items are, for error messages (e.g. ``"gt annotations"``).
-    labels : sequence of int, optional
+    labels : sequence of int or None, default=None
         The item number to name in errors (default: the position).
 
     Returns

@@ -66,17 +66,20 @@ class Matches:
     Attributes
     ----------
     gt : GroundTruth
+        The ground truth matched against.
     dets : Detections
+        The detections; every per-detection array follows its rows.
     tau : float
         IoU threshold of a true positive.
     iou_op : {"ge", "gt"}
+        ``"ge"``: eligible iff ``IoU >= min(tau, 1 - 1e-10)``; ``"gt"``: ``IoU > tau``.
     max_dets : int
         Cap on detections per (image, class) (COCO) or per image (LVIS).
     class_index : ndarray of shape (n,)
         Index of each detection's category in ``gt.category_ids``.
     evaluated : ndarray of shape (n,), bool
-        Within the first ``max_dets`` of its (image, class) (LVIS: of its image, and of a
-        class verified on the image); the others take no part.
+        Within the first ``max_dets`` of its (image, class) (LVIS: of its image, of a class
+        verified on the image, and with an area above 0); the others take no part.
     tp, ignored : ndarray of shape (n,), bool
         True positive; matched to a crowd region or an ignored annotation, or (LVIS)
         unmatched in a class not exhaustively annotated on its image (neither TP nor FP).
@@ -84,11 +87,12 @@ class Matches:
         IoU of the matched box for a TP, 0 otherwise.
     npig : ndarray of shape (n_categories,)
         Number of regular (non-crowd, not ignored) annotations of each category.
-    order : ndarray
-        The evaluated detections in per-class order: by class, descending score, ascending
-        image id, then file order (the toolbox's tie order).
-    iou_type : {"bbox", "segm"}
-    dataset : {"coco", "lvis"}
+    order : ndarray of shape (n_evaluated,), int64
+        The evaluated detections (rows of ``dets``) in per-class order: by class, descending
+        score, ascending image id, then file order (the toolbox's tie order).
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU or mask IoU.
+    dataset : {"coco", "lvis"}, default="coco"
         The rule set the matching followed.
     """
 
@@ -129,19 +133,23 @@ def match(gt, dets, *, tau: float = 0.0, iou_op: str = "ge", max_dets: int | Non
     Parameters
     ----------
     gt : path, dict, pycocotools COCO or GroundTruth
-    dets : path, COCO results list, Detections or torchvision outputs (see ``load_dets``)
-    tau : float in [0, 1), default 0.0
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`; torchvision outputs go
+        through :func:`~calibkit.detection.from_torchvision` first); every detection's
+        image and category must be in ``gt``.
+    tau : float in [0, 1), default=0.0
         IoU threshold of a TP. At ``tau=0`` with ``iou_op="ge"`` (the toolbox's default) a
         detection with no overlap can take a regular box ("theft").
-    iou_op : {"ge", "gt"}, default "ge"
+    iou_op : {"ge", "gt"}, default="ge"
         ``"ge"``: eligible iff ``IoU >= min(tau, 1 - 1e-10)`` (pycocotools); ``"gt"``:
         ``IoU > tau``.
-    max_dets : int, optional
-        Detections kept, highest scores first: per (image, class) for COCO (default 100),
-        per image for LVIS (default 300).
-    iou_type : {"bbox", "segm"}, default "bbox"
+    max_dets : int or None, default=None
+        Detections kept, highest scores first: per (image, class) for COCO (None: 100),
+        per image for LVIS (None: 300).
+    iou_type : {"bbox", "segm"}, default="bbox"
         Box IoU, or mask IoU of the segmentations (``pycocotools.mask.iou``).
-    dataset : {"auto", "coco", "lvis"}, default "auto"
+    dataset : {"auto", "coco", "lvis"}, default="auto"
         COCO's rules, or LVIS's federated rules (see the module docstring); ``"auto"``
         takes LVIS's when the ground truth's images carry its label lists.
 
@@ -155,7 +163,31 @@ def match(gt, dets, *, tau: float = 0.0, iou_op: str = "ge", max_dets: int | Non
 
 def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int | None = None,
                iou_type: str = "bbox", dataset: str = "auto") -> list[Matches]:
-    """:func:`match` at several thresholds, sharing the candidate pairs and their IoUs."""
+    """:func:`match` at several thresholds, sharing the candidate pairs and their IoUs.
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`).
+    taus : sequence of float in [0, 1)
+        IoU thresholds of a TP, one :class:`Matches` each.
+    iou_op : {"ge", "gt"}, default="ge"
+        As in :func:`match`.
+    max_dets : int or None, default=None
+        As in :func:`match` (None: 100 per (image, class) for COCO, 300 per image for LVIS).
+    iou_type : {"bbox", "segm"}, default="bbox"
+        As in :func:`match`.
+    dataset : {"auto", "coco", "lvis"}, default="auto"
+        As in :func:`match`.
+
+    Returns
+    -------
+    list of Matches
+        One per threshold, in the order of ``taus``; each equals :func:`match` at that
+        threshold.
+    """
     iou_type = check_iou_type(iou_type, "match")
     gt = load_gt(gt, iou_type=iou_type)
     dets = load_dets(dets, iou_type=iou_type, gt=gt)
@@ -182,8 +214,23 @@ def match_many(gt, dets, taus, *, iou_op: str = "ge", max_dets: int | None = Non
 
 
 def box_iou(det_boxes, gt_boxes, crowd=None) -> np.ndarray:
-    """IoU matrix of shape (n_dets, n_gt) of ``[x, y, w, h]`` boxes, pycocotools' formula
-    (intersection over the detection's area for crowd boxes)."""
+    """IoU matrix of ``[x, y, w, h]`` boxes, pycocotools' formula (intersection over the
+    detection's area for crowd boxes).
+
+    Parameters
+    ----------
+    det_boxes : array-like of shape (n_dets, 4)
+        Detection boxes ``[x, y, w, h]``.
+    gt_boxes : array-like of shape (n_gt, 4)
+        Ground-truth boxes ``[x, y, w, h]``.
+    crowd : array-like of bool of shape (n_gt,) or None, default=None
+        Crowd flag of each ground-truth box; None: no box is a crowd region.
+
+    Returns
+    -------
+    ndarray of shape (n_dets, n_gt)
+        float64; 0 for boxes that do not overlap (or have a zero union).
+    """
     d = np.asarray(det_boxes, np.float64).reshape(-1, 4)
     g = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
     c = np.zeros(len(g), bool) if crowd is None else np.asarray(crowd, bool)
@@ -199,10 +246,13 @@ def match_netcal(gt, dets, *, tau: float = 0.5, iou_type: str = "bbox") -> np.nd
     Parameters
     ----------
     gt : path, dict, pycocotools COCO or GroundTruth
-    dets : path, COCO results list, Detections or torchvision outputs
-    tau : float in [0, 1), default 0.5
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`).
+    tau : float in [0, 1), default=0.5
         IoU threshold of a match (named as in :func:`match`).
-    iou_type : {"bbox", "segm"}, default "bbox"
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU, or mask IoU of the segmentations.
 
     Returns
     -------

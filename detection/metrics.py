@@ -115,42 +115,65 @@ def evaluate(
     Parameters
     ----------
     gt : path, dict, pycocotools COCO or GroundTruth
-    dets : path, COCO results list, Detections or torchvision outputs
-        Whatever :meth:`DetectionCalibrator.transform` returns is accepted.
-    tau, iou_op, max_dets
-        Matching of LaECE, LaACE and LRP (see :func:`calibkit.detection.match`). Defaults reproduce
-        the toolbox: ``tau=0`` with ``IoU >= 0``, 100 detections per (image, class) (LVIS: 300
-        per image).
-    iou_type : {"bbox", "segm"}, default "bbox"
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`; torchvision outputs go
+        through :func:`~calibkit.detection.from_torchvision` first). Whatever
+        :meth:`DetectionCalibrator.transform` returns is accepted.
+    tau : float in [0, 1), default=0.0
+        IoU threshold of a TP in the matching of LaECE, LaACE and LRP (see
+        :func:`calibkit.detection.match`). The default reproduces the toolbox: ``tau=0``
+        with ``IoU >= 0``.
+    iou_op : {"ge", "gt"}, default="ge"
+        ``"ge"``: a box is eligible iff ``IoU >= min(tau, 1 - 1e-10)``; ``"gt"``:
+        ``IoU > tau``. Applies to D-ECE's greedy matching too.
+    ap : bool, default=False
+        Also compute AP@[.50:.95] (``"ap"``; LVIS's AP over its evaluated set under LVIS's
+        rules).
+    max_dets : int or None, default=None
+        Detections kept per (image, class) (COCO; None: 100, as the toolbox) or per image
+        (LVIS; None: 300), in every greedy matching and in AP.
+    iou_type : {"bbox", "segm"}, default="bbox"
         Box IoU, or mask IoU of the segmentations, for every metric.
-    dataset : {"auto", "coco", "lvis"}, default "auto"
+    dataset : {"auto", "coco", "lvis"}, default="auto"
         COCO's rules or LVIS's federated rules (see :func:`calibkit.detection.match`; an
         ignored detection is neither TP nor FP in every metric); ``"auto"`` follows the
         ground truth.
-    ap : bool, default False
-        Also compute AP@[.50:.95] (``"ap"``; LVIS's AP over its evaluated set under LVIS's
-        rules).
-    laece_bins, bin_closure, class_mean_drop_zero_error, empty_class_policy
-        See :func:`laece`. ``bin_closure`` applies to LaECE and D-ECE.
-    laace_include_ignored : bool, default True
+    laece_bins : int, default=25
+        Equal-width bins of LaECE (``n_bins`` of :func:`laece`).
+    bin_closure : {"right", "left", "numpy"}, default="right"
+        Which side of each bin is closed, for LaECE and D-ECE (see :func:`laece`).
+    class_mean_drop_zero_error : bool, default=True
+        Leave classes whose LaECE or LaACE is exactly 0 out of the class mean (see
+        :func:`laece`).
+    empty_class_policy : {"exclude", "zero"}, default="exclude"
+        Which classes the LaECE and LaACE means run over (see :func:`laece`).
+    laace_include_ignored : bool, default=True
         See :func:`laace`.
-    dece_tau, dece_bins : float, int, default 0.5, 10
-        D-ECE's TP threshold and bins (the train-time papers' protocol; apply their fixed
-        score threshold of 0.3 to ``dets`` before calling).
-    dece_matching : {"greedy", "netcal_argmax_any_class"}, default "greedy"
-        netcal's matching knows nothing of LVIS's federated labels and is refused there.
-    n_bootstrap : int, optional
+    dece_tau : float in [0, 1), default=0.5
+        D-ECE's TP threshold (the train-time papers' protocol; apply their fixed score
+        threshold of 0.3 to ``dets`` before calling). The greedy matching runs a second time
+        at this threshold unless it equals ``tau``.
+    dece_bins : int, default=10
+        D-ECE's equal-width bins.
+    dece_matching : {"greedy", "netcal_argmax_any_class"}, default="greedy"
+        D-ECE's matching: COCO's greedy matching at ``dece_tau`` (pooled over the classes
+        with ground truth, :func:`dece_pooled`), or netcal's (:func:`match_netcal`, every
+        detection taking part). netcal's matching knows nothing of LVIS's federated labels
+        and is refused there.
+    n_bootstrap : int or None, default=None
         Also give an image-level bootstrap interval beside every value (``"laece_ci":
         (low, high)`` beside ``"laece"``, and so on): ``n_bootstrap`` resamples of the images
         with replacement, each metric recomputed from the matches of the resampled images
         (no rematching), percentile intervals. See :mod:`calibkit.detection.bootstrap` for
         what a duplicated image means for each metric.
-    confidence_level : float in (0, 1), default 0.95
+    confidence_level : float in (0, 1), default=0.95
         Coverage of the bootstrap intervals.
-    random_state : None, int, numpy Generator or RandomState
-        Seed of the resamples; the same integer on the same ground truth gives the same
-        resamples (see :func:`calibkit.detection.bootstrap.paired_bootstrap`).
-    return_resamples : bool, default False
+    random_state : int, RandomState, Generator or None, default=None
+        Seed of the resamples (read only with ``n_bootstrap``); the same integer on the same
+        ground truth gives the same resamples (see
+        :func:`calibkit.detection.bootstrap.paired_bootstrap`). None: fresh randomness.
+    return_resamples : bool, default=False
         With ``n_bootstrap``, also return the per-resample values under ``"resamples"``.
 
     Returns
@@ -260,14 +283,16 @@ def laece(
     Parameters
     ----------
     matches : Matches
-    n_bins : int, default 25
-    bin_closure : {"right", "left", "numpy"}, default "right"
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    n_bins : int, default=25
+        Number of equal-width bins on [0, 1].
+    bin_closure : {"right", "left", "numpy"}, default="right"
         ``"right"``: ``[0, e_1]``, then ``(e_j, e_{j+1}]`` (LaECE_0 of the toolbox);
         ``"left"``: ``[e_j, e_{j+1})``, so a score of 1 is in no bin but counts in ``|D^c|``
         (SAOD); ``"numpy"``: ``[a, b)`` with the last bin closed (netcal).
-    class_mean_drop_zero_error : bool, default True
+    class_mean_drop_zero_error : bool, default=True
         Leave classes whose error is exactly 0 out of the mean (the toolbox's quirk).
-    empty_class_policy : {"exclude", "zero"}, default "exclude"
+    empty_class_policy : {"exclude", "zero"}, default="exclude"
         ``"exclude"``: average over classes with ground truth and TP/FP detections (LaECE_0);
         ``"zero"``: average over every category of the ground truth, classes without
         ground truth or detections counting as 0 (SAOD's LaECE, with ``tau=0.1``,
@@ -289,8 +314,10 @@ def laece_per_class(matches: Matches, *, n_bins: int = 25, bin_closure: str = "r
     Parameters
     ----------
     matches : Matches
-    n_bins : int, default 25
-    bin_closure : {"right", "left", "numpy"}, default "right"
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    n_bins : int, default=25
+        Number of equal-width bins on [0, 1].
+    bin_closure : {"right", "left", "numpy"}, default="right"
         As in :func:`laece`.
 
     Returns
@@ -350,12 +377,15 @@ def laace(
     Parameters
     ----------
     matches : Matches
-    include_ignored : bool, default True
-        Also average over the crowd-ignored detections, with target 0, as the toolbox does
-        (its mask selects every detection); ``False`` uses ``D^c`` only. A class with no TP
-        or FP is skipped either way.
-    class_mean_drop_zero_error, empty_class_policy
-        As in :func:`laece`.
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    include_ignored : bool, default=True
+        Also average over the ignored detections (crowd-matched, or LVIS's ignored ones),
+        with target 0, as the toolbox does (its mask selects every detection); ``False``
+        uses ``D^c`` only. A class with no TP or FP is skipped either way.
+    class_mean_drop_zero_error : bool, default=True
+        Leave classes whose error is exactly 0 out of the mean, as in :func:`laece`.
+    empty_class_policy : {"exclude", "zero"}, default="exclude"
+        Which classes the mean runs over, as in :func:`laece`.
 
     Returns
     -------
@@ -373,7 +403,8 @@ def laace_per_class(matches: Matches, *, include_ignored: bool = True):
     Parameters
     ----------
     matches : Matches
-    include_ignored : bool, default True
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    include_ignored : bool, default=True
         As in :func:`laace`.
 
     Returns
@@ -440,6 +471,7 @@ def lrp(matches: Matches) -> dict:
     Parameters
     ----------
     matches : Matches
+        Detections matched to the ground truth at ``tau`` (:func:`calibkit.detection.match`).
 
     Returns
     -------
@@ -456,6 +488,7 @@ def lrp_per_class(matches: Matches) -> dict:
     Parameters
     ----------
     matches : Matches
+        Detections matched to the ground truth at ``tau`` (:func:`calibkit.detection.match`).
 
     Returns
     -------
@@ -506,6 +539,22 @@ def dece_pooled(matches: Matches, *, n_bins: int = 10, bin_closure: str = "right
     ``D-ECE = sum_j (n_j / N) |precision_j - conf_j|`` over the TP and FP detections of all
     classes with ground truth, ``precision_j`` the fraction of TPs in bin j. The train-time
     papers' protocol matches at ``tau=0.5`` with 10 bins, on detections with score >= 0.3.
+
+    Parameters
+    ----------
+    matches : Matches
+        Detections matched to the ground truth (:func:`calibkit.detection.match`; the
+        protocol's ``tau=0.5``).
+    n_bins : int, default=10
+        Number of equal-width bins on [0, 1].
+    bin_closure : {"right", "left", "numpy"}, default="right"
+        Which side of each bin is closed, as in :func:`laece`; a score in no bin still
+        counts in ``N``.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when no TP or FP detection of a class with ground truth is left.
     """
     check_params("dece_pooled", CONSTRAINTS, n_bins=n_bins, bin_closure=bin_closure)
     sel = matches.valid & (matches.npig > 0)[matches.class_index]
@@ -547,17 +596,20 @@ def dece_netcal(
     Parameters
     ----------
     confidence : array-like of shape (n,)
+        Detection scores in [0, 1].
     matched : array-like of shape (n,)
         The user's matched flags (netcal does no box matching; see :func:`match_netcal` or
         :func:`calibkit.detection.match`).
-    features : array-like of shape (n, J), optional
+    features : array-like of shape (n, J) or None, default=None
         Box features in [0, 1], e.g. :func:`box_features` (normalised cx, cy, w, h).
-    n_bins : int or list of int, default 10
+    n_bins : int or list of int, default=10
         Bins per dimension (confidence first).
-    equal_intervals : bool, default True
+    equal_intervals : bool, default=True
         ``False``: quantile edges per dimension, outer edges 0 and 1
         (:func:`calibkit.metrics.binning.quantile_edges`).
-    sample_threshold : int, default 1
+    sample_threshold : int, default=1
+        Least number of samples of a cell that counts (0 and 1 both count every non-empty
+        cell).
 
     Returns
     -------
@@ -598,8 +650,27 @@ def dece_netcal(
 
 
 def box_features(gt, dets) -> np.ndarray:
-    """Normalised box features ``[cx, cy, w, h]`` of shape (n, 4): centre and size divided by
-    the image width and height from the ground truth's ``images``."""
+    """Normalised box features ``[cx, cy, w, h]``: centre and size divided by the image width
+    and height from the ground truth's ``images`` (the ``features`` of :func:`dece_netcal`).
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+        The ground truth, whose images give each detection's image width and height.
+    dets : path, COCO results list or Detections
+        The detections.
+
+    Returns
+    -------
+    ndarray of shape (n_dets, 4)
+        ``[cx / width, cy / height, w / width, h / height]`` of each detection, in the rows'
+        order (within [0, 1] for boxes inside their image).
+
+    Raises
+    ------
+    ValueError
+        A detection's image is not in the ground truth, or has no width and height.
+    """
     gt = load_gt(gt)
     dets = load_dets(dets)
     img = np.searchsorted(gt.image_ids, dets.image_id)
@@ -633,13 +704,19 @@ def average_precision(gt, dets, *, max_dets: int | None = None, iou_thresholds=N
     Parameters
     ----------
     gt : path, dict, pycocotools COCO or GroundTruth
-    dets : path, COCO results list, Detections or torchvision outputs
-    max_dets : int, optional
-        Detections kept per (image, class) (COCO, default 100) or per image (LVIS, 300).
-    iou_thresholds : array-like or None, default None
-        IoU thresholds (COCO's ``.50:.05:.95`` when None).
-    iou_type : {"bbox", "segm"}, default "bbox"
-    dataset : {"auto", "coco", "lvis"}, default "auto"
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`).
+    max_dets : int or None, default=None
+        Detections kept per (image, class) (COCO; None: 100) or per image (LVIS; None: 300).
+    iou_thresholds : array-like of shape (n_thresholds,) or None, default=None
+        IoU thresholds in [0, 1] (COCO's ``.50:.05:.95`` when None); a detection is a TP at
+        threshold ``t`` when ``IoU >= min(t, 1 - 1e-10)``.
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU, or mask IoU of the segmentations.
+    dataset : {"auto", "coco", "lvis"}, default="auto"
+        COCO's rules or LVIS's federated rules (see :func:`calibkit.detection.match`);
+        ``"auto"`` follows the ground truth.
 
     Returns
     -------
@@ -658,7 +735,17 @@ def average_precision_per_class(gt, dets, *, max_dets: int | None = None, iou_th
 
     Parameters
     ----------
-    gt, dets, max_dets, iou_thresholds, iou_type, dataset
+    gt : path, dict, pycocotools COCO or GroundTruth
+        The ground truth (see :func:`~calibkit.detection.load_gt`).
+    dets : path, COCO results list or Detections
+        The detections (see :func:`~calibkit.detection.load_dets`).
+    max_dets : int or None, default=None
+        As in :func:`average_precision`.
+    iou_thresholds : array-like of shape (n_thresholds,) or None, default=None
+        As in :func:`average_precision`.
+    iou_type : {"bbox", "segm"}, default="bbox"
+        As in :func:`average_precision`.
+    dataset : {"auto", "coco", "lvis"}, default="auto"
         As in :func:`average_precision`.
 
     Returns

@@ -53,25 +53,25 @@ def oce(
     gt : path, dict, pycocotools COCO or GroundTruth
         Every regular (non-crowd) annotation is an object; crowd regions are not objects and
         play no part.
-    dets : path, COCO results list, Detections or torchvision outputs
+    dets : path, COCO results list or Detections
         All the detections given take part (no ``max_dets`` cap, no threshold): OCE judges
         the detector together with its post-processing, so apply the threshold or top-k you
         deploy before calling.
-    iou_thresholds : sequence of float in (0, 1], default (0.5, 0.75)
+    iou_thresholds : sequence of float in (0, 1], default=(0.5, 0.75)
         A detection belongs to an object at threshold ``tau`` iff their IoU is ``>= tau``.
-    aggregation : {"mean", "max_iou", "iou_weighted"}, default "mean"
+    aggregation : {"mean", "max_iou", "iou_weighted"}, default="mean"
         How the detections of one object are combined: their mean (with scores only, the
         label is the majority category, the smallest category id on a tie); the one of
         largest IoU (the first in file order on a tie); or the IoU-weighted mean (label from
         the detection of largest IoU).
-    class_probabilities : array-like of shape (n_dets, n_categories), optional
+    class_probabilities : array-like of shape (n_dets, n_categories) or None, default=None
         Each detection's class distribution, columns in ``gt.category_ids`` order: the exact
         multi-class Brier score instead of the binary reduction. The labels of ``dets`` are
         then not used.
-    return_per_object : bool, default False
+    return_per_object : bool, default=False
         Also return each object's Brier score averaged over the thresholds (regular
         annotations in ground-truth order; uq-detr lists them image by image).
-    iou_type : {"bbox", "segm"}, default "bbox"
+    iou_type : {"bbox", "segm"}, default="bbox"
         Box IoU, or mask IoU of the segmentations (each object's mask against the masks of
         its image's detections).
 

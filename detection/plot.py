@@ -26,11 +26,23 @@ __all__ = [
 def laece_reliability(matches: Matches, *, n_bins: int = 25, bin_closure: str = "right"):
     """Class-averaged reliability bins of LaECE.
 
+    The TP and FP detections of the classes with regular ground truth take part.
+
+    Parameters
+    ----------
+    matches : Matches
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    n_bins : int, default=25
+        Number of equal-width bins on [0, 1].
+    bin_closure : {"right", "left", "numpy"}, default="right"
+        Which side of each bin is closed (see :func:`calibkit.detection.laece`).
+
     Returns
     -------
     dict of ndarrays of shape (n_bins,)
-        ``edges`` (n_bins + 1), ``accuracy`` and ``confidence`` (class means, NaN for a bin
-        empty in every class) and ``fraction`` (share of all TP/FP detections in the bin).
+        ``edges`` (of shape (n_bins + 1,)), ``accuracy`` and ``confidence`` (class means,
+        NaN for a bin empty in every class) and ``fraction`` (share of the detections in
+        some bin that fall in the bin).
     """
     n_bins = check_n_bins(n_bins)
     k = matches.n_categories
@@ -57,7 +69,27 @@ def laece_reliability(matches: Matches, *, n_bins: int = 25, bin_closure: str = 
 
 def dece_reliability(matches: Matches, *, n_bins: int = 10, bin_closure: str = "right"):
     """Pooled precision per confidence bin (the D-ECE diagram); keys as in
-    :func:`laece_reliability`."""
+    :func:`laece_reliability`.
+
+    The TP and FP detections of the classes with regular ground truth take part, all
+    classes pooled.
+
+    Parameters
+    ----------
+    matches : Matches
+        Detections matched to the ground truth (at ``tau=0.5`` for the train-time protocol).
+    n_bins : int, default=10
+        Number of equal-width bins on [0, 1].
+    bin_closure : {"right", "left", "numpy"}, default="right"
+        Which side of each bin is closed (see :func:`calibkit.detection.laece`).
+
+    Returns
+    -------
+    dict of ndarrays of shape (n_bins,)
+        ``edges`` (of shape (n_bins + 1,)), ``accuracy`` (share of TPs in the bin) and
+        ``confidence`` (mean score in the bin), NaN for an empty bin, and ``fraction``
+        (share of the detections that fall in the bin).
+    """
     n_bins = check_n_bins(n_bins)
     sel = matches.valid & (matches.npig > 0)[matches.class_index]
     p = matches.dets.score[sel]
@@ -72,14 +104,47 @@ def dece_reliability(matches: Matches, *, n_bins: int = 10, bin_closure: str = "
 
 
 def plot_laece_reliability(matches: Matches, *, n_bins: int = 25, ax=None, title=None):
-    """Draw :func:`laece_reliability` (bars: class-averaged IoU accuracy; line: share of
-    detections). Returns the matplotlib Axes."""
+    """Draw :func:`laece_reliability` (bars: class-averaged IoU accuracy and its gap to the
+    confidence; line: share of detections; dashed: the diagonal).
+
+    Parameters
+    ----------
+    matches : Matches
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    n_bins : int, default=25
+        Number of equal-width bins (closed on the right, as LaECE_0).
+    ax : matplotlib.axes.Axes or None, default=None
+        Where to draw; None: a new 4.5 x 4.5 inch figure.
+    title : str or None, default=None
+        Title of the axes (None: ``"LaECE reliability"``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     curve = laece_reliability(matches, n_bins=n_bins)
     return _draw(curve, ax, "Precision x IoU (class mean)", title or "LaECE reliability")
 
 
 def plot_dece_reliability(matches: Matches, *, n_bins: int = 10, ax=None, title=None):
-    """Draw :func:`dece_reliability` (bars: pooled precision). Returns the Axes."""
+    """Draw :func:`dece_reliability` (bars: pooled precision and its gap to the confidence;
+    line: share of detections; dashed: the diagonal).
+
+    Parameters
+    ----------
+    matches : Matches
+        Detections matched to the ground truth (at ``tau=0.5`` for the train-time protocol).
+    n_bins : int, default=10
+        Number of equal-width bins (closed on the right).
+    ax : matplotlib.axes.Axes or None, default=None
+        Where to draw; None: a new 4.5 x 4.5 inch figure.
+    title : str or None, default=None
+        Title of the axes (None: ``"D-ECE reliability"``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     curve = dece_reliability(matches, n_bins=n_bins)
     return _draw(curve, ax, "Precision (pooled)", title or "D-ECE reliability")
 

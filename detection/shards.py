@@ -83,8 +83,52 @@ class MatchState:
     """Per-detection matching columns of a shard of images (see the module docstring).
 
     Build one with :meth:`from_shard` (or :func:`match_shards`), combine with
-    :meth:`merge`, and read results with :meth:`matches`, :meth:`evaluate` and
-    :meth:`coco_summary`.
+    :meth:`merge`, and read results with :meth:`matches`, :meth:`evaluate`,
+    :meth:`average_precision`, :meth:`coco_summary` and :meth:`lvis_summary`. The fields
+    are those of the table of the module docstring (``n`` detections, ``T`` thresholds,
+    ``K`` categories).
+
+    Attributes
+    ----------
+    taus : tuple of float
+        IoU thresholds of ``tp``, ``ignored`` and ``iou``.
+    iou_op : {"ge", "gt"}
+        The eligibility rule of the matching (see :func:`calibkit.detection.match`).
+    max_dets : int
+        Detections kept per (image, class) (COCO) or per image (LVIS).
+    category_ids : ndarray of shape (K,)
+        The ground truth's sorted category ids.
+    npig : ndarray of shape (K,)
+        Regular boxes per category, over the whole ground truth.
+    image_id, category_id : ndarray of shape (n,)
+        The shard's detections, in file order.
+    score : ndarray of shape (n,)
+        Their scores.
+    box : ndarray of shape (n, 4) or None
+        Their ``[x, y, w, h]`` boxes (None when built with ``keep_boxes=False``).
+    evaluated : ndarray of shape (n,), bool
+        Within the first ``max_dets`` of its (image, class) (LVIS: see
+        :class:`~calibkit.detection.Matches`).
+    rank : ndarray of shape (n,), int64
+        Rank in its (image, class) group by score (-1 for a detection not evaluated).
+    tp, ignored : ndarray of shape (T, n), bool
+        Greedy matching at each threshold.
+    iou : ndarray of shape (T, n)
+        Matched IoU of a TP, else 0.
+    coco_codes : ndarray of shape (n, 10), uint16, or None, default=None
+        COCO matching at IoU .50:.05:.95, two bits (TP, ignored) per area range (no range,
+        all, small, medium, large); None without ``coco=True``.
+    coco_npig : ndarray of shape (K, 5) or None, default=None
+        Regular boxes per category and area range; None without ``coco=True``.
+    iou_type : {"bbox", "segm"}, default="bbox"
+        Box IoU or mask IoU.
+    dataset : {"coco", "lvis"}, default="coco"
+        The rule set of the matching.
+    mask : Masks or None, default=None
+        The detections' masks (``"segm"`` with boxes kept), else None.
+    area : ndarray of shape (n,) or None, default=None
+        The detections' areas (``"segm"`` with boxes kept; else None, the areas being
+        ``w * h`` of the boxes).
     """
 
     taus: tuple
@@ -124,15 +168,29 @@ class MatchState:
             The *whole* ground truth (``npig`` counts every image).
         dets : path, COCO results list or Detections
             Every detection of the shard's images.
-        taus : sequence of float, default (0.0,)
-        iou_op, max_dets, iou_type, dataset
+        taus : sequence of float, default=(0.0,)
+            IoU thresholds in [0, 1) of the greedy matching (``tp``, ``ignored``, ``iou``);
+            :meth:`evaluate` needs its ``tau`` (and ``dece_tau``) among them.
+        iou_op : {"ge", "gt"}, default="ge"
             As in :func:`calibkit.detection.match`.
-        coco : bool, default False
-            Also keep the COCO codes (for :meth:`coco_summary`, :meth:`lvis_summary` and
-            ``ap``); needs ``max_dets >= 100`` under COCO's rules.
-        keep_boxes : bool, default True
-            Keep the boxes, masks and areas (needed by :meth:`matches` and netcal's D-ECE
-            matching).
+        max_dets : int or None, default=None
+            As in :func:`calibkit.detection.match` (None: 100 per (image, class) for COCO,
+            300 per image for LVIS).
+        coco : bool, default=False
+            Also keep the COCO codes (for :meth:`average_precision`, :meth:`coco_summary`,
+            :meth:`lvis_summary` and ``ap``); needs ``max_dets >= 100`` under COCO's rules.
+        keep_boxes : bool, default=True
+            Keep the boxes, masks and areas (needed by :meth:`matches`, :meth:`evaluate`
+            and netcal's D-ECE matching).
+        iou_type : {"bbox", "segm"}, default="bbox"
+            As in :func:`calibkit.detection.match`.
+        dataset : {"auto", "coco", "lvis"}, default="auto"
+            As in :func:`calibkit.detection.match`.
+
+        Returns
+        -------
+        MatchState
+            One row per detection of ``dets``, in its order.
         """
         iou_type = check_iou_type(iou_type, "MatchState.from_shard")
         gt = load_gt(gt, iou_type=iou_type)
@@ -286,7 +344,32 @@ class MatchState:
     def evaluate(self, gt, **kwargs) -> dict:
         """:func:`calibkit.detection.evaluate` on the concatenated detections. The state
         must hold ``tau`` (and ``dece_tau`` unless equal) among its ``taus``; ``ap=True``
-        needs the COCO codes."""
+        needs the COCO codes.
+
+        Parameters
+        ----------
+        gt : path, dict, pycocotools COCO or GroundTruth
+            The ground truth the state was matched against.
+        **kwargs : dict
+            The keyword arguments of :func:`calibkit.detection.evaluate`. ``iou_op``,
+            ``max_dets``, ``iou_type`` and ``dataset``, when given (not None or ``"auto"``),
+            must be the state's. ``ap=True`` gives the AP from the codes: under COCO's
+            rules of the 100 best detections per (image, class) whatever ``max_dets``. The
+            bootstrap options (``n_bootstrap``, ``confidence_level``, ``random_state``,
+            ``return_resamples``) are not used: no interval is computed.
+
+        Returns
+        -------
+        dict
+            The values of :func:`calibkit.detection.evaluate` (without bootstrap
+            intervals).
+
+        Raises
+        ------
+        ValueError
+            A threshold missing from ``taus``, matching options other than the state's,
+            netcal's D-ECE matching on an LVIS state, or ``ap=True`` without the codes.
+        """
         from calibkit.detection.metrics import _evaluate_matches
 
         gt = load_gt(gt)
@@ -385,6 +468,28 @@ def match_shards(gt, shards, *, taus=(0.0,), iou_op: str = "ge", max_dets: int |
     """Match each shard of images (paths, results lists or Detections, each holding every
     detection of its images) against the whole ground truth and merge the states, in order.
 
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+        The whole ground truth.
+    shards : iterable of (path, COCO results list or Detections)
+        The shards, each holding every detection of its images (an image in two shards is
+        refused).
+    taus : sequence of float, default=(0.0,)
+        As in :meth:`MatchState.from_shard`.
+    iou_op : {"ge", "gt"}, default="ge"
+        As in :meth:`MatchState.from_shard`.
+    max_dets : int or None, default=None
+        As in :meth:`MatchState.from_shard`.
+    coco : bool, default=False
+        As in :meth:`MatchState.from_shard`.
+    keep_boxes : bool, default=True
+        As in :meth:`MatchState.from_shard`.
+    iou_type : {"bbox", "segm"}, default="bbox"
+        As in :meth:`MatchState.from_shard`.
+    dataset : {"auto", "coco", "lvis"}, default="auto"
+        As in :meth:`MatchState.from_shard`.
+
     Returns
     -------
     MatchState
@@ -400,7 +505,25 @@ def match_shards(gt, shards, *, taus=(0.0,), iou_op: str = "ge", max_dets: int |
 
 def evaluate_shards(gt, shards, **kwargs) -> dict:
     """:func:`calibkit.detection.evaluate` of the concatenated shards, matching shard by
-    shard (same keyword arguments)."""
+    shard (same keyword arguments).
+
+    Parameters
+    ----------
+    gt : path, dict, pycocotools COCO or GroundTruth
+        The whole ground truth.
+    shards : iterable of (path, COCO results list or Detections)
+        The shards, as in :func:`match_shards`.
+    **kwargs : dict
+        The keyword arguments of :func:`calibkit.detection.evaluate`, as
+        :meth:`MatchState.evaluate` takes them (``ap=True`` keeps the COCO codes and needs
+        ``max_dets`` None or ``>= 100`` under COCO's rules; the bootstrap options are not
+        used).
+
+    Returns
+    -------
+    dict
+        The values of :func:`calibkit.detection.evaluate` (without bootstrap intervals).
+    """
     tau = float(kwargs.get("tau", 0.0))
     dece_tau = float(kwargs.get("dece_tau", 0.5))
     taus = (tau,) if dece_tau == tau else (tau, dece_tau)

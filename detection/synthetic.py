@@ -33,13 +33,42 @@ def make_coco_like(
     and a compressed RLE for the results; a crowd region's mask is its box (its pixels),
     as an uncompressed RLE as in COCO (needs pycocotools).
 
+    Parameters
+    ----------
+    n_images : int, default=200
+        Number of images (ids 1 to ``n_images``).
+    dets_per_image : int, default=100
+        Detections of each image.
+    n_classes : int, default=80
+        Number of categories (ids 1 to ``n_classes``, names ``class_<id>``); each image
+        draws its boxes and detections from 4 of them, frequent classes more often.
+    gt_per_image : float, default=7.0
+        Mean number of boxes per image (Poisson).
+    crowd_fraction : float, default=0.01
+        Probability that a box is a crowd region.
+    score_decimals : int or None, default=3
+        Decimals the scores are rounded to; None: no rounding.
+    overconfidence : float, default=0.3
+        Adds ``4 * overconfidence`` to every detection's score logit (0: no shift).
+    seed : int, default=0
+        Seed of ``numpy.random.default_rng``; the same arguments give the same data.
+    masks : bool, default=False
+        Also give every annotation and result an instance mask (see above).
+
+    Other Parameters
+    ----------------
+    _columns : bool, default=False
+        Internal: return the numpy columns of the boxes and detections instead of the dicts
+        (what :func:`write_coco_like` writes; no masks).
+
     Returns
     -------
     gt : dict
         ``images`` (with width and height), ``annotations``, ``categories``.
     dets : list of dict
-        ``{image_id, category_id, bbox, score}``, ``dets_per_image`` per image, sorted by
-        descending score within each image.
+        ``{image_id, category_id, bbox, score}`` (and ``segmentation`` with ``masks=True``),
+        ``dets_per_image`` per image, images in id order, sorted by descending score within
+        each image.
     """
     rng = np.random.default_rng(seed)
     width, height = 640.0, 480.0
@@ -170,13 +199,23 @@ def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
     holding the results as one list of dicts (they are written ``chunk`` items at a time),
     for data sets of millions of detections. Returns the number of detections.
 
+    The files hold boxes only: ``masks=True`` is not used here.
+
     Parameters
     ----------
-    gt_path, dets_path : path
+    gt_path, dets_path : str or Path
+        Where the ground-truth json and the results json are written (overwritten).
     n_images : int
-    chunk : int, default 200_000
-    **kwargs
-        The keyword arguments of :func:`make_coco_like`.
+        Number of images.
+    chunk : int, default=200_000
+        Results converted to dicts and written at a time.
+    **kwargs : dict
+        The other keyword arguments of :func:`make_coco_like`.
+
+    Returns
+    -------
+    int
+        The number of detections written (``n_images * dets_per_image``).
     """
     import json
 

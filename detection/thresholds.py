@@ -30,7 +30,8 @@ def lrp_optimal_thresholds(matches: Matches, *, tie_aware: bool = False):
     Parameters
     ----------
     matches : Matches
-    tie_aware : bool, default False
+        Detections matched to the ground truth (:func:`calibkit.detection.match`).
+    tie_aware : bool, default=False
         ``False`` (toolbox parity): the argmin runs over every prefix, even inside a group
         of equal scores, although thresholding at that score keeps the whole group.
         ``True``: LRP is evaluated only at the ends of tie groups, i.e. at the detection
@@ -39,7 +40,8 @@ def lrp_optimal_thresholds(matches: Matches, *, tie_aware: bool = False):
     Returns
     -------
     thresholds : ndarray of shape (n_categories,)
-        In the order of ``matches.gt.category_ids``.
+        In the order of ``matches.gt.category_ids``: -1 without ground truth, NaN without
+        TP (both keep every detection).
     olrp : ndarray of shape (n_categories,)
         The minimum LRP (NaN without ground truth, 1 without TP).
     """
@@ -85,6 +87,20 @@ def apply_thresholds(dets: Detections, category_ids, thresholds) -> np.ndarray:
     """Boolean mask of the detections kept: ``not (score < threshold of its category)``.
 
     Categories missing from ``category_ids`` and NaN thresholds keep everything.
+
+    Parameters
+    ----------
+    dets : Detections
+        The detections.
+    category_ids : array-like of int of shape (n_categories,)
+        The categories of ``thresholds`` (any order, distinct).
+    thresholds : array-like of shape (n_categories,)
+        Score threshold of each category of ``category_ids``.
+
+    Returns
+    -------
+    ndarray of shape (n_dets,), bool
+        True for the detections kept.
     """
     cat = np.asarray(category_ids, np.int64)
     thr = np.asarray(thresholds, np.float64)
