@@ -109,18 +109,18 @@ def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
         (:func:`calibkit.detection.coco_summary`), or under LVIS's rules LVIS's numbers under
         ``"lvis_summary"`` (:func:`calibkit.detection.lvis_summary`).
     **kwargs : dict
-        The keyword arguments of :func:`calibkit.detection.evaluate` (as
-        :meth:`calibkit.detection.MatchState.evaluate` takes them: the bootstrap options
-        ``n_bootstrap``, ``confidence_level``, ``random_state`` and ``return_resamples`` are
-        not used, and ``ap=True`` gives the AP of the 100 best detections per (image,
-        class) under COCO's rules).
+        The keyword arguments of :func:`calibkit.detection.evaluate`, bootstrap options
+        included (the resamples are drawn on the client from the merged matches); any other
+        keyword is a ``TypeError``.
 
     Returns
     -------
     dict
-        Equal to :func:`calibkit.detection.evaluate` on the concatenated results (without
-        bootstrap intervals).
+        Equal to :func:`calibkit.detection.evaluate` on the concatenated results.
     """
+    from calibkit.detection.shards import _check_evaluate_options
+
+    _check_evaluate_options(kwargs, "calibkit.detection.dask.evaluate")
     iou_type = kwargs.get("iou_type", "bbox")
     gt = load_gt(gt, iou_type=iou_type)
     tau = float(kwargs.get("tau", 0.0))

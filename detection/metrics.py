@@ -204,25 +204,44 @@ def evaluate(
                     dataset=dataset)
     ap_value = average_precision(gt, dets, max_dets=max_dets, iou_type=iou_type,
                                  dataset=dataset) if ap else None
-    out = _evaluate_matches(
-        gt, dets, ms[0], ms[-1], ap=ap_value, laece_bins=laece_bins, bin_closure=bin_closure,
+    options = dict(laece_bins=laece_bins, bin_closure=bin_closure,
+                   class_mean_drop_zero_error=class_mean_drop_zero_error,
+                   empty_class_policy=empty_class_policy,
+                   laace_include_ignored=laace_include_ignored, dece_tau=dece_tau,
+                   dece_bins=dece_bins, dece_matching=dece_matching)
+    out = _evaluate_matches(gt, dets, ms[0], ms[-1], ap=ap_value, **options)
+    if n_bootstrap is not None:
+        out.update(_bootstrap_matches(
+            gt, dets, ms, ap=ap, max_dets=max_dets, n_bootstrap=n_bootstrap,
+            confidence_level=confidence_level, random_state=random_state,
+            return_resamples=return_resamples, **options,
+        ))
+    return out
+
+
+def _bootstrap_matches(gt, dets, ms, *, ap, max_dets, n_bootstrap, confidence_level,
+                       random_state, return_resamples, laece_bins: int = 25,
+                       bin_closure: str = "right", class_mean_drop_zero_error: bool = True,
+                       empty_class_policy: str = "exclude", laace_include_ignored: bool = True,
+                       dece_tau: float = 0.5, dece_bins: int = 10,
+                       dece_matching: str = "greedy") -> dict:
+    """The ``<key>_ci`` intervals (and ``"resamples"``) of :func:`evaluate` from its
+    matches ``ms`` (the first at ``tau``, the last for D-ECE); the sharded and Dask paths
+    call it too. The options are already checked."""
+    from calibkit.detection import bootstrap
+
+    flags = (match_netcal(gt, dets, tau=dece_tau, iou_type=ms[0].iou_type)
+             if dece_matching == "netcal_argmax_any_class" else None)
+    resamples = bootstrap._evaluate_resamples(
+        gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
+        max_dets=max_dets, laece_bins=laece_bins, bin_closure=bin_closure,
         class_mean_drop_zero_error=class_mean_drop_zero_error,
         empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
-        dece_tau=dece_tau, dece_bins=dece_bins, dece_matching=dece_matching,
+        dece_bins=dece_bins,
     )
-    if n_bootstrap is not None:
-        flags = (match_netcal(gt, dets, tau=dece_tau, iou_type=iou_type)
-                 if dece_matching == "netcal_argmax_any_class" else None)
-        resamples = bootstrap._evaluate_resamples(
-            gt, dets, ms, flags, n_bootstrap=n_bootstrap, random_state=random_state, ap=ap,
-            max_dets=max_dets, laece_bins=laece_bins, bin_closure=bin_closure,
-            class_mean_drop_zero_error=class_mean_drop_zero_error,
-            empty_class_policy=empty_class_policy, laace_include_ignored=laace_include_ignored,
-            dece_bins=dece_bins,
-        )
-        out.update(bootstrap._intervals(resamples, confidence_level))
-        if return_resamples:
-            out["resamples"] = resamples
+    out = bootstrap._intervals(resamples, confidence_level)
+    if return_resamples:
+        out["resamples"] = resamples
     return out
 
 
@@ -230,7 +249,7 @@ def _evaluate_matches(
     gt, dets, m: Matches, m_dece: Matches, *, ap=None, laece_bins: int = 25,
     bin_closure: str = "right", class_mean_drop_zero_error: bool = True,
     empty_class_policy: str = "exclude", laace_include_ignored: bool = True,
-    dece_tau: float = 0.5, dece_bins: int = 10, dece_matching: str = "greedy", **_ignored,
+    dece_tau: float = 0.5, dece_bins: int = 10, dece_matching: str = "greedy",
 ) -> dict:
     """:func:`evaluate` from matches already made (``m`` at ``tau``, ``m_dece`` at
     ``dece_tau``) and, if not None, the AP value; the sharded and Dask paths call it."""
@@ -673,9 +692,12 @@ def box_features(gt, dets) -> np.ndarray:
     """
     gt = load_gt(gt)
     dets = load_dets(dets)
+    if len(dets) and not len(gt.image_ids):
+        raise ValueError("the ground truth has no images; box features need each "
+                         "detection's image (its width and height).")
     img = np.searchsorted(gt.image_ids, dets.image_id)
-    img = np.clip(img, 0, len(gt.image_ids) - 1)
-    if np.any(gt.image_ids[img] != dets.image_id):
+    img = np.clip(img, 0, max(len(gt.image_ids) - 1, 0))
+    if len(dets) and np.any(gt.image_ids[img] != dets.image_id):
         raise ValueError("detections use image ids that are not in the ground truth.")
     wd, ht = gt.image_width[img], gt.image_height[img]
     if np.any(np.isnan(wd)) or np.any(np.isnan(ht)):

@@ -41,8 +41,9 @@ def laece_reliability(matches: Matches, *, n_bins: int = 25, bin_closure: str = 
     -------
     dict of ndarrays of shape (n_bins,)
         ``edges`` (of shape (n_bins + 1,)), ``accuracy`` and ``confidence`` (class means,
-        NaN for a bin empty in every class) and ``fraction`` (share of the detections in
-        some bin that fall in the bin).
+        NaN for a bin empty in every class) and ``fraction`` (share of the detections taking
+        part that fall in the bin; a score outside every bin, 1 with ``bin_closure="left"``,
+        counts in no bin).
     """
     n_bins = check_n_bins(n_bins)
     k = matches.n_categories
@@ -62,7 +63,7 @@ def laece_reliability(matches: Matches, *, n_bins: int = 25, bin_closure: str = 
         n_cls = (count > 0).sum(axis=0)
         acc_mean = np.where(n_cls > 0, np.nansum(acc, axis=0) / n_cls, np.nan)
         conf_mean = np.where(n_cls > 0, np.nansum(conf, axis=0) / n_cls, np.nan)
-    total = max(int(count.sum()), 1)
+    total = max(len(p), 1)  # as in dece_reliability: every detection taking part
     return {"edges": uniform_edges(n_bins), "accuracy": acc_mean, "confidence": conf_mean,
             "fraction": count.sum(axis=0) / total}
 
@@ -88,7 +89,8 @@ def dece_reliability(matches: Matches, *, n_bins: int = 10, bin_closure: str = "
     dict of ndarrays of shape (n_bins,)
         ``edges`` (of shape (n_bins + 1,)), ``accuracy`` (share of TPs in the bin) and
         ``confidence`` (mean score in the bin), NaN for an empty bin, and ``fraction``
-        (share of the detections that fall in the bin).
+        (share of the detections taking part that fall in the bin, as in
+        :func:`laece_reliability`).
     """
     n_bins = check_n_bins(n_bins)
     sel = matches.valid & (matches.npig > 0)[matches.class_index]

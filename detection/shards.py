@@ -178,7 +178,8 @@ class MatchState:
             300 per image for LVIS).
         coco : bool, default=False
             Also keep the COCO codes (for :meth:`average_precision`, :meth:`coco_summary`,
-            :meth:`lvis_summary` and ``ap``); needs ``max_dets >= 100`` under COCO's rules.
+            :meth:`lvis_summary` and ``ap``); the summary under COCO's rules needs
+            ``max_dets`` None or at least 100.
         keep_boxes : bool, default=True
             Keep the boxes, masks and areas (needed by :meth:`matches`, :meth:`evaluate`
             and netcal's D-ECE matching).
@@ -198,9 +199,6 @@ class MatchState:
         taus = tuple(_check_tau(t) for t in taus)
         _check_iou_op(iou_op)
         dataset, max_dets = _resolve(gt, dataset, max_dets, "MatchState.from_shard")
-        if coco and dataset == "coco" and max_dets < 100:
-            raise ValueError(f"coco=True needs max_dets >= 100 (COCO keeps 100 detections per "
-                             f"(image, class)); got max_dets={max_dets}.")
         prep = _prepare(gt, dets, max_dets, iou_type=iou_type, dataset=dataset)
         tp_s, ig_s, iou_s = _greedy(prep, np.array(taus), iou_op)
         n = len(dets)
@@ -217,8 +215,9 @@ class MatchState:
         codes = coco_npig = None
         if coco:
             codes = np.zeros((n, 10), np.uint16)
-            sel = prep.rank < 100 if dataset == "coco" else np.ones(len(prep.det), bool)
-            codes[prep.det] = _coco_codes(prep, sel)
+            # every detection the preparation kept (max_dets per (image, class) under COCO's
+            # rules): greedy matching in score order gives the top 100 the same codes
+            codes[prep.det] = _coco_codes(prep, np.ones(len(prep.det), bool))
             coco_npig = _coco_npig(gt, dataset)
         segm = iou_type == "segm"
         return cls(taus, iou_op, max_dets, gt.category_ids, prep.npig, dets.image_id,
@@ -353,16 +352,17 @@ class MatchState:
         **kwargs : dict
             The keyword arguments of :func:`calibkit.detection.evaluate`. ``iou_op``,
             ``max_dets``, ``iou_type`` and ``dataset``, when given (not None or ``"auto"``),
-            must be the state's. ``ap=True`` gives the AP from the codes: under COCO's
-            rules of the 100 best detections per (image, class) whatever ``max_dets``. The
-            bootstrap options (``n_bootstrap``, ``confidence_level``, ``random_state``,
-            ``return_resamples``) are not used: no interval is computed.
+            must be the state's. ``ap=True`` gives the AP from the codes (the state's
+            ``max_dets`` detections per (image, class) under COCO's rules, as
+            :func:`calibkit.detection.evaluate`). The bootstrap options give the same
+            intervals as :func:`calibkit.detection.evaluate` (with ``ap=True`` the AP of each
+            resample rematches the merged detections on this machine). Any other keyword is
+            a ``TypeError``.
 
         Returns
         -------
         dict
-            The values of :func:`calibkit.detection.evaluate` (without bootstrap
-            intervals).
+            The values of :func:`calibkit.detection.evaluate`.
 
         Raises
         ------
@@ -370,8 +370,9 @@ class MatchState:
             A threshold missing from ``taus``, matching options other than the state's,
             netcal's D-ECE matching on an LVIS state, or ``ap=True`` without the codes.
         """
-        from calibkit.detection.metrics import _evaluate_matches
+        from calibkit.detection.metrics import _bootstrap_matches, _evaluate_matches
 
+        boot = _check_evaluate_options(kwargs, "MatchState.evaluate")
         gt = load_gt(gt)
         tau = float(kwargs.get("tau", 0.0))
         dece_tau = float(kwargs.get("dece_tau", 0.5))
@@ -395,12 +396,17 @@ class MatchState:
             ap = self.average_precision(gt)
         m = by_tau[tau]
         m_dece = by_tau.get(dece_tau, m)
-        kwargs = {k: v for k, v in kwargs.items() if k != "ap"}
-        return _evaluate_matches(gt, m.dets, m, m_dece, ap=ap, **kwargs)
+        options = {k: v for k, v in kwargs.items()
+                   if k not in _STATE_OPTIONS + _BOOTSTRAP_OPTIONS}
+        out = _evaluate_matches(gt, m.dets, m, m_dece, ap=ap, **options)
+        if boot is not None:
+            out.update(_bootstrap_matches(gt, m.dets, [m, m_dece], ap=bool(kwargs.get("ap")),
+                                          max_dets=self.max_dets, **boot, **options))
+        return out
 
     def average_precision(self, gt) -> float:
-        """:func:`calibkit.detection.average_precision` (``max_dets=100``; LVIS: the
-        state's cap per image) from the codes."""
+        """:func:`calibkit.detection.average_precision` with the state's ``max_dets`` (COCO:
+        per (image, class); LVIS: per image) from the codes."""
         precision, _ = self._accumulate(gt, [0], [self._ap_max_dets])
         q = precision[:, :, :, 0, 0]
         has = q[0, 0] > -1
@@ -415,6 +421,10 @@ class MatchState:
         if self.dataset != "coco":
             raise ValueError("this state follows LVIS's rules; read its summary with "
                              "lvis_summary (or match with dataset='coco').")
+        if self.max_dets < 100:
+            raise ValueError(f"this state keeps max_dets={self.max_dets} detections per (image, "
+                             "class); COCO's summary needs the best 100 (match with "
+                             "max_dets=None).")
         return summarize(*self._accumulate(gt, [1, 2, 3, 4], [1, 10, 100]))
 
     def lvis_summary(self, gt) -> dict:
@@ -432,7 +442,7 @@ class MatchState:
 
     @property
     def _ap_max_dets(self) -> int:
-        return 100 if self.dataset == "coco" else self.max_dets
+        return self.max_dets
 
     def _accumulate(self, gt, areas, max_dets):
         from calibkit.detection.cocoeval import _accumulate_codes
@@ -442,7 +452,7 @@ class MatchState:
         gt = load_gt(gt)
         self._check_gt(gt)
         k = gt.n_categories
-        cap = self.rank < 100 if self.dataset == "coco" else True
+        cap = self.rank < max(max_dets) if self.dataset == "coco" else True
         ev = np.flatnonzero(self.evaluated & cap)
         cls = np.searchsorted(gt.category_ids, self.category_id[ev])
         img = np.searchsorted(gt.image_ids, self.image_id[ev])
@@ -515,15 +525,15 @@ def evaluate_shards(gt, shards, **kwargs) -> dict:
         The shards, as in :func:`match_shards`.
     **kwargs : dict
         The keyword arguments of :func:`calibkit.detection.evaluate`, as
-        :meth:`MatchState.evaluate` takes them (``ap=True`` keeps the COCO codes and needs
-        ``max_dets`` None or ``>= 100`` under COCO's rules; the bootstrap options are not
-        used).
+        :meth:`MatchState.evaluate` takes them (``ap=True`` keeps the COCO codes); any
+        other keyword is a ``TypeError``.
 
     Returns
     -------
     dict
-        The values of :func:`calibkit.detection.evaluate` (without bootstrap intervals).
+        The values of :func:`calibkit.detection.evaluate`.
     """
+    _check_evaluate_options(kwargs, "evaluate_shards")
     tau = float(kwargs.get("tau", 0.0))
     dece_tau = float(kwargs.get("dece_tau", 0.5))
     taus = (tau,) if dece_tau == tau else (tau, dece_tau)
@@ -535,6 +545,40 @@ def evaluate_shards(gt, shards, **kwargs) -> dict:
 
 
 # --------------------------------------------------------------------------------------
+
+#: evaluate's options that the state fixes (checked against it) or that give the AP
+_STATE_OPTIONS = ("tau", "iou_op", "max_dets", "iou_type", "dataset", "ap")
+#: evaluate's bootstrap options
+_BOOTSTRAP_OPTIONS = ("n_bootstrap", "confidence_level", "random_state", "return_resamples")
+
+
+def _check_evaluate_options(kwargs: dict, owner: str) -> dict | None:
+    """Refuse a keyword that :func:`calibkit.detection.evaluate` does not take; check the
+    bootstrap options as evaluate does. Returns them (``n_bootstrap`` and the rest) for
+    :func:`calibkit.detection.metrics._bootstrap_matches`, or None without
+    ``n_bootstrap``."""
+    import inspect
+
+    from calibkit.detection import bootstrap
+    from calibkit.detection.metrics import evaluate
+
+    known = set(inspect.signature(evaluate).parameters) - {"gt", "dets"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}; it takes "
+                        f"the options of calibkit.detection.evaluate: {sorted(known)}.")
+    n_bootstrap = kwargs.get("n_bootstrap")
+    confidence_level = kwargs.get("confidence_level", 0.95)
+    random_state = kwargs.get("random_state")
+    return_resamples = kwargs.get("return_resamples", False)
+    if n_bootstrap is None:
+        if return_resamples:
+            raise ValueError("return_resamples=True needs n_bootstrap (the number of "
+                             "resamples).")
+        return None
+    return {"n_bootstrap": bootstrap._check_n_bootstrap(n_bootstrap, owner),
+            "confidence_level": bootstrap._check_confidence_level(confidence_level, owner),
+            "random_state": random_state, "return_resamples": bool(return_resamples)}
 
 
 def _coco_codes(prep, sel: np.ndarray) -> np.ndarray:

@@ -199,8 +199,6 @@ def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
     holding the results as one list of dicts (they are written ``chunk`` items at a time),
     for data sets of millions of detections. Returns the number of detections.
 
-    The files hold boxes only: ``masks=True`` is not used here.
-
     Parameters
     ----------
     gt_path, dets_path : str or Path
@@ -210,7 +208,8 @@ def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
     chunk : int, default=200_000
         Results converted to dicts and written at a time.
     **kwargs : dict
-        The other keyword arguments of :func:`make_coco_like`.
+        The other keyword arguments of :func:`make_coco_like` (``masks=True`` writes the
+        same ellipse masks, chunk by chunk for the results).
 
     Returns
     -------
@@ -219,6 +218,7 @@ def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
     """
     import json
 
+    masks = bool(kwargs.pop("masks", False))
     (img_g, cls_g, gx, gy, gw, gh, crowd, image_ids, cat_ids, width, height), cols = (
         make_coco_like(n_images, _columns=True, **kwargs))
     gt = {
@@ -233,6 +233,8 @@ def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
                 gh.tolist(), crowd.tolist(), strict=False))
         ],
     }
+    if masks:
+        _add_masks(gt, [], int(height), int(width))
     with open(gt_path, "w") as f:
         json.dump(gt, f)
     del gt
@@ -248,6 +250,8 @@ def write_coco_like(gt_path, dets_path, n_images: int, *, chunk: int = 200_000,
                     img[a:b].tolist(), cat[a:b].tolist(), bx[a:b].tolist(), by[a:b].tolist(),
                     bw[a:b].tolist(), bh[a:b].tolist(), score[a:b].tolist(), strict=False)
             ]
+            if masks:
+                _add_masks({"annotations": []}, items, int(height), int(width))
             text = json.dumps(items)[1:-1]
             f.write(("," if a else "") + text)
         f.write("]")

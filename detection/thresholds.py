@@ -102,8 +102,13 @@ def apply_thresholds(dets: Detections, category_ids, thresholds) -> np.ndarray:
     ndarray of shape (n_dets,), bool
         True for the detections kept.
     """
-    cat = np.asarray(category_ids, np.int64)
-    thr = np.asarray(thresholds, np.float64)
+    cat = np.asarray(category_ids, np.int64).ravel()
+    thr = np.asarray(thresholds, np.float64).ravel()
+    if cat.shape != thr.shape:
+        raise ValueError(f"thresholds must give one value per category of category_ids; got "
+                         f"{thr.size} thresholds for {cat.size} categories.")
+    if len(np.unique(cat)) != len(cat):
+        raise ValueError("category_ids must be distinct (one threshold per category).")
     order = np.argsort(cat)
     cat, thr = cat[order], thr[order]
     if len(cat) == 0:

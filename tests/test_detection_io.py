@@ -273,11 +273,15 @@ def test_bundled_coco_columns_equal_the_dicts():
         s2.ground_truth, s2.detections[name])
 
 
-def test_write_coco_like_equals_make_coco_like(tmp_path):
+@pytest.mark.parametrize("masks", [False, True])
+def test_write_coco_like_equals_make_coco_like(tmp_path, masks):
     from calibkit.detection.synthetic import make_coco_like, write_coco_like
 
-    n = write_coco_like(tmp_path / "g.json", tmp_path / "d.json", 12, chunk=97, seed=5)
-    gt, dets = make_coco_like(12, seed=5)
+    if masks:
+        pytest.importorskip("pycocotools")
+    n = write_coco_like(tmp_path / "g.json", tmp_path / "d.json", 12, chunk=97, seed=5,
+                        masks=masks)
+    gt, dets = make_coco_like(12, seed=5, masks=masks)
     assert n == len(dets)
     assert json.loads((tmp_path / "g.json").read_text()) == json.loads(json.dumps(gt))
     assert json.loads((tmp_path / "d.json").read_text()) == json.loads(json.dumps(dets))

@@ -222,6 +222,10 @@ def test_box_features_normalised():
     gt = _gt([A])
     f = detection.box_features(gt, _dets([[40, 0, 20, 100]], [0.5]))
     np.testing.assert_allclose(f, [[50 / 400, 50 / 400, 20 / 400, 100 / 400]])
+    empty = {"images": [], "annotations": [], "categories": [{"id": 1}]}
+    with pytest.raises(ValueError, match="no images"):
+        detection.box_features(empty, detection.Detections.from_arrays(
+            [1], [1], [0.5], [[0.0, 0.0, 1.0, 1.0]]))
 
 
 # --------------------------------------------------------------------------------------

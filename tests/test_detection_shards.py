@@ -50,6 +50,61 @@ def test_merged_state_equals_one_machine(data):
     assert detection.evaluate_shards(g, parts, **kw) == detection.evaluate(g, cat, **kw)
 
 
+def _equal_results(a, b):
+    assert set(a) == set(b)
+    for key in a:
+        if key == "resamples":
+            assert set(a[key]) == set(b[key])
+            for k in a[key]:
+                np.testing.assert_array_equal(a[key][k], b[key][k], err_msg=k)
+        else:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("max_dets", [20, 100, 150])
+def test_sharded_ap_follows_max_dets(max_dets):
+    # 160 detections per image over 3 classes: beyond 100 per (image, class), so the AP
+    # depends on max_dets above 100 as well
+    gt, dets = make_coco_like(12, seed=7, n_classes=3, dets_per_image=400, score_decimals=2)
+    g, d = detection.load_gt(gt), detection.load_dets(dets)
+    ids = np.unique(d.image_id)
+    parts = [d.subset(np.isin(d.image_id, ids[k::2])) for k in range(2)]
+    # the one-machine run on the shards' detections in shard order (sums in the same order)
+    d = detection.Detections(*[np.concatenate([getattr(p, f) for p in parts])
+                               for f in ("image_id", "category_id", "score", "box")])
+    ref = detection.evaluate(g, d, ap=True, max_dets=max_dets)
+    _equal_results(detection.evaluate_shards(g, parts, ap=True, max_dets=max_dets), ref)
+    state = match_shards(g, parts, coco=True, max_dets=max_dets)
+    assert state.average_precision(g) == detection.average_precision(g, d, max_dets=max_dets)
+    if max_dets < 100:
+        with pytest.raises(ValueError, match="COCO's summary needs the best 100"):
+            state.coco_summary(g)
+    else:
+        assert state.coco_summary(g) == detection.coco_summary(g, d)
+
+
+def test_sharded_bootstrap_intervals_equal_one_machine(data):
+    g, parts, cat = data
+    for kw in ({"n_bootstrap": 40, "random_state": 3},
+               {"n_bootstrap": 25, "random_state": 1, "ap": True, "return_resamples": True,
+                "confidence_level": 0.8},
+               {"n_bootstrap": 20, "random_state": 2, "dece_matching": "netcal_argmax_any_class"}):
+        _equal_results(detection.evaluate_shards(g, parts, **kw), detection.evaluate(g, cat, **kw))
+
+
+def test_sharded_evaluate_refuses_unknown_and_bad_options(data):
+    g, parts, _ = data
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['n_bootstrp'\]"):
+        detection.evaluate_shards(g, parts, n_bootstrp=10)
+    state = match_shards(g, parts)
+    with pytest.raises(TypeError, match="MatchState.evaluate"):
+        state.evaluate(g, bins=10)
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        state.evaluate(g, n_bootstrap=0)
+    with pytest.raises(ValueError, match="return_resamples=True needs n_bootstrap"):
+        detection.evaluate_shards(g, parts, return_resamples=True)
+
+
 def test_state_json_round_trip_and_merge_in_steps(data):
     g, parts, cat = data
     states = [MatchState.from_shard(g, p, taus=(0.0, 0.5), coco=True) for p in parts]
@@ -99,6 +154,10 @@ def test_dask_evaluate_and_fit_equal_one_machine(client, data, tmp_path):
     ref = detection.evaluate(g, cat, ap=True)
     ref["coco_summary"] = detection.coco_summary(g, cat)
     assert ckdask.evaluate(g, paths, ap=True, summary=True) == ref
+    kw = {"n_bootstrap": 20, "random_state": 4}
+    _equal_results(ckdask.evaluate(g, paths, **kw), detection.evaluate(g, cat, **kw))
+    with pytest.raises(TypeError, match="dask.evaluate"):
+        ckdask.evaluate(g, paths, n_boot=3)
     fitted = ckdask.fit(detection.DetectionCalibrator(method="isotonic"), g, paths)
     single = detection.DetectionCalibrator(method="isotonic").fit(g, cat)
     fitted.save(tmp_path / "a.json")

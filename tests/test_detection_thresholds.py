@@ -82,6 +82,10 @@ def test_special_values_and_apply():
     d = detection.Detections.from_arrays([1, 1, 1], [1, 2, 3], [0.2, 0.2, 0.2], np.ones((3, 4)))
     np.testing.assert_array_equal(detection.apply_thresholds(d, [1, 2], [0.3, 0.2]),
                                   [False, True, True])  # unknown category 3 is kept
+    with pytest.raises(ValueError, match="category_ids must be distinct"):
+        detection.apply_thresholds(d, [1, 1], [0.3, 0.2])
+    with pytest.raises(ValueError, match="one value per category"):
+        detection.apply_thresholds(d, [1, 2], [0.3])
 
 
 @settings(max_examples=20, deadline=None)
