@@ -319,7 +319,8 @@ class SoftmaxNLLDerivatives:
                 zc = zt[a : a + self.rows].to(torch.float64)
                 spread += (zc.amax(dim=1) - zc.mean(dim=1)).sum()
             scale = logit_scale(np.array([float(spread) / zt.shape[0]]))
-        self.scale = scale
+        # a Python float: dividing a tensor by a numpy scalar takes a slow path (3x)
+        self.scale = float(scale)
 
     def slope_at_zero_temperature(self):
         torch = self.torch

@@ -386,7 +386,7 @@ def uniform_bin_sums(
     sample_weight : ndarray of shape (n,), default=None
         Weight of each sample; None counts every sample once.
     chunk : int or None, default=None
-        Scores per chunk; None takes :func:`calibkit._chunks.chunk_rows` of 32 bytes per
+        Scores per chunk; None takes :func:`calibkit._chunks.chunk_rows` of 16 bytes per
         score (a cache-sized chunk).
 
     Returns
@@ -394,7 +394,7 @@ def uniform_bin_sums(
     count, sum_conf, sum_acc : ndarray of float64 of shape (n_bins,)
         As :func:`bin_sums`.
     """
-    chunk = chunk or chunk_rows(8 * 4)
+    chunk = chunk or chunk_rows(8 * 2)  # the score and its bin index: 65,536 scores
     n_bins = check_n_bins(n_bins)
     fast = sample_weight is None and acc.dtype == np.bool_
     m = 2 * n_bins if fast else n_bins
