@@ -585,11 +585,11 @@ def encode_labels(
         return Targets(codes, classes, soft=False)
     if arr.dtype.kind == "i" and arr.min() >= 0 and arr.max() < n_classes:
         _check_min_classes(arr, min_classes, np.arange(n_classes), name)
-        return Targets(arr.astype(np.intp), np.arange(n_classes), soft=False)
+        return Targets(arr.astype(np.intp, copy=False), np.arange(n_classes), soft=False)
     classes, codes = np.unique(arr, return_inverse=True)
     if len(classes) == n_classes:
         _check_min_classes(codes, min_classes, classes, name)
-        return Targets(codes.astype(np.intp), classes, soft=False)
+        return Targets(codes.astype(np.intp, copy=False), classes, soft=False)
     if len(classes) == 1 and min_classes > 1:
         _check_min_classes(codes, min_classes, classes, name)
     raise ValueError(
