@@ -30,9 +30,20 @@ def chunk_rows(row_bytes: float, *, budget: int = CACHE_BYTES, max_rows: int | N
     return rows if max_rows is None else max(1, min(rows, int(max_rows)))
 
 
-def effective_n_jobs(n_jobs) -> int:
-    """Threads for ``n_jobs`` as scikit-learn reads it: ``None`` is 1, -1 every core."""
+#: elements of input from which ``n_jobs=None`` takes several threads
+AUTO_THREADS_SIZE = 1 << 20
+#: most threads ``n_jobs=None`` takes (numpy's elementwise passes are memory-bound)
+AUTO_THREADS_MAX = 4
+
+
+def effective_n_jobs(n_jobs, size: int | None = None) -> int:
+    """Threads for ``n_jobs``: -1 every core, a positive integer that many; ``None`` one
+    thread, or, when ``size`` (elements of the input) is given and at least
+    :data:`AUTO_THREADS_SIZE`, up to :data:`AUTO_THREADS_MAX` cores, as numpy's own BLAS
+    calls use the cores without being asked."""
     if n_jobs is None:
+        if size is not None and size >= AUTO_THREADS_SIZE:
+            return min(os.cpu_count() or 1, AUTO_THREADS_MAX)
         return 1
     if n_jobs == -1:
         return os.cpu_count() or 1

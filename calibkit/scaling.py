@@ -74,8 +74,9 @@ class TemperatureScaling(Calibrator):
         (cubic) rate of convergence, is below ``tol``; the last step is applied. For
         float32 logits a step below the float32 resolution of ``1 / T`` (1.2e-7) also stops.
     n_jobs : int or None, default=None
-        Threads of the numpy multiclass fit over row blocks of large inputs (numpy releases
-        the GIL): ``None`` or 1 is one thread, -1 every core.
+        Threads of the numpy multiclass fit over row blocks (numpy releases the GIL): 1 is
+        one thread, -1 every core; ``None`` takes up to 4 cores for inputs of 2**20 or more
+        elements (as numpy's BLAS calls do unasked) and one thread below.
 
     Attributes
     ----------
@@ -552,8 +553,9 @@ class _SoftmaxNLL:
         if self._prescale:
             self._use_prescaled()
         self.w = w
-        self.rows = chunk_rows(k * z.dtype.itemsize * 3)
-        threads = effective_n_jobs(n_jobs)
+        # three buffers of the input dtype: 131 rows of 1,000 classes in float32 or float64
+        self.rows = chunk_rows(k * 8)
+        threads = effective_n_jobs(n_jobs, size=z.size)
         self.n_threads = max(1, min(threads, n // self.rows or 1))
         self._pool = ThreadPoolExecutor(self.n_threads) if self.n_threads > 1 else None
         self._n_jobs = n_jobs
