@@ -39,14 +39,11 @@ import numpy as np
 from calibkit.bench._parallel import run_tasks
 from calibkit.bench.methods import check_methods
 from calibkit.bench.report import (
-    environment,
     fmt,
     markdown_table,
-    plotting_available,
     summarise,
     text_table,
-    write_csv,
-    write_json,
+    write_protocol_files,
 )
 
 __all__ = ["CocoConfig", "COCO_METHODS", "run_coco", "split_images", "evaluate_detector",
@@ -382,23 +379,8 @@ def write_coco(result: dict, out: Path, *, command: str, plots: bool = True) -> 
     list of pathlib.Path
         The files written.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", {"protocol": "coco", "command": command,
-                                      "environment": environment(), **result})
-    write_csv(out / "results.csv", result["rows"])
-    write_csv(out / "summary.csv", result["summary"])
-    written = [out / "results.json", out / "results.csv", out / "summary.csv"]
-    images = []
-    if plots and plotting_available():
-        from calibkit.bench.plots import plot_coco
-
-        images = plot_coco(result, out / "plots")
-        written += images
-    (out / "report.md").write_text(coco_markdown(result, command=command, images=images,
-                                                 root=out))
-    written.append(out / "report.md")
-    return written
+    return write_protocol_files(result, out, protocol="coco", command=command, plots=plots,
+                                plotter="plot_coco", markdown=coco_markdown)
 
 
 def coco_markdown(result: dict, *, command: str, images=(), root=None) -> str:

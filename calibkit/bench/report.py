@@ -155,7 +155,7 @@ def plotting_available() -> bool:
         import warnings
 
         warnings.warn("matplotlib is not installed: no plots written (pip install "
-                      "'calibkit[plot]'; plots=False, or --no-plots, skips them).", stacklevel=3)
+                      "'calibkit[plot]'; plots=False, or --no-plots, skips them).", stacklevel=4)
         return False
     return True
 
@@ -253,23 +253,54 @@ def write_classification(result: dict, out: Path, *, command: str, plots: bool =
     list of pathlib.Path
         The files written.
     """
+    return write_protocol_files(result, out, protocol="classification", command=command,
+                                plots=plots, plotter="plot_classification",
+                                markdown=classification_markdown)
+
+
+def write_protocol_files(result: dict, out: Path, *, protocol: str, command: str, plots: bool,
+                         plotter: str, markdown) -> list:
+    """Write one protocol's files under ``out``: results.json (``protocol``, ``command``, the
+    environment and ``result``), results.csv (``result["rows"]``), summary.csv
+    (``result["summary"]``), the plots and report.md.
+
+    Parameters
+    ----------
+    result : dict
+        The protocol's result, with ``rows`` and ``summary``.
+    out : str or os.PathLike
+        The output folder (created if needed; existing files of these names are replaced).
+    protocol : str
+        The protocol's name, recorded in results.json.
+    command : str
+        The command line that produced ``result``.
+    plots : bool
+        Also write the plots under ``out/plots`` (skipped, with a warning, when matplotlib is
+        not installed).
+    plotter : str
+        The function of :mod:`calibkit.bench.plots` that draws them (imported only then).
+    markdown : callable
+        ``markdown(result, command=, images=, root=)`` gives report.md.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    payload = {"protocol": "classification", "command": command, "environment": environment(),
-               **{k: v for k, v in result.items()}}
-    write_json(out / "results.json", payload)
+    write_json(out / "results.json", {"protocol": protocol, "command": command,
+                                      "environment": environment(), **result})
     write_csv(out / "results.csv", result["rows"])
     write_csv(out / "summary.csv", result["summary"])
-    written += [out / "results.json", out / "results.csv", out / "summary.csv"]
+    written = [out / "results.json", out / "results.csv", out / "summary.csv"]
     images = []
     if plots and plotting_available():
-        from calibkit.bench.plots import plot_classification
+        from calibkit.bench import plots as plotting
 
-        images = plot_classification(result, out / "plots")
+        images = getattr(plotting, plotter)(result, out / "plots")
         written += images
-    (out / "report.md").write_text(classification_markdown(result, command=command,
-                                                           images=images, root=out))
+    (out / "report.md").write_text(markdown(result, command=command, images=images, root=out))
     written.append(out / "report.md")
     return written
 
