@@ -118,18 +118,12 @@ def evaluate(gt, results, *, summary: bool = False, **kwargs) -> dict:
     dict
         Equal to :func:`calibkit.detection.evaluate` on the concatenated results.
     """
-    from calibkit.detection.shards import _check_evaluate_options
+    from calibkit.detection.shards import _check_evaluate_options, _state_options
 
     _check_evaluate_options(kwargs, "calibkit.detection.dask.evaluate")
-    iou_type = kwargs.get("iou_type", "bbox")
-    gt = load_gt(gt, iou_type=iou_type)
-    tau = float(kwargs.get("tau", 0.0))
-    dece_tau = float(kwargs.get("dece_tau", 0.5))
-    taus = (tau,) if dece_tau == tau else (tau, dece_tau)
-    state = match_state(gt, results, taus=taus, iou_op=kwargs.get("iou_op", "ge"),
-                        max_dets=kwargs.get("max_dets"),
-                        coco=bool(kwargs.get("ap")) or summary, iou_type=iou_type,
-                        dataset=kwargs.get("dataset", "auto"))
+    options = _state_options(kwargs)
+    gt = load_gt(gt, iou_type=options["iou_type"])
+    state = match_state(gt, results, coco=bool(kwargs.get("ap")) or summary, **options)
     out = state.evaluate(gt, **kwargs)
     if summary:
         if state.dataset == "lvis":

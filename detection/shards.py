@@ -534,13 +534,7 @@ def evaluate_shards(gt, shards, **kwargs) -> dict:
         The values of :func:`calibkit.detection.evaluate`.
     """
     _check_evaluate_options(kwargs, "evaluate_shards")
-    tau = float(kwargs.get("tau", 0.0))
-    dece_tau = float(kwargs.get("dece_tau", 0.5))
-    taus = (tau,) if dece_tau == tau else (tau, dece_tau)
-    state = match_shards(gt, shards, taus=taus, iou_op=kwargs.get("iou_op", "ge"),
-                         max_dets=kwargs.get("max_dets"), coco=bool(kwargs.get("ap")),
-                         iou_type=kwargs.get("iou_type", "bbox"),
-                         dataset=kwargs.get("dataset", "auto"))
+    state = match_shards(gt, shards, coco=bool(kwargs.get("ap")), **_state_options(kwargs))
     return state.evaluate(gt, **kwargs)
 
 
@@ -550,6 +544,16 @@ def evaluate_shards(gt, shards, **kwargs) -> dict:
 _STATE_OPTIONS = ("tau", "iou_op", "max_dets", "iou_type", "dataset", "ap")
 #: evaluate's bootstrap options
 _BOOTSTRAP_OPTIONS = ("n_bootstrap", "confidence_level", "random_state", "return_resamples")
+
+
+def _state_options(kwargs: dict) -> dict:
+    """The matching settings of a state that ``evaluate(**kwargs)`` can read: its ``tau``
+    and ``dece_tau`` among the ``taus``, and the same matching options."""
+    tau = float(kwargs.get("tau", 0.0))
+    dece_tau = float(kwargs.get("dece_tau", 0.5))
+    return {"taus": (tau,) if dece_tau == tau else (tau, dece_tau),
+            "iou_op": kwargs.get("iou_op", "ge"), "max_dets": kwargs.get("max_dets"),
+            "iou_type": kwargs.get("iou_type", "bbox"), "dataset": kwargs.get("dataset", "auto")}
 
 
 def _check_evaluate_options(kwargs: dict, owner: str) -> dict | None:
