@@ -79,10 +79,14 @@ def open_user_file(path, name: str):
 
     Raises
     ------
+    ValueError
+        If ``path`` is a directory.
     FileNotFoundError
-        If ``path`` is not a file.
+        If there is nothing at ``path``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a directory; give a file path.")
     if not path.is_file():
         raise FileNotFoundError(f"{name}: no such file {path}.")
     with open(path, "rb") as f:

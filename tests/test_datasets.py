@@ -206,3 +206,5 @@ def test_load_coco_errors(tmp_path):
                                        "score": 0.5}]})
     with pytest.raises(FileNotFoundError):
         datasets.load_coco(gt, {"a": tmp_path / "missing.json"})
+    with pytest.raises(ValueError, match=r"ground_truth: .* is a directory; give a file path"):
+        datasets.load_coco(tmp_path, {"a": []})
