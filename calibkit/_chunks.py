@@ -13,8 +13,13 @@ budget here (every chunk size of calibkit derives from them):
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["CACHE_BYTES", "WORKING_MEMORY_BYTES", "chunk_rows", "effective_n_jobs"]
+import numpy as np
+
+__all__ = ["CACHE_BYTES", "WORKING_MEMORY_BYTES", "chunk_rows", "effective_n_jobs",
+           "kernel_threads", "run_ranges"]
 
 #: bytes of temporaries a cache-blocked chunk may use
 CACHE_BYTES = 1 << 20
@@ -48,3 +53,71 @@ def effective_n_jobs(n_jobs, size: int | None = None) -> int:
     if n_jobs == -1:
         return os.cpu_count() or 1
     return max(1, int(n_jobs))
+
+
+#: total weight below which :func:`run_ranges` stays on the calling thread
+PARALLEL_MIN_WEIGHT = 1 << 14
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_OWNER: tuple[int, int] | None = None  # (process id, threads) the pool was made for
+_POOL_LOCK = threading.Lock()
+
+
+def kernel_threads() -> int:
+    """Threads of the compiled kernels: ``CALIBKIT_NUM_THREADS`` if set (a positive
+    integer), else the cores this process may run on."""
+    env = os.environ.get("CALIBKIT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"CALIBKIT_NUM_THREADS={env!r}: give a positive integer, or "
+                             "unset it to use every core.")
+        return n
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    """The shared pool of the compiled kernels (made again after a fork: the threads of a
+    parent process do not exist in its children)."""
+    global _POOL, _POOL_OWNER
+    owner = (os.getpid(), n_threads)
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_OWNER != owner:
+            if _POOL is not None and _POOL_OWNER[0] == owner[0]:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(n_threads, thread_name_prefix="calibkit")
+            _POOL_OWNER = owner
+        return _POOL
+
+
+def run_ranges(fn, weights) -> None:
+    """Call ``fn(lo, hi)`` on contiguous ranges that cover ``[0, len(weights))``, on
+    :func:`kernel_threads` threads.
+
+    ``fn`` is a compiled kernel that releases the GIL and writes disjoint outputs for
+    disjoint ranges; ``weights`` (one per item, e.g. the work of a group) balance the
+    ranges: about four per thread, of equal total weight, taken by the threads as they
+    free up. Small totals (under :data:`PARALLEL_MIN_WEIGHT`) run on the calling thread.
+    """
+    n = len(weights)
+    if n == 0:
+        return
+    n_threads = min(kernel_threads(), n)
+    cum = np.cumsum(weights, dtype=np.float64)
+    total = float(cum[-1])
+    if n_threads == 1 or total < PARALLEL_MIN_WEIGHT:
+        fn(0, n)
+        return
+    n_ranges = min(n, 4 * n_threads)
+    cuts = np.searchsorted(cum, total * np.arange(1, n_ranges) / n_ranges, side="left") + 1
+    bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))
+    futures = [_pool(n_threads).submit(fn, int(lo), int(hi))
+               for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    for f in futures:
+        f.result()

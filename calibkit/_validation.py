@@ -11,12 +11,11 @@ everywhere. This module is the single home of
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.special import expit, log_softmax, softmax
 
 from calibkit._chunks import chunk_rows
 
@@ -33,13 +32,20 @@ class SaturatedProbabilityWarning(UserWarning):
     """Probabilities of exactly 0 or 1 were clipped before taking logits."""
 
 
+def _is_sparse(x) -> bool:
+    """A scipy sparse matrix or array (scipy.sparse is not imported for it: an input can be
+    sparse only once scipy.sparse has been imported)."""
+    sp = sys.modules.get("scipy.sparse")
+    return sp is not None and sp.issparse(x)
+
+
 def to_numpy(x, *, name: str) -> np.ndarray:
     """Return ``x`` as a numpy array without copying when possible.
 
     Accepts numpy arrays, array-likes and torch tensors (moved to the CPU). Raises
     ``TypeError`` for non-numeric input.
     """
-    if sp.issparse(x):
+    if _is_sparse(x):
         raise TypeError(
             f"Sparse data was passed for {name}, but dense data is required. Use "
             "'.toarray()' to convert to a dense numpy array."
@@ -64,7 +70,7 @@ def check_array(
     The result is always a fresh array when a conversion happens; callers never
     modify it in place unless they made it themselves, so inputs are never mutated.
     """
-    if sp.issparse(x):
+    if _is_sparse(x):
         raise TypeError(
             f"Sparse data was passed for {name}, but dense data is required. Use "
             "'.toarray()' to convert to a dense numpy array."
@@ -198,11 +204,17 @@ class Scores:
         if self.kind == "probs":
             return self.values
         if self.values.ndim == 1:
+            from scipy.special import expit
+
             return expit(self.values)
+        from scipy.special import softmax
+
         return softmax(self.values, axis=1)
 
     def log_probs(self) -> np.ndarray:
         """Row-wise log-probabilities of 2-D scores (``log_softmax`` of the logits)."""
+        from scipy.special import log_softmax
+
         return log_softmax(self.logits(), axis=1)
 
     def positive(self) -> Scores:

@@ -97,8 +97,7 @@ class VennAbers(BinaryCalibrator):
     stratified on each binary problem's 0/1 target.
 
     Fit is O(k log k) for k distinct calibration scores (one sort, two linear hull passes),
-    predict O(log k) per score. The hull pass is compiled with numba (a dependency of
-    calibkit; compiled on first use and cached on disk).
+    predict O(log k) per score. The hull pass is C (compiled when calibkit is installed).
 
     References
     ----------
@@ -436,18 +435,12 @@ def _upper_slopes_py(cw, cy):
     return out
 
 
-_KERNEL = None
-
-
 def _hull_kernel():
-    """The hull pass ``_upper_slopes_py`` compiled with numba (same code, same arithmetic;
-    compiled on first use, cached on disk)."""
-    global _KERNEL
-    if _KERNEL is None:
-        import numba
+    """The hull pass ``_upper_slopes_py`` compiled (C through Cython, built when calibkit
+    is installed: the same code, the same arithmetic in the same order)."""
+    from calibkit._venn_abers_hull import upper_slopes
 
-        _KERNEL = numba.njit(cache=True, nogil=True)(_upper_slopes_py)
-    return _KERNEL
+    return upper_slopes
 
 
 def _merge(p0, p1, merge):

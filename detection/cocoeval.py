@@ -246,16 +246,9 @@ def _accumulate_codes(codes, score, rank, pos, cls_start, npig, md, n_areas):
     precision = -np.ones((n_t, len(COCO_RECALL_THRESHOLDS), k, n_areas, len(md)))
     recall = -np.ones((n_t, k, n_areas, len(md)))
     seq = np.argsort(-np.diff(cls_start), kind="stable")  # largest classes first
-    import numba
-
-    old = numba.get_parallel_chunksize()
-    numba.set_parallel_chunksize(1)
-    try:
-        _kernels.accumulate_classes(codes, score, rank, pos, cls_start, seq, md,
-                                    COCO_RECALL_THRESHOLDS, npig, *_bits(n_areas, codes.dtype),
-                                    precision, recall)
-    finally:
-        numba.set_parallel_chunksize(old)
+    _kernels.accumulate_classes(codes, score, rank, pos, cls_start, seq, md,
+                                COCO_RECALL_THRESHOLDS, npig, *_bits(n_areas, codes.dtype),
+                                precision, recall)
     return precision, recall
 
 

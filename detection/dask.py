@@ -19,19 +19,12 @@ scheduler).
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from calibkit.detection.io import Detections, load_dets, load_gt
 from calibkit.detection.shards import MatchState
 
 __all__ = ["evaluate", "fit", "match_state"]
-
-# numba's "workqueue" threading layer must not launch parallel kernels from two threads at
-# once; threaded workers take turns (each kernel already uses every core)
-_KERNEL_LOCK = threading.Lock()
-
 
 def match_state(gt, results, *, taus=(0.0,), iou_op: str = "ge", max_dets: int | None = None,
                 coco: bool = False, n_partitions: int | None = None,
@@ -184,8 +177,7 @@ def _is_bag(x) -> bool:
 
 def _file_state(gt, source, opts) -> MatchState:
     dets = load_dets(source, iou_type=opts.get("iou_type", "bbox"), gt=gt)
-    with _KERNEL_LOCK:
-        return MatchState.from_shard(gt, dets, **opts)
+    return MatchState.from_shard(gt, dets, **opts)
 
 
 def _merge(*states) -> MatchState:
@@ -208,8 +200,7 @@ def _route(items, n: int, part: int, gt=None, iou_type: str = "bbox"):
 def _bucket_state(gt, pieces, opts):
     rows = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
     d = Detections.concatenate([p[0] for p in pieces])
-    with _KERNEL_LOCK:
-        return MatchState.from_shard(gt, d, **opts), rows
+    return MatchState.from_shard(gt, d, **opts), rows
 
 
 def _merge_rows(*pairs) -> MatchState:

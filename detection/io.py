@@ -19,11 +19,17 @@ torchvision outputs), :func:`from_torchvision`, :meth:`Detections.from_arrays`, 
 :func:`netcal_npz_to_coco` for the netcal detection records (normalised ``yxyx`` boxes).
 pycocotools objects are accepted but not needed.
 
-Json files (``.json`` or gzip-compressed ``.json.gz``) are decoded straight into columns
-with msgspec's typed decoder: a results file is read in blocks of a few MiB, each block's
-complete top-level items are decoded into typed records and appended to numpy columns, so
-no list of Python dicts is ever built and the memory in use is the columns plus one block.
-The typed schema is also the validation, for files and in-memory dicts alike:
+Json files (``.json`` or gzip-compressed ``.json.gz``) are decoded straight into columns,
+block by block (a few MiB at a time), so no list of Python dicts is ever built and the
+memory in use is the columns plus one block. A box results file in the plain form every
+detector writes (a list of ``{"image_id", "category_id", "bbox", "score"}`` and nothing
+else) is parsed by a compiled reader (``calibkit.detection._ckernels.parse_bbox_results``:
+the json grammar of exactly those items, numbers correctly rounded) straight into the
+columns; any other file (other keys, masks, an object with ``annotations``, or anything the
+reader does not accept) is decoded with msgspec's typed decoder, each block's complete
+top-level items into typed records appended to the columns, which also words every error.
+Both give the same columns to the last bit. The typed schema is the validation, for files
+and in-memory dicts alike:
 
 * ids (``image_id``, ``category_id``, ``id``) are JSON integers within int64 (``1.5``,
   ``"1"`` and ``true`` are refused);
@@ -1074,6 +1080,7 @@ def _decode_raw(raw, typ, name: str, path):
 
 #: bytes read at a time from a results file
 _BLOCK = 1 << 23
+_JSON_WS = b" \t\r\n"
 
 
 def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
@@ -1090,8 +1097,72 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
                          "damaged.") from exc
 
 
+def _read_bbox_results(path) -> Detections | None:
+    """A box results file in the plain form (a json list of ``{"image_id", "category_id",
+    "bbox", "score"}``) by the compiled reader, block by block into the columns; None
+    when the file is in another form (or not valid), which msgspec then reads (and
+    words)."""
+    from calibkit.detection import _ckernels
+
+    path, f = open_user_file(path, "dets")
+    size = path.stat().st_size
+    cols = _Columns()
+    with f:
+        pending = bytearray()
+        while True:  # up to the list's opening bracket
+            block = f.read(_BLOCK)
+            pending += block
+            stripped = pending.lstrip(_JSON_WS)
+            if stripped or not block:
+                break
+        if stripped[:1] != b"[":
+            return None
+        del pending[: len(pending) - len(stripped) + 1]
+        eof = False
+        pos = 0
+        first = True
+        cols.reserve(min(size // 40 + 1024, 1 << 16))
+        sized = False
+        while True:
+            img, cat, score, box, area = cols.arrays
+            status, k, end, first = _ckernels.parse_bbox_results(
+                pending, pos, first, eof, img, cat, score, box, area, cols.n)
+            cols.n += k
+            if not sized and k:  # the first items give the size of one: reserve the file
+                cols.reserve(max(int(size / max((end - pos) / k, 16.0) * 1.05) + 1024,
+                                 cols.n + 1))
+                sized = True
+            pos = end
+            if status == 2:  # PARSE_FULL
+                cols.reserve(int(cols.capacity * 1.25) + 1024)
+            elif status == 3:  # PARSE_UNSUPPORTED (msgspec reads it, or words the error)
+                return None
+            elif status == 1:  # PARSE_END: only whitespace may follow
+                if (pending[pos + 1:].strip(_JSON_WS)
+                        or (not eof and f.read().strip(_JSON_WS))):
+                    return None
+                break
+            else:  # PARSE_MORE
+                del pending[:pos]
+                pos = 0
+                block = f.read(_BLOCK)
+                eof = not block
+                pending += block
+    n = cols.n
+    if n == 0:
+        return _empty_dets()
+    img, cat, score, box, area = (a[:n].copy() if n < 0.9 * cols.capacity else a[:n]
+                                  for a in cols.arrays)
+    _check_boxes(box, f"dets {path} bbox", 0)
+    return Detections(img, cat, score, box, None, area)
+
+
 def _read_results_blocks(path, iou_type: str, sizes) -> Detections:
     name = "dets"
+    if iou_type == "bbox":
+        fast = _read_bbox_results(path)
+        if fast is not None:
+            return fast
     segm = iou_type == "segm"
     path, f = open_user_file(path, name)
     label = f"{name} {path}"

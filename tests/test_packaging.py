@@ -3,7 +3,8 @@
 
 Each install goes into a fresh virtual environment without dependencies; the check runs
 from an empty folder (so the repository root is not on ``sys.path``) and only locates the
-modules (``importlib.util.find_spec`` imports ``calibkit/__init__.py``, which needs nothing).
+modules (``importlib.util.find_spec`` imports ``calibkit/__init__.py``, which needs nothing),
+the compiled kernels included (built from Cython by each install).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ assert spec is not None and spec.origin.replace("\\\\", "/").endswith("detection
 import os
 assert os.path.isfile(os.path.join(spec.submodule_search_locations[0], "matching.py"))
 assert importlib.util.find_spec("detection") is None, importlib.util.find_spec("detection")
+for name in ("calibkit.detection._ckernels", "calibkit._venn_abers_hull"):  # compiled
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and not spec.origin.endswith((".py", ".pyx")), (name, spec)
 print("ok")
 """
 
@@ -63,6 +67,8 @@ def test_wheel_contents_have_no_top_level_detection(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "calibkit/detection/__init__.py" in names
     assert "calibkit/detection/matching.py" in names
+    assert any(n.startswith("calibkit/detection/_ckernels.") and not n.endswith(".pyx")
+               for n in names)  # the compiled kernels
     tops = {n.split("/")[0] for n in names}
     assert "detection" not in tops
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -79,8 +85,16 @@ def test_regular_install(wheel, tmp_path):
 
 
 def test_editable_install(tmp_path):
+    import shutil
+
+    # an editable install builds the compiled kernels in place: build a copy of the source,
+    # never the modules this test process has loaded
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", "*.so",
+        "*.pyd", "bench-out", "site", ".hypothesis", ".pytest_cache", ".ruff_cache"))
     python = _venv(tmp_path)
-    _pip(python, "-e", str(ROOT))
+    _pip(python, "-e", str(src))
     empty = tmp_path / "elsewhere"
     empty.mkdir()
     _check(python, empty)

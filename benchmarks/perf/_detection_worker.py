@@ -9,8 +9,8 @@ IOU_TYPE: ``bbox`` (default) or ``segm`` (mask IoU; the files carry masks).
 
 Prints one json line: ``load`` (read both files into the tool's structures), ``eval``
 (evaluate + accumulate + summarize, or the table), ``total`` (load + eval), ``warmup``
-(calibkit: loading its cached compiled kernels, a one-off cost per process, on a tiny data
-set; 0 for the others), ``wall`` (the whole process after the interpreter started: imports,
+(calibkit: its first call in the process, on a tiny data set: the lazy imports of its
+modules; 0 for the others), ``wall`` (the whole process after the interpreter started: imports,
 warm-up, load, eval), ``rss_mb`` (peak resident memory of this process: ``VmHWM`` of
 ``/proc/self/status``, which starts afresh at ``exec``, unlike ``ru_maxrss``, which Linux
 carries over from the parent that forked the worker) and the results.
@@ -35,7 +35,7 @@ def _calibkit(task, gt_path, dt_path, iou_type="bbox"):
 
     kw = {"iou_type": iou_type}
     t = time.perf_counter()
-    # loads the compiled kernels (cached on disk)
+    # the lazy imports of calibkit's modules
     g0, d0 = make_coco_like(3, seed=0, masks=iou_type == "segm")
     coco_summary(g0, d0, **kw) if task == "summary" else match(g0, d0, tau=0.5, **kw)
     load_dets(d0, gt=g0, **kw)

@@ -3,7 +3,8 @@
 A synthetic set of 80,000 images x 100 detections (8M detections), 365 classes, about 7
 boxes per image (``calibkit.detection.synthetic.write_coco_like``), written once to json.
 Each measurement runs in its own process and reports wall seconds and its peak resident
-memory (``ru_maxrss``; for the Dask run, the client's and the worker processes'):
+memory (``VmHWM``, or ``ru_maxrss`` where there is no ``/proc``; for the Dask run, the
+client's and the worker processes'):
 
 * ``calibkit``: read both files (``load_gt``, ``load_dets``), ``evaluate`` (matching at
   tau 0 and 0.5, LaECE_0, LaACE_0, LRP, D-ECE), ``coco_summary`` (AP and the other eleven
@@ -13,7 +14,8 @@ memory (``ru_maxrss``; for the Dask run, the client's and the worker processes')
   from the results split into 8 files of whole images: ``calibkit.detection.dask.evaluate``
   (with the COCO summary) and ``calibkit.detection.dask.fit``, then ``transform``;
 * ``hotcoco``, ``ultrafast``: their COCO summary on the same files (they compute no
-  calibration metric).
+  calibration metric), and calibkit's COCO summary alone beside them (the same work:
+  ``benchmarks/perf/_detection_worker.py``, read both files + the twelve numbers).
 
     PYTHONPATH=. python benchmarks/perf/bench_detection_scale.py [--images 80000]
 """
@@ -106,7 +108,7 @@ def run_dask(gt_path, shard_paths):
         t = time.perf_counter()
         cal = ckdask.fit(DetectionCalibrator(method="isotonic"), gt, shard_paths)
         times["fit"] = time.perf_counter() - t
-        rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        rss = client.run(peak_mb)
     t = time.perf_counter()
     dets = load_dets(shard_paths[0])
     cal.transform(dets)
@@ -114,6 +116,18 @@ def run_dask(gt_path, shard_paths):
     return times, {"laece": metrics["laece"], "lrp": metrics["lrp"],
                    "AP": metrics["coco_summary"]["AP"],
                    "worker_peak_mb": sorted(rss.values())}
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process in MB (``VmHWM`` starts afresh at ``exec``;
+    ``ru_maxrss`` may carry the forking parent's)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(argv):
@@ -124,7 +138,7 @@ def child(argv):
     else:
         times, out = run_dask(argv[1], argv[2:])
     print(json.dumps({"what": what, "times": times, "wall": time.perf_counter() - t,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rss_mb": peak_mb(),
                       **out}))
 
 
@@ -163,7 +177,7 @@ def main(argv=None):
         print(f"| calibkit, Dask LocalCluster (2 worker processes, {len(shards)} files) | "
               f"{steps} (LaECE {r['laece']:.4f}, LRP {r['lrp']:.4f}, AP {r['AP']:.4f}) | "
               f"{r['wall']:.1f} | client {r['rss_mb']:.0f}, workers {workers} |", flush=True)
-    for peer in args.peers:
+    for peer in ["calibkit", *args.peers]:
         r = spawn([str(HERE / "_detection_worker.py"), peer, "summary", str(gt), str(dets)])
         print(f"| {peer} | COCO summary only: load {r['load']:.1f}, eval {r['eval']:.1f} "
               f"(AP {r['result'][0]:.4f}) | {r['wall']:.1f} | {r['rss_mb']:.0f} |", flush=True)

@@ -1,0 +1,1179 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Compiled kernels of COCO matching and accumulation (C, through Cython).
+
+Each kernel works on a range of groups (or images, or classes) ``[k0, k1)`` without the GIL,
+so that :mod:`calibkit.detection._kernels` runs disjoint ranges on several threads; the
+outputs of different ranges never overlap. The arithmetic is pycocotools' own, operation by
+operation (see :mod:`calibkit.detection._kernels` for the semantics); the build turns off
+floating-point contraction so that no fused multiply-add changes a rounding.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, strtod
+from libc.string cimport memcmp, memcpy, memset
+
+ctypedef fused code_t:
+    uint8_t
+    uint16_t
+
+
+# ---- stable merge sort of positions by a key (numpy's argsort(kind="mergesort")) ----------
+
+cdef inline bint _less_d(const double* key, int64_t a, int64_t b) noexcept nogil:
+    return key[a] < key[b]
+
+
+cdef void _argsort_d(const double* key, int64_t* idx, int64_t* tmp, int64_t n) noexcept nogil:
+    """``idx[:n] = argsort(key[:n], kind="stable")`` (bottom-up merge sort, insertion sort
+    on runs of 16; ``tmp`` holds n entries)."""
+    cdef int64_t i, j, lo, mid, hi, w, p, q, r, v
+    for i in range(n):
+        idx[i] = i
+    lo = 0
+    while lo < n:  # insertion sort of runs of 16
+        hi = lo + 16 if lo + 16 < n else n
+        for i in range(lo + 1, hi):
+            v = idx[i]
+            j = i - 1
+            while j >= lo and key[v] < key[idx[j]]:
+                idx[j + 1] = idx[j]
+                j -= 1
+            idx[j + 1] = v
+        lo = hi
+    w = 16
+    cdef int64_t* src = idx
+    cdef int64_t* dst = tmp
+    cdef int64_t* swap
+    while w < n:
+        lo = 0
+        while lo < n:
+            mid = lo + w if lo + w < n else n
+            hi = lo + 2 * w if lo + 2 * w < n else n
+            p = lo
+            q = mid
+            r = lo
+            while p < mid and q < hi:
+                if key[src[q]] < key[src[p]]:
+                    dst[r] = src[q]
+                    q += 1
+                else:
+                    dst[r] = src[p]
+                    p += 1
+                r += 1
+            while p < mid:
+                dst[r] = src[p]
+                p += 1
+                r += 1
+            while q < hi:
+                dst[r] = src[q]
+                q += 1
+                r += 1
+            lo = hi
+        swap = src
+        src = dst
+        dst = swap
+        w *= 2
+    if src != idx:
+        memcpy(idx, src, n * sizeof(int64_t))
+
+
+cdef void _argsort_i(const int64_t* key, int64_t* idx, int64_t* tmp, int64_t n) noexcept nogil:
+    """:func:`_argsort_d` for integer keys."""
+    cdef int64_t i, j, lo, mid, hi, w, p, q, r, v
+    for i in range(n):
+        idx[i] = i
+    lo = 0
+    while lo < n:
+        hi = lo + 16 if lo + 16 < n else n
+        for i in range(lo + 1, hi):
+            v = idx[i]
+            j = i - 1
+            while j >= lo and key[v] < key[idx[j]]:
+                idx[j + 1] = idx[j]
+                j -= 1
+            idx[j + 1] = v
+        lo = hi
+    w = 16
+    cdef int64_t* src = idx
+    cdef int64_t* dst = tmp
+    cdef int64_t* swap
+    while w < n:
+        lo = 0
+        while lo < n:
+            mid = lo + w if lo + w < n else n
+            hi = lo + 2 * w if lo + 2 * w < n else n
+            p = lo
+            q = mid
+            r = lo
+            while p < mid and q < hi:
+                if key[src[q]] < key[src[p]]:
+                    dst[r] = src[q]
+                    q += 1
+                else:
+                    dst[r] = src[p]
+                    p += 1
+                r += 1
+            while p < mid:
+                dst[r] = src[p]
+                p += 1
+                r += 1
+            while q < hi:
+                dst[r] = src[q]
+                q += 1
+                r += 1
+            lo = hi
+        swap = src
+        src = dst
+        dst = swap
+        w *= 2
+    if src != idx:
+        memcpy(idx, src, n * sizeof(int64_t))
+
+
+def argsort_stable(const double[::1] key):
+    """``argsort(key, kind="stable")`` by :func:`_argsort_d` (tested against numpy)."""
+    import numpy as np
+
+    cdef int64_t n = key.shape[0]
+    out = np.empty(n, np.int64)
+    cdef int64_t[::1] o = out
+    cdef int64_t* tmp = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
+    if tmp == NULL:
+        raise MemoryError()
+    with nogil:
+        _argsort_d(&key[0] if n else NULL, &o[0] if n else NULL, tmp, n)
+    free(tmp)
+    return out
+
+
+# ---- IoU blocks and the greedy step ----------------------------------------------------------
+
+cdef void _bbox_iou_block(const double[:, ::1] dbox, const int64_t[::1] det, int64_t a,
+                          int64_t nd, const double[:, ::1] gbox, const uint8_t[::1] gcrowd,
+                          int64_t ga, int64_t ng, double* out) noexcept nogil:
+    """pycocotools' ``bbIou`` for detections ``det[a:a+nd]`` and boxes ``ga:ga+ng``;
+    ``out`` is the (nd, ng) block, row-major."""
+    cdef int64_t g, d, r
+    cdef double gx, gy, gw, gh, garea, dx, dy, dw, dh, darea, w, h, inter, u, x1, x2
+    cdef bint crowd
+    for g in range(ng):
+        gx = gbox[ga + g, 0]
+        gy = gbox[ga + g, 1]
+        gw = gbox[ga + g, 2]
+        gh = gbox[ga + g, 3]
+        garea = gw * gh
+        crowd = gcrowd[ga + g]
+        for d in range(nd):
+            r = det[a + d]
+            dx = dbox[r, 0]
+            dy = dbox[r, 1]
+            dw = dbox[r, 2]
+            dh = dbox[r, 3]
+            darea = dw * dh
+            out[d * ng + g] = 0.0
+            x1 = dw + dx
+            x2 = gw + gx
+            w = (x1 if x1 < x2 else x2) - (dx if dx > gx else gx)
+            if w <= 0:
+                continue
+            x1 = dh + dy
+            x2 = gh + gy
+            h = (x1 if x1 < x2 else x2) - (dy if dy > gy else gy)
+            if h <= 0:
+                continue
+            inter = w * h
+            if crowd:
+                u = darea
+            else:
+                u = darea + garea - inter
+            if u != 0:
+                out[d * ng + g] = inter / u
+
+
+cdef inline void _fill_block(int64_t k, const double[:, ::1] dbox, const int64_t[::1] det,
+                             int64_t a, int64_t nd, const double[:, ::1] gbox,
+                             const uint8_t[::1] gcrowd, int64_t ga, int64_t ng,
+                             const double[::1] pre_iou, const int64_t[::1] pre_off,
+                             double* out) noexcept nogil:
+    """The IoU block of group ``k``: precomputed (``pre_off`` non-empty) or box IoU."""
+    cdef int64_t o, i
+    if pre_off.shape[0] > 0:
+        o = pre_off[k]
+        for i in range(nd * ng):
+            out[i] = pre_iou[o + i]
+    else:
+        _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, out)
+
+
+cdef inline int64_t _pick(const double* row, const uint8_t* gig, const uint8_t* gcrowd,
+                          int64_t ng, const uint8_t* matched, double thr,
+                          bint strict) noexcept nogil:
+    """Index (in the group) of the box a detection takes, or -1; ``row``, ``gig``,
+    ``gcrowd`` and ``matched`` are the group's (IoU row, ignore and crowd flags, taken).
+
+    Regular boxes are tried first, then ignored ones (pycocotools' stable sort on the
+    ignore flag and its ``break`` when a regular match meets an ignored box); a matched box
+    is skipped unless it is a crowd region; ``iou >= best`` takes the box, so on equal IoU
+    the later box wins. ``strict``: a pair is eligible only if ``iou > thr``.
+    """
+    cdef int64_t m = -1, j
+    cdef double best = thr, v
+    for j in range(ng):  # regular boxes
+        if gig[j] or matched[j]:
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
+                continue
+        elif v < best:
+            continue
+        best = v
+        m = j
+    if m >= 0:
+        return m
+    for j in range(ng):  # ignored boxes (a crowd region can be taken again)
+        if not gig[j] or (matched[j] and not gcrowd[j]):
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
+                continue
+        elif v < best:
+            continue
+        best = v
+        m = j
+    return m
+
+
+cdef inline int64_t _pick_cand(const double* row, const int64_t* cand, int64_t nc,
+                               const uint8_t* gig, const uint8_t* gcrowd,
+                               const uint8_t* matched, double thr, bint strict) noexcept nogil:
+    """:func:`_pick` over the candidate boxes ``cand[:nc]`` only (in file order): the boxes
+    whose IoU can reach the lowest threshold; the others can never be taken."""
+    cdef int64_t m = -1, j, q
+    cdef double best = thr, v
+    for q in range(nc):  # regular boxes
+        j = cand[q]
+        if gig[j] or matched[j]:
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
+                continue
+        elif v < best:
+            continue
+        best = v
+        m = j
+    if m >= 0:
+        return m
+    for q in range(nc):  # ignored boxes (a crowd region can be taken again)
+        j = cand[q]
+        if not gig[j] or (matched[j] and not gcrowd[j]):
+            continue
+        v = row[j]
+        if strict:
+            if v <= thr or (m >= 0 and v < best):
+                continue
+        elif v < best:
+            continue
+        best = v
+        m = j
+    return m
+
+
+# ---- kernels ---------------------------------------------------------------------------------
+
+def image_order(const int64_t[::1] img, int64_t n_images):
+    """Counting sort of the detections by image: ``order`` (file order inside each image)
+    and ``img_start`` (CSR bounds of each image in ``order``)."""
+    import numpy as np
+
+    cdef int64_t n = img.shape[0], i, k
+    start = np.zeros(n_images + 1, np.int64)
+    out = np.empty(n, np.int64)
+    cdef int64_t[::1] s = start
+    cdef int64_t[::1] o = out
+    cdef int64_t* fill = <int64_t*>malloc(max(n_images, 1) * sizeof(int64_t))
+    if fill == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            s[img[i] + 1] += 1
+        for k in range(n_images):
+            s[k + 1] += s[k]
+        for k in range(n_images):
+            fill[k] = s[k]
+        for i in range(n):
+            k = img[i]
+            o[fill[k]] = i
+            fill[k] += 1
+    free(fill)
+    return out, start
+
+
+def sort_images(const int64_t[::1] cls, const double[::1] score, const int64_t[::1] img_start,
+                int64_t[::1] order, int64_t[::1] rank, int64_t[::1] irank, int64_t k0,
+                int64_t k1):
+    """Images ``k0:k1`` of :func:`calibkit.detection._kernels.sort_dets`: each image's
+    detections (``order[img_start[k]:img_start[k + 1]]``, in file order) reordered by
+    (class, -score, file order), with their group ranks and score ranks."""
+    cdef int64_t k, a, b, n, j, r, mx = 1
+    for k in range(k0, k1):
+        n = img_start[k + 1] - img_start[k]
+        if n > mx:
+            mx = n
+    cdef int64_t* seg = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef int64_t* o1 = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef int64_t* o2 = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef int64_t* tmp = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef double* neg = <double*>malloc(mx * sizeof(double))
+    cdef int64_t* ckey = <int64_t*>malloc(mx * sizeof(int64_t))
+    if seg == NULL or o1 == NULL or o2 == NULL or tmp == NULL or neg == NULL or ckey == NULL:
+        free(seg); free(o1); free(o2); free(tmp); free(neg); free(ckey)
+        raise MemoryError()
+    with nogil:
+        for k in range(k0, k1):
+            a = img_start[k]
+            b = img_start[k + 1]
+            n = b - a
+            if n > 1:
+                for j in range(n):
+                    seg[j] = order[a + j]
+                    neg[j] = -score[seg[j]]
+                _argsort_d(neg, o1, tmp, n)  # by descending score, file order on ties
+                for j in range(n):
+                    ckey[j] = cls[seg[o1[j]]]
+                _argsort_i(ckey, o2, tmp, n)  # then by class, stable
+                for j in range(n):
+                    order[a + j] = seg[o1[o2[j]]]
+                    irank[a + j] = o2[j]
+            r = 0
+            for j in range(a, b):
+                if j > a and cls[order[j]] != cls[order[j - 1]]:
+                    r = 0
+                rank[j] = r
+                r += 1
+    free(seg); free(o1); free(o2); free(tmp); free(neg); free(ckey)
+
+
+def concat_ranges(const int64_t[::1] lo, const int64_t[::1] hi):
+    """``concatenate([arange(lo[k], hi[k]) for k])`` without temporaries."""
+    import numpy as np
+
+    cdef int64_t n = 0, k, j, p = 0
+    for k in range(lo.shape[0]):
+        n += hi[k] - lo[k]
+    out = np.empty(n, np.int64)
+    cdef int64_t[::1] o = out
+    with nogil:
+        for k in range(lo.shape[0]):
+            for j in range(lo[k], hi[k]):
+                o[p] = j
+                p += 1
+    return out
+
+
+def match_groups(const double[:, ::1] dbox, const int64_t[::1] det, const int64_t[::1] d_lo,
+                 const int64_t[::1] d_hi, const double[:, ::1] gbox, const uint8_t[::1] gcrowd,
+                 const uint8_t[::1] gig, const int64_t[::1] g_lo, const int64_t[::1] g_hi,
+                 const double[::1] pre_iou, const int64_t[::1] pre_off,
+                 const uint8_t[::1] grp_nel, const double[::1] thrs, bint strict,
+                 uint8_t[:, ::1] tp, uint8_t[:, ::1] ig, double[:, ::1] iou, int64_t k0,
+                 int64_t k1):
+    """Groups ``k0:k1`` of :func:`calibkit.detection._kernels.match_groups`."""
+    cdef int64_t k, a, nd, ga, ng, t, i, m, mx = 1, mg = 1
+    cdef int64_t n_t = thrs.shape[0]
+    for k in range(k0, k1):
+        if (d_hi[k] - d_lo[k]) * (g_hi[k] - g_lo[k]) > mx:
+            mx = (d_hi[k] - d_lo[k]) * (g_hi[k] - g_lo[k])
+        if g_hi[k] - g_lo[k] > mg:
+            mg = g_hi[k] - g_lo[k]
+    cdef double* block = <double*>malloc(mx * sizeof(double))
+    cdef uint8_t* matched = <uint8_t*>malloc(mg)
+    if block == NULL or matched == NULL:
+        free(block); free(matched)
+        raise MemoryError()
+    with nogil:
+        for k in range(k0, k1):
+            a = d_lo[k]
+            nd = d_hi[k] - a
+            ga = g_lo[k]
+            ng = g_hi[k] - ga
+            if grp_nel[k]:  # unmatched detections are ignored; a match below overrides
+                for t in range(n_t):
+                    for i in range(nd):
+                        ig[t, a + i] = 1
+            if nd == 0 or ng == 0:
+                continue
+            _fill_block(k, dbox, det, a, nd, gbox, gcrowd, ga, ng, pre_iou, pre_off, block)
+            for t in range(n_t):
+                memset(matched, 0, ng)
+                for i in range(nd):
+                    m = _pick(block + i * ng, &gig[ga], &gcrowd[ga], ng, matched, thrs[t],
+                              strict)
+                    if m < 0:
+                        continue
+                    matched[m] = 1
+                    if gig[ga + m]:
+                        ig[t, a + i] = 1
+                    else:
+                        tp[t, a + i] = 1
+                        ig[t, a + i] = 0
+                        iou[t, a + i] = block[i * ng + m]
+    free(block)
+    free(matched)
+
+
+def class_order(const double[::1] score, const int64_t[::1] pos,
+                const int64_t[::1] cls_start, int64_t[::1] out, int64_t c0, int64_t c1):
+    """Classes ``c0:c1`` of :func:`calibkit.detection._kernels.class_order`."""
+    cdef int64_t c, a, b, j, n, mx = 1
+    for c in range(c0, c1):
+        if cls_start[c + 1] - cls_start[c] > mx:
+            mx = cls_start[c + 1] - cls_start[c]
+    cdef double* neg = <double*>malloc(mx * sizeof(double))
+    cdef int64_t* o = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef int64_t* tmp = <int64_t*>malloc(mx * sizeof(int64_t))
+    if neg == NULL or o == NULL or tmp == NULL:
+        free(neg); free(o); free(tmp)
+        raise MemoryError()
+    with nogil:
+        for c in range(c0, c1):
+            a = cls_start[c]
+            b = cls_start[c + 1]
+            n = b - a
+            if n == 0:
+                continue
+            for j in range(n):
+                neg[j] = -score[pos[a + j]]
+            _argsort_d(neg, o, tmp, n)
+            for j in range(n):
+                out[a + j] = pos[a + o[j]]
+    free(neg); free(o); free(tmp)
+
+
+def group_codes(const double[:, ::1] dbox, const double[::1] darea, const int64_t[::1] det,
+                const int64_t[::1] d_lo, const int64_t[::1] d_hi, const double[:, ::1] gbox,
+                const uint8_t[::1] gcrowd, const uint8_t[::1] gign, const double[::1] garea,
+                const int64_t[::1] g_lo, const int64_t[::1] g_hi, const double[::1] pre_iou,
+                const int64_t[::1] pre_off, const uint8_t[::1] grp_nel,
+                const double[::1] thrs, bint strict, const double[::1] area_lo,
+                const double[::1] area_hi, const code_t[::1] tp_bits,
+                const code_t[::1] ig_bits, code_t[:, ::1] codes, int64_t k0, int64_t k1):
+    """Groups ``k0:k1`` of :func:`calibkit.detection._kernels.group_codes`."""
+    cdef int64_t n_t = thrs.shape[0], n_a = area_lo.shape[0]
+    cdef int64_t k, a0, nd, ga, ng, i, j, q, t, a, a2, src, m, n_active, mx = 1, md = 1
+    cdef int64_t mg = 1
+    cdef double thr_min, mxv, v, ar, da, thr
+    cdef bint same
+    cdef code_t oor, c
+    for k in range(k0, k1):
+        nd = d_hi[k] - d_lo[k]
+        ng = g_hi[k] - g_lo[k]
+        if nd * ng > mx:
+            mx = nd * ng
+        if nd > md:
+            md = nd
+        if ng > mg:
+            mg = ng
+    cdef double* block = <double*>malloc(mx * sizeof(double))
+    cdef int64_t* cand = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef double* row_max = <double*>malloc(md * sizeof(double))
+    cdef int64_t* n_cand = <int64_t*>malloc(md * sizeof(int64_t))
+    cdef int64_t* active = <int64_t*>malloc(md * sizeof(int64_t))
+    cdef uint8_t* matched = <uint8_t*>malloc(mg)
+    cdef uint8_t* gig = <uint8_t*>malloc(mg * max(n_a, 1))
+    cdef int64_t* src_of = <int64_t*>malloc(max(n_a, 1) * sizeof(int64_t))
+    if (block == NULL or cand == NULL or row_max == NULL or n_cand == NULL or active == NULL
+            or matched == NULL or gig == NULL or src_of == NULL):
+        free(block); free(cand); free(row_max); free(n_cand); free(active); free(matched)
+        free(gig); free(src_of)
+        raise MemoryError()
+    with nogil:
+        thr_min = thrs[0]
+        for t in range(1, n_t):
+            if thrs[t] < thr_min:
+                thr_min = thrs[t]
+        for k in range(k0, k1):
+            a0 = d_lo[k]
+            nd = d_hi[k] - a0
+            ga = g_lo[k]
+            ng = g_hi[k] - ga
+            if nd == 0:
+                continue
+            # candidates of each detection: the boxes whose IoU reaches the lowest threshold
+            for i in range(nd):
+                row_max[i] = 0.0
+                n_cand[i] = 0
+            if ng > 0:
+                _fill_block(k, dbox, det, a0, nd, gbox, gcrowd, ga, ng, pre_iou, pre_off,
+                            block)
+                for i in range(nd):
+                    mxv = 0.0
+                    q = 0
+                    for j in range(ng):
+                        v = block[i * ng + j]
+                        # max(mx, v) as numba computes it (NaN-free: IoUs are in [0, 1])
+                        if v > mxv:
+                            mxv = v
+                        if v > thr_min or (v == thr_min and not strict):
+                            cand[i * ng + q] = j
+                            q += 1
+                    row_max[i] = mxv
+                    n_cand[i] = q
+            for a in range(n_a):
+                for j in range(ng):
+                    ar = garea[ga + j]
+                    gig[a * mg + j] = (gign[ga + j] != 0 or ar < area_lo[a]
+                                       or ar > area_hi[a])
+                src = a
+                for a2 in range(a):
+                    same = True
+                    for j in range(ng):
+                        if gig[a2 * mg + j] != gig[a * mg + j]:
+                            same = False
+                            break
+                    if same:
+                        src = a2
+                        break
+                src_of[a] = src
+            # unmatched: ignored in the ranges that exclude the detection's own area (in
+            # every range in a group whose unmatched detections are ignored)
+            for i in range(nd):
+                da = darea[det[a0 + i]]
+                oor = 0
+                for a in range(n_a):
+                    if grp_nel[k] or da < area_lo[a] or da > area_hi[a]:
+                        oor = oor | ig_bits[a]
+                for t in range(n_t):
+                    codes[a0 + i, t] = oor
+            if ng == 0:
+                continue
+            # detections with a candidate, in score order (the others are never matched)
+            n_active = 0
+            for i in range(nd):
+                if n_cand[i] > 0:
+                    active[n_active] = i
+                    n_active += 1
+            if n_active == 0:
+                continue
+            # one greedy pass per distinct ignore pattern, its matches written to every
+            # range sharing the pattern
+            for a in range(n_a):
+                if src_of[a] != a:
+                    continue
+                for t in range(n_t):
+                    thr = thrs[t]
+                    memset(matched, 0, ng)
+                    for q in range(n_active):
+                        i = active[q]
+                        # no box reaches the threshold: unmatched whatever is taken
+                        if row_max[i] < thr or (strict and row_max[i] <= thr):
+                            continue
+                        m = _pick_cand(block + i * ng, cand + i * ng, n_cand[i], gig + a * mg,
+                                       &gcrowd[ga], matched, thr, strict)
+                        if m < 0:
+                            continue
+                        matched[m] = 1
+                        c = codes[a0 + i, t]
+                        for a2 in range(a, n_a):
+                            if src_of[a2] != a:
+                                continue
+                            if gig[a * mg + m]:
+                                c = c | ig_bits[a2]
+                            else:
+                                c = (c & ~ig_bits[a2]) | tp_bits[a2]
+                        codes[a0 + i, t] = c
+    free(block); free(cand); free(row_max); free(n_cand); free(active); free(matched)
+    free(gig); free(src_of)
+
+
+def accumulate_classes(const code_t[:, ::1] codes, const double[::1] score,
+                       const int64_t[::1] rank, const int64_t[::1] pos,
+                       const int64_t[::1] cls_start, const int64_t[::1] cls_seq,
+                       const int64_t[::1] max_dets, const double[::1] rec_thrs,
+                       const int64_t[:, ::1] npig, const code_t[::1] tp_bits,
+                       const code_t[::1] ig_bits, double[:, :, :, :, ::1] precision,
+                       double[:, :, :, ::1] recall, int64_t q0, int64_t q1):
+    """Classes ``cls_seq[q0:q1]`` of :func:`calibkit.detection._kernels.accumulate_classes`."""
+    cdef int64_t n_t = codes.shape[1], n_a = npig.shape[1], n_m = max_dets.shape[0]
+    cdef int64_t n_r = rec_thrs.shape[0]
+    cdef double eps = 2.220446049250313e-16  # np.spacing(1.0)
+    cdef int64_t qi, c, s0, n_c, j, p, t, a, mi, md_, n_sel, kk, qq, cnt, r, n_pos, mx = 1
+    cdef int64_t i
+    cdef bint any_gt
+    cdef code_t code
+    for qi in range(q0, q1):
+        c = cls_seq[qi]
+        if cls_start[c + 1] - cls_start[c] > mx:
+            mx = cls_start[c + 1] - cls_start[c]
+    cdef double* neg = <double*>malloc(mx * sizeof(double))
+    cdef int64_t* order = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef int64_t* tmp = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef code_t* sorted_codes = <code_t*>malloc(mx * max(n_t, 1) * sizeof(code_t))
+    cdef int64_t* srank = <int64_t*>malloc(mx * sizeof(int64_t))
+    cdef double* rc = <double*>malloc(max(n_a, 1) * mx * sizeof(double))
+    cdef double* pr = <double*>malloc(max(n_a, 1) * mx * sizeof(double))
+    cdef int64_t* n_tp = <int64_t*>malloc(max(n_a, 1) * sizeof(int64_t))
+    cdef double* tpc = <double*>malloc(max(n_a, 1) * sizeof(double))
+    cdef double* fpc = <double*>malloc(max(n_a, 1) * sizeof(double))
+    cdef int64_t* sel = <int64_t*>malloc(mx * sizeof(int64_t))
+    if (neg == NULL or order == NULL or tmp == NULL or sorted_codes == NULL or srank == NULL
+            or rc == NULL or pr == NULL or n_tp == NULL or tpc == NULL or fpc == NULL
+            or sel == NULL):
+        free(neg); free(order); free(tmp); free(sorted_codes); free(srank); free(rc)
+        free(pr); free(n_tp); free(tpc); free(fpc); free(sel)
+        raise MemoryError()
+    with nogil:
+        for qi in range(q0, q1):
+            c = cls_seq[qi]
+            s0 = cls_start[c]
+            n_c = cls_start[c + 1] - s0
+            any_gt = False
+            for a in range(n_a):
+                if npig[c, a] > 0:
+                    any_gt = True
+            if not any_gt:
+                continue
+            for j in range(n_c):
+                neg[j] = -score[pos[s0 + j]]
+            _argsort_d(neg, order, tmp, n_c)
+            for j in range(n_c):
+                p = pos[s0 + order[j]]
+                srank[j] = rank[p]
+                for t in range(n_t):
+                    sorted_codes[j * n_t + t] = codes[p, t]
+            # recall and precision at the TPs only: the precision envelope at a recall
+            # threshold is always reached at a TP (an FP entry repeats the TP count with a
+            # larger denominator)
+            for mi in range(n_m):
+                md_ = max_dets[mi]
+                n_sel = 0
+                for j in range(n_c):
+                    if srank[j] < md_:
+                        sel[n_sel] = j
+                        n_sel += 1
+                for t in range(n_t):
+                    for a in range(n_a):
+                        n_tp[a] = 0
+                        tpc[a] = 0.0
+                        fpc[a] = 0.0
+                    for kk in range(n_sel):
+                        code = sorted_codes[sel[kk] * n_t + t]
+                        for a in range(n_a):
+                            if code & ig_bits[a]:
+                                continue
+                            if code & tp_bits[a]:
+                                tpc[a] += 1.0
+                                if npig[c, a] > 0:
+                                    qq = n_tp[a]
+                                    rc[a * mx + qq] = tpc[a] / npig[c, a]
+                                    pr[a * mx + qq] = tpc[a] / (fpc[a] + tpc[a] + eps)
+                                    n_tp[a] = qq + 1
+                            else:
+                                fpc[a] += 1.0
+                    for a in range(n_a):
+                        n_pos = npig[c, a]
+                        if n_pos == 0:
+                            continue
+                        recall[t, c, a, mi] = tpc[a] / n_pos
+                        cnt = n_tp[a]
+                        i = cnt - 1
+                        while i > 0:
+                            if pr[a * mx + i] > pr[a * mx + i - 1]:
+                                pr[a * mx + i - 1] = pr[a * mx + i]
+                            i -= 1
+                        j = 0
+                        for r in range(n_r):
+                            while j < cnt and rc[a * mx + j] < rec_thrs[r]:
+                                j += 1
+                            if j < cnt:
+                                precision[t, r, c, a, mi] = pr[a * mx + j]
+                            else:
+                                precision[t, r, c, a, mi] = 0.0
+    free(neg); free(order); free(tmp); free(sorted_codes); free(srank); free(rc)
+    free(pr); free(n_tp); free(tpc); free(fpc); free(sel)
+
+
+def json_split(const uint8_t[::1] buf, int64_t start, int64_t depth, bint in_str, bint esc):
+    """Scan json bytes ``buf[start:]`` of a top-level list, carrying the scanner state
+    (nesting ``depth``, inside a string, after a backslash) across blocks.
+
+    Returns the position of the last comma between top-level items (-1 if none), the
+    position of the list's closing bracket (-1 if not reached) and the new state. Strings
+    are skipped with their escapes, so brackets and commas inside them do not count.
+    """
+    cdef int64_t last = -1, end = -1, i
+    cdef uint8_t ch
+    with nogil:
+        for i in range(start, buf.shape[0]):
+            ch = buf[i]
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == 92:  # backslash
+                    esc = True
+                elif ch == 34:  # quote
+                    in_str = False
+                continue
+            if ch == 34:
+                in_str = True
+            elif ch == 123 or ch == 91:  # { [
+                depth += 1
+            elif ch == 125 or ch == 93:  # } ]
+                depth -= 1
+                if depth == 0:
+                    end = i
+                    break
+            elif ch == 44 and depth == 1:  # ,
+                last = i
+    return last, end, depth, in_str, esc
+
+
+# ---- compressed RLE strings (calibkit.detection.masks) ----------------------------------------
+
+cdef int64_t _check_one(const uint8_t[::1] buf, int64_t p, int64_t end,
+                        int64_t pixels) noexcept nogil:
+    """0 if ``buf[p:end]`` decodes (as pycocotools' ``rleFrString`` does) into runs adding
+    up to ``pixels``, else the reason (1 to 5)."""
+    cdef int64_t m = 0, prev2 = 0, prev1 = 0, total = 0, x, k, ch
+    cdef bint more
+    while p < end:
+        x = 0
+        k = 0
+        more = True
+        while more:
+            if p >= end:
+                return 2
+            ch = <int64_t>buf[p] - 48
+            if ch < 0 or ch > 63:
+                return 1
+            if k >= 6:
+                return 3
+            x |= (ch & 0x1F) << (5 * k)
+            more = (ch & 0x20) != 0
+            p += 1
+            k += 1
+            if not more and (ch & 0x10) != 0:
+                x |= -((<int64_t>1) << (5 * k))  # sign extension
+        if m > 2:
+            x += prev2
+        if x < 0 or x > <int64_t>4294967295:
+            return 4
+        total += x
+        prev2 = prev1
+        prev1 = x
+        m += 1
+    if total != pixels:
+        return 5
+    return 0
+
+
+def check_counts(const uint8_t[::1] buf, const int64_t[::1] offsets,
+                 const int64_t[::1] pixels, int64_t[::1] why, int64_t i0, int64_t i1):
+    """Masks ``i0:i1``: ``why[i]`` = :func:`_check_one` of mask ``i``."""
+    cdef int64_t i
+    with nogil:
+        for i in range(i0, i1):
+            why[i] = _check_one(buf, offsets[i], offsets[i + 1], pixels[i])
+
+
+# ---- COCO results json (boxes) straight into columns -------------------------------------------
+#
+# A results file is a json list of ``{"image_id": int, "category_id": int, "bbox": [x, y, w,
+# h], "score": number}``. :func:`parse_bbox_results` reads exactly that grammar (keys in any
+# order, json whitespace anywhere) into columns; anything else (another key, a duplicate or
+# missing key, a string escape, a number outside the json grammar or the types' ranges, a
+# score outside [0, 1], an infinite number) is reported as unsupported and the caller reads
+# the file with msgspec's typed decoder instead, which accepts or words the error. Numbers
+# are converted with correct rounding: Clinger's exact fast path, then the Eisel-Lemire
+# algorithm (Lemire, "Number parsing at a gigabyte per second", Software: Practice and
+# Experience 51(8), 2021; the form of Go's strconv.eiselLemire64), then the C library's
+# strtod (correctly rounded in glibc, musl and macOS) for the rare cases those leave open.
+
+
+cdef enum:
+    PARSE_MORE = 0  # the data ends inside an item: read more and call again from ``next``
+    PARSE_END = 1  # the list's closing bracket was reached (at ``next``)
+    PARSE_FULL = 2  # the columns are full: grow them and call again from ``next``
+    PARSE_UNSUPPORTED = 3  # not this grammar (or not json): read the file another way
+
+cdef int64_t POW10_MIN = -342
+cdef int64_t POW10_MAX = 308
+cdef uint64_t POW10_HI[651]
+cdef uint64_t POW10_LO[651]
+cdef double EXACT_POW10[23]
+
+
+def _fill_tables():
+    """128-bit truncated mantissas of 10**e for e in [-342, 308] (the top bit set), and
+    the exact doubles 10**0..10**22."""
+    cdef object e, v, m, nb
+    for e in range(POW10_MIN, POW10_MAX + 1):
+        if e >= 0:
+            v = 10 ** e
+            nb = v.bit_length()
+            if nb > 128:
+                m = v >> (nb - 128)
+            else:
+                m = v << (128 - nb)
+        else:
+            v = 10 ** (-e)
+            nb = v.bit_length()
+            m = (1 << (127 + nb)) // v
+        POW10_HI[e - POW10_MIN] = m >> 64
+        POW10_LO[e - POW10_MIN] = m & 0xFFFFFFFFFFFFFFFF
+    for e in range(23):
+        EXACT_POW10[e] = float(10 ** e)
+
+
+_fill_tables()
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* the 128-bit product of a and b, and the leading zeros of x > 0: compiler builtins
+       where there are, portable C elsewhere */
+    #if defined(__SIZEOF_INT128__)
+    static inline void ck_mul64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
+        unsigned __int128 r = (unsigned __int128)a * b;
+        *hi = (uint64_t)(r >> 64);
+        *lo = (uint64_t)r;
+    }
+    #else
+    static inline void ck_mul64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
+        uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+        uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+        uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+        *lo = (mid << 32) | (uint32_t)p00;
+        *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    }
+    #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    static inline int ck_clz64(uint64_t x) { return __builtin_clzll(x); }
+    #else
+    static inline int ck_clz64(uint64_t x) {
+        int n = 0;
+        while (!(x & ((uint64_t)1 << 63))) { x <<= 1; n++; }
+        return n;
+    }
+    #endif
+    """
+    void ck_mul64(uint64_t a, uint64_t b, uint64_t* hi, uint64_t* lo) noexcept nogil
+    int ck_clz64(uint64_t x) noexcept nogil
+
+
+cdef inline bint _eisel_lemire(uint64_t man, int64_t e10, double* out) noexcept nogil:
+    """``man * 10**e10`` correctly rounded into ``out`` (man > 0, at most 19 digits);
+    False where the algorithm cannot decide (the caller then uses strtod)."""
+    cdef int clz
+    cdef uint64_t ret_exp2, x_hi, x_lo, y_hi, y_lo, merged_hi, merged_lo, msb, ret_man, bits
+    cdef int64_t i
+    if e10 < POW10_MIN or e10 > POW10_MAX:
+        return False
+    i = e10 - POW10_MIN
+    clz = ck_clz64(man)
+    man <<= clz
+    # floor(e10 * log2(10)) + 64 + 1023 - clz, as Go writes it (arithmetic shift)
+    ret_exp2 = <uint64_t>(((217706 * e10) >> 16) + 64 + 1023) - <uint64_t>clz
+    ck_mul64(man, POW10_HI[i], &x_hi, &x_lo)
+    if (x_hi & 0x1FF) == 0x1FF and x_lo + man < man:  # wider approximation
+        ck_mul64(man, POW10_LO[i], &y_hi, &y_lo)
+        merged_hi = x_hi
+        merged_lo = x_lo + y_hi
+        if merged_lo < x_lo:
+            merged_hi += 1
+        if (merged_hi & 0x1FF) == 0x1FF and merged_lo + 1 == 0 and y_lo + man < man:
+            return False
+        x_hi = merged_hi
+        x_lo = merged_lo
+    msb = x_hi >> 63
+    ret_man = x_hi >> (msb + 9)
+    ret_exp2 -= 1 ^ msb
+    if x_lo == 0 and (x_hi & 0x1FF) == 0 and (ret_man & 3) == 1:  # half-way ambiguity
+        return False
+    ret_man += ret_man & 1
+    ret_man >>= 1
+    if (ret_man >> 53) > 0:
+        ret_man >>= 1
+        ret_exp2 += 1
+    if ret_exp2 - 1 >= 0x7FF - 1:  # subnormal, zero, infinite: strtod decides
+        return False
+    bits = (ret_exp2 << 52) | (ret_man & ((<uint64_t>1 << 52) - 1))
+    memcpy(out, &bits, 8)
+    return True
+
+
+cdef inline bint _is_ws(uint8_t c) noexcept nogil:
+    return c == 32 or c == 10 or c == 13 or c == 9
+
+
+cdef inline int64_t _skip_ws(const uint8_t* b, int64_t p, int64_t n) noexcept nogil:
+    while p < n and _is_ws(b[p]):
+        p += 1
+    return p
+
+
+cdef int64_t _number(const uint8_t* b, int64_t p, int64_t n, bint integer, double* fval,
+                     int64_t* ival, int* status) noexcept nogil:
+    """Parse the json number at ``b[p]``; returns the position after it. ``status``: 0 ok,
+    1 the data ends inside it (or right after it: its end is not known), 2 not supported
+    (not a json number; with ``integer``, not an integer in int64)."""
+    cdef int64_t start = p, e10 = 0, expo = 0, nd = 0, k
+    cdef uint64_t w = 0
+    cdef bint neg = False, many = False, eneg = False, frac = False
+    cdef uint8_t c
+    cdef char tok[512]
+    cdef char* end
+    cdef double v
+    status[0] = 0
+    if p < n and b[p] == 45:  # -
+        neg = True
+        p += 1
+    if p >= n:
+        status[0] = 1
+        return p
+    c = b[p]
+    if c == 48:  # 0: no more integer digits
+        p += 1
+    elif 49 <= c <= 57:  # json integers have no leading zero
+        while p < n:
+            c = b[p] - 48  # wraps around below "0"
+            if c > 9:
+                break
+            if nd < 19:
+                w = w * 10 + c
+                nd += 1
+            else:  # beyond 19 digits: only the power of ten is kept
+                e10 += 1
+                if c:
+                    many = True
+            p += 1
+    else:
+        status[0] = 2
+        return p
+    if p < n and b[p] == 46:  # .
+        frac = True
+        p += 1
+        k = p
+        if w == 0:  # leading zeros of the fraction: only the power of ten
+            while p < n and b[p] == 48:
+                e10 -= 1
+                p += 1
+        while p < n:
+            c = b[p] - 48
+            if c > 9:
+                break
+            if nd < 19:
+                w = w * 10 + c
+                nd += 1
+                e10 -= 1
+            elif c:
+                many = True
+            p += 1
+        if p == k and p < n:  # "1." is not json
+            status[0] = 2
+            return p
+    if p < n and (b[p] == 101 or b[p] == 69):  # e E
+        frac = True
+        p += 1
+        if p < n and (b[p] == 43 or b[p] == 45):
+            eneg = b[p] == 45
+            p += 1
+        k = p
+        while p < n and 48 <= b[p] <= 57:
+            if expo < 100000:
+                expo = expo * 10 + (b[p] - 48)
+            p += 1
+        if p == k and p < n:
+            status[0] = 2
+            return p
+    if p >= n:  # the number may go on in the next block
+        status[0] = 1
+        return p
+    e10 += -expo if eneg else expo
+    if integer:
+        if frac or many or w > ((<uint64_t>1 << 63) - 1):
+            # a fraction or exponent, or beyond int64 (-2**63 itself included): msgspec
+            status[0] = 2
+            return p
+        ival[0] = -<int64_t>w if neg else <int64_t>w
+        return p
+    if w == 0 and not many:
+        fval[0] = -0.0 if neg else 0.0
+        return p
+    if not many and w <= (<uint64_t>1 << 53) and -22 <= e10 <= 22:
+        v = <double>w  # exact, and so is the power of ten: one rounding (Clinger)
+        v = v * EXACT_POW10[e10] if e10 >= 0 else v / EXACT_POW10[-e10]
+        fval[0] = -v if neg else v
+        return p
+    if not many and _eisel_lemire(w, e10, &v):
+        fval[0] = -v if neg else v
+        return p
+    if p - start >= 511:
+        status[0] = 2
+        return p
+    memcpy(tok, b + start, p - start)
+    tok[p - start] = 0
+    v = strtod(tok, &end)
+    if end != tok + (p - start) or v - v != 0.0:  # NaN or infinite
+        status[0] = 2  # a locale with another decimal point, or out of range: msgspec
+        return p
+    fval[0] = v
+    return p
+
+
+cdef inline int _key(const uint8_t* b, int64_t p, int64_t q) noexcept nogil:
+    """Which field ``b[p:q]`` (the key without its quotes) names: 0 image_id,
+    1 category_id, 2 bbox, 3 score, -1 another."""
+    cdef int64_t n = q - p
+    if n == 8 and memcmp(b + p, b"image_id", 8) == 0:
+        return 0
+    if n == 11 and memcmp(b + p, b"category_id", 11) == 0:
+        return 1
+    if n == 4 and memcmp(b + p, b"bbox", 4) == 0:
+        return 2
+    if n == 5 and memcmp(b + p, b"score", 5) == 0:
+        return 3
+    return -1
+
+
+
+def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
+                       int64_t[::1] img, int64_t[::1] cat, double[::1] score,
+                       double[:, ::1] box, double[::1] area, int64_t n0):
+    """Results ``{"image_id", "category_id", "bbox", "score"}`` from ``data[pos:]`` into
+    the columns from row ``n0`` on, until the columns are full, the data ends or the list
+    closes. ``first``: ``pos`` is where the first item starts (just after the list's
+    ``[``); else ``pos`` is just after an item, where a ``,`` or the closing ``]`` follows.
+
+    Returns ``(status, n, next, next_first)``: :data:`PARSE_MORE`, ``_END``, ``_FULL`` or
+    ``_UNSUPPORTED``; the rows filled (``n0 + n`` in all); where (and in which of the two
+    states) to go on, or the closing bracket's position. ``area`` = w * h of each box.
+    """
+    cdef const uint8_t* b = &data[0] if data.shape[0] else NULL
+    cdef int64_t n = data.shape[0], cap = img.shape[0], row = n0, p = pos, resume = pos, q
+    cdef int64_t v_img = 0, v_cat = 0, j, dummy = 0
+    cdef double v_score = 0.0, v_box[4]
+    cdef double f
+    cdef int key, seen, st, result = PARSE_MORE
+    cdef bint expect_sep = not first, resume_first = first
+    with nogil:
+        while True:
+            resume = p
+            resume_first = not expect_sep
+            if row >= cap:
+                result = PARSE_FULL
+                break
+            p = _skip_ws(b, p, n)
+            if p >= n:
+                result = PARSE_UNSUPPORTED if eof else PARSE_MORE
+                break
+            if expect_sep:
+                if b[p] == 93:  # ] the list ends
+                    result = PARSE_END
+                    resume = p
+                    break
+                if b[p] != 44:  # ,
+                    result = PARSE_UNSUPPORTED
+                    break
+                p = _skip_ws(b, p + 1, n)
+                if p >= n:
+                    result = PARSE_UNSUPPORTED if eof else PARSE_MORE
+                    break
+            if b[p] != 123:  # {
+                result = PARSE_UNSUPPORTED
+                break
+            p += 1
+            seen = 0
+            st = 0
+            while True:  # the fields
+                p = _skip_ws(b, p, n)
+                if p >= n:
+                    st = 1
+                    break
+                if b[p] != 34:  # a key's quote (an empty object is unsupported)
+                    st = 2
+                    break
+                q = p + 1
+                while q < n and b[q] != 34 and b[q] != 92:
+                    q += 1
+                if q >= n:
+                    st = 1
+                    break
+                if b[q] == 92:  # an escape in a key: msgspec
+                    st = 2
+                    break
+                key = _key(b, p + 1, q)
+                if key < 0 or (seen >> key) & 1:
+                    st = 2
+                    break
+                seen |= 1 << key
+                p = _skip_ws(b, q + 1, n)
+                if p >= n:
+                    st = 1
+                    break
+                if b[p] != 58:  # :
+                    st = 2
+                    break
+                p = _skip_ws(b, p + 1, n)
+                if key == 0:
+                    p = _number(b, p, n, True, &f, &v_img, &st)
+                elif key == 1:
+                    p = _number(b, p, n, True, &f, &v_cat, &st)
+                elif key == 3:
+                    p = _number(b, p, n, False, &v_score, &dummy, &st)
+                    if st == 0 and not (v_score >= 0.0 and v_score <= 1.0):
+                        st = 2
+                else:  # bbox: [x, y, w, h]
+                    if p >= n:
+                        st = 1
+                        break
+                    if b[p] != 91:
+                        st = 2
+                        break
+                    p += 1
+                    for j in range(4):
+                        p = _skip_ws(b, p, n)
+                        p = _number(b, p, n, False, &v_box[j], &dummy, &st)
+                        if st:
+                            break
+                        p = _skip_ws(b, p, n)
+                        if p >= n:
+                            st = 1
+                            break
+                        if b[p] != (93 if j == 3 else 44):  # "]" after the 4th, "," before
+                            st = 2
+                            break
+                        p += 1
+                if st:
+                    break
+                p = _skip_ws(b, p, n)
+                if p >= n:
+                    st = 1
+                    break
+                if b[p] == 44:  # , another field
+                    p += 1
+                    continue
+                if b[p] == 125:  # } the item ends
+                    p += 1
+                    break
+                st = 2
+                break
+            if st == 1:  # the data ends inside the item
+                result = PARSE_UNSUPPORTED if eof else PARSE_MORE
+                break
+            if st == 2 or seen != 15:  # not this grammar, or a field missing
+                result = PARSE_UNSUPPORTED
+                break
+            img[row] = v_img
+            cat[row] = v_cat
+            score[row] = v_score
+            for j in range(4):
+                box[row, j] = v_box[j]
+            area[row] = v_box[2] * v_box[3]
+            row += 1
+            expect_sep = True
+    return result, row - n0, resume, resume_first
