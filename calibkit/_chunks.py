@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
 __all__ = ["CACHE_BYTES", "WORKING_MEMORY_BYTES", "chunk_rows", "effective_n_jobs",
-           "kernel_threads", "run_ranges"]
+           "kernel_threads", "run_ranges", "run_tasks"]
 
 #: bytes of temporaries a cache-blocked chunk may use
 CACHE_BYTES = 1 << 20
@@ -117,7 +118,14 @@ def run_ranges(fn, weights) -> None:
     n_ranges = min(n, 4 * n_threads)
     cuts = np.searchsorted(cum, total * np.arange(1, n_ranges) / n_ranges, side="left") + 1
     bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))
-    futures = [_pool(n_threads).submit(fn, int(lo), int(hi))
-               for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    for f in futures:
-        f.result()
+    run_tasks([partial(fn, int(lo), int(hi))
+               for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
+
+
+def run_tasks(calls) -> list:
+    """Run the callables ``calls`` (compiled kernels that release the GIL) on the shared
+    pool of :func:`kernel_threads` threads; their results, in order."""
+    if len(calls) <= 1:
+        return [c() for c in calls]
+    futures = [_pool(kernel_threads()).submit(c) for c in calls]
+    return [f.result() for f in futures]

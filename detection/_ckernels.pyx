@@ -779,6 +779,205 @@ def check_counts(const uint8_t[::1] buf, const int64_t[::1] offsets,
             why[i] = _check_one(buf, offsets[i], offsets[i + 1], pixels[i])
 
 
+# ---- mask IoU of compressed RLEs (pycocotools' maskApi.c, operation by operation) ----------
+
+cdef int64_t _rle_decode(const uint8_t* s, int64_t n, uint32_t* out) noexcept nogil:
+    """``rleFrString``: the run lengths of a compressed RLE string (checked beforehand by
+    :func:`check_counts`) into ``out``; returns their number."""
+    cdef int64_t m = 0, p = 0, k, x, c
+    cdef bint more
+    while p < n:
+        x = 0
+        k = 0
+        more = True
+        while more:
+            c = <int64_t>s[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = (c & 0x20) != 0
+            p += 1
+            k += 1
+            if not more and (c & 0x10) != 0:
+                x |= -((<int64_t>1) << (5 * k))
+        if m > 2:
+            x += out[m - 2]
+        out[m] = <uint32_t>x
+        m += 1
+    return m
+
+
+cdef void _rle_bbox(const uint32_t* cnts, int64_t m, uint32_t h, uint32_t w,
+                    double* bb) noexcept nogil:
+    """``rleToBbox`` of one mask (unsigned 32-bit arithmetic as in C; an empty or
+    zero-sized mask has the box 0, 0, 0, 0)."""
+    cdef uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0, t, x, y, xp = 0
+    cdef int64_t j
+    m = (m // 2) * 2
+    if m == 0 or h == 0:
+        bb[0] = 0.0
+        bb[1] = 0.0
+        bb[2] = 0.0
+        bb[3] = 0.0
+        return
+    for j in range(m):
+        cc += cnts[j]
+        t = cc - <uint32_t>(j % 2)
+        y = t % h
+        x = (t - y) // h
+        if j % 2 == 0:
+            xp = x
+        elif xp < x:
+            ys = 0
+            ye = h - 1
+        if x < xs:
+            xs = x
+        if x > xe:
+            xe = x
+        if y < ys:
+            ys = y
+        if y > ye:
+            ye = y
+    bb[0] = xs
+    bb[2] = xe - xs + 1
+    bb[1] = ys
+    bb[3] = ye - ys + 1
+
+
+cdef double _rle_iou(const uint32_t* dc, int64_t ka, const uint32_t* gc, int64_t kb,
+                     bint crowd) noexcept nogil:
+    """``rleIou`` of two masks of one size whose boxes overlap: intersection over union
+    (over the detection's area for a crowd region)."""
+    cdef uint32_t c, ca, cb, ct = 1, i = 0, u = 0
+    cdef int64_t a = 1, b = 1, j
+    cdef bint va = False, vb = False
+    ca = dc[0]
+    cb = gc[0]
+    while ct > 0:
+        c = ca if ca < cb else cb
+        if va or vb:
+            u += c
+            if va and vb:
+                i += c
+        ct = 0
+        ca -= c
+        if not ca and a < ka:
+            ca = dc[a]
+            a += 1
+            va = not va
+        ct += ca
+        cb -= c
+        if not cb and b < kb:
+            cb = gc[b]
+            b += 1
+            vb = not vb
+        ct += cb
+    if i == 0:
+        u = 1
+    elif crowd:  # rleArea of the detection
+        u = 0
+        j = 1
+        while j < ka:
+            u += dc[j]
+            j += 2
+    return <double>i / <double>u
+
+
+def mask_iou_groups(const uint8_t[::1] d_buf, const int64_t[::1] d_off,
+                    const int64_t[:, ::1] d_size, const int64_t[::1] det,
+                    const int64_t[::1] d_lo, const int64_t[::1] d_hi,
+                    const uint8_t[::1] g_buf, const int64_t[::1] g_off,
+                    const int64_t[:, ::1] g_size, const int64_t[::1] ann,
+                    const int64_t[::1] g_lo, const int64_t[::1] g_hi,
+                    const uint8_t[::1] crowd, const int64_t[::1] pre_off,
+                    double[::1] pre_iou, int64_t k0, int64_t k1):
+    """Groups ``k0:k1``: the mask IoU of detections ``det[d_lo[k]:d_hi[k]]`` (rows of the
+    detection masks ``d_buf`` / ``d_off`` / ``d_size``) with annotations
+    ``ann[g_lo[k]:g_hi[k]]`` (rows of ``g_buf`` / ``g_off`` / ``g_size``; ``crowd`` aligned
+    with ``ann``), written row-major (detection, annotation) at ``pre_iou[pre_off[k]:]``.
+
+    pycocotools' ``rleIou``: the boxes of the masks (``rleToBbox``) and their ``bbIou``
+    first; pairs whose boxes overlap get the exact RLE intersection over union (over the
+    detection's area for a crowd region), the others keep the box IoU, 0. Masks of
+    different sizes get -1, as in pycocotools (calibkit checks the sizes before).
+    """
+    cdef int64_t k, nd, ng, d, g, r, chars = 1, most = 1, t, o, j
+    for k in range(k0, k1):
+        nd = d_hi[k] - d_lo[k]
+        ng = g_hi[k] - g_lo[k]
+        if nd == 0 or ng == 0:
+            continue
+        t = 0
+        for j in range(d_lo[k], d_hi[k]):
+            t += d_off[det[j] + 1] - d_off[det[j]]
+        for j in range(g_lo[k], g_hi[k]):
+            t += g_off[ann[j] + 1] - g_off[ann[j]]
+        if t > chars:
+            chars = t
+        if nd + ng > most:
+            most = nd + ng
+    cdef uint32_t* cnts = <uint32_t*>malloc((chars + most) * sizeof(uint32_t))
+    cdef int64_t* start = <int64_t*>malloc((most + 1) * sizeof(int64_t))
+    cdef double* bb = <double*>malloc(4 * most * sizeof(double))
+    if cnts == NULL or start == NULL or bb == NULL:
+        free(cnts); free(start); free(bb)
+        raise MemoryError()
+    cdef double w, h, inter, u, da, ga
+    cdef const double* D
+    cdef const double* G
+    with nogil:
+        for k in range(k0, k1):
+            nd = d_hi[k] - d_lo[k]
+            ng = g_hi[k] - g_lo[k]
+            if nd == 0 or ng == 0:
+                continue
+            # decode the group's masks: detections 0..nd-1, then annotations nd..nd+ng-1
+            start[0] = 0
+            for d in range(nd):
+                r = det[d_lo[k] + d]
+                start[d + 1] = start[d] + _rle_decode(&d_buf[d_off[r]] if d_off[r + 1] > d_off[r]
+                                                      else NULL, d_off[r + 1] - d_off[r],
+                                                      cnts + start[d])
+                _rle_bbox(cnts + start[d], start[d + 1] - start[d], <uint32_t>d_size[r, 0],
+                          <uint32_t>d_size[r, 1], bb + 4 * d)
+            for g in range(ng):
+                r = ann[g_lo[k] + g]
+                start[nd + g + 1] = start[nd + g] + _rle_decode(
+                    &g_buf[g_off[r]] if g_off[r + 1] > g_off[r] else NULL,
+                    g_off[r + 1] - g_off[r], cnts + start[nd + g])
+                _rle_bbox(cnts + start[nd + g], start[nd + g + 1] - start[nd + g],
+                          <uint32_t>g_size[r, 0], <uint32_t>g_size[r, 1], bb + 4 * (nd + g))
+            o = pre_off[k]
+            for g in range(ng):
+                G = bb + 4 * (nd + g)
+                ga = G[2] * G[3]
+                for d in range(nd):
+                    D = bb + 4 * d
+                    da = D[2] * D[3]
+                    pre_iou[o + d * ng + g] = 0.0
+                    # bbIou (fmin / fmax of finite values)
+                    w = (D[2] + D[0] if D[2] + D[0] < G[2] + G[0] else G[2] + G[0]) - (
+                        D[0] if D[0] > G[0] else G[0])
+                    if w <= 0:
+                        continue
+                    h = (D[3] + D[1] if D[3] + D[1] < G[3] + G[1] else G[3] + G[1]) - (
+                        D[1] if D[1] > G[1] else G[1])
+                    if h <= 0:
+                        continue
+                    inter = w * h
+                    u = da if crowd[g_lo[k] + g] else da + ga - inter
+                    if not inter / u > 0:
+                        pre_iou[o + d * ng + g] = inter / u
+                        continue
+                    r = det[d_lo[k] + d]
+                    j = ann[g_lo[k] + g]
+                    if d_size[r, 0] != g_size[j, 0] or d_size[r, 1] != g_size[j, 1]:
+                        pre_iou[o + d * ng + g] = -1.0
+                        continue
+                    pre_iou[o + d * ng + g] = _rle_iou(
+                        cnts + start[d], start[d + 1] - start[d], cnts + start[nd + g],
+                        start[nd + g + 1] - start[nd + g], crowd[g_lo[k] + g])
+    free(cnts); free(start); free(bb)
+
+
 # ---- COCO results json (boxes) straight into columns -------------------------------------------
 #
 # A results file is a json list of ``{"image_id": int, "category_id": int, "bbox": [x, y, w,
@@ -798,6 +997,7 @@ cdef enum:
     PARSE_END = 1  # the list's closing bracket was reached (at ``next``)
     PARSE_FULL = 2  # the columns are full: grow them and call again from ``next``
     PARSE_UNSUPPORTED = 3  # not this grammar (or not json): read the file another way
+    PARSE_STOP = 4  # the item separator at or after ``stop`` was reached (see ``next``)
 
 cdef int64_t POW10_MIN = -342
 cdef int64_t POW10_MAX = 308
@@ -1043,15 +1243,18 @@ cdef inline int _key(const uint8_t* b, int64_t p, int64_t q) noexcept nogil:
 
 def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
                        int64_t[::1] img, int64_t[::1] cat, double[::1] score,
-                       double[:, ::1] box, double[::1] area, int64_t n0):
+                       double[:, ::1] box, double[::1] area, int64_t n0, int64_t stop=-1):
     """Results ``{"image_id", "category_id", "bbox", "score"}`` from ``data[pos:]`` into
-    the columns from row ``n0`` on, until the columns are full, the data ends or the list
-    closes. ``first``: ``pos`` is where the first item starts (just after the list's
-    ``[``); else ``pos`` is just after an item, where a ``,`` or the closing ``]`` follows.
+    the columns from row ``n0`` on, until the columns are full, the data ends, the list
+    closes or (``stop >= 0``) an item separator ``,`` ends at or after ``stop``.
+    ``first``: ``pos`` is where an item starts (just after the list's ``[`` or a ``,``);
+    else ``pos`` is just after an item, where a ``,`` or the closing ``]`` follows.
 
-    Returns ``(status, n, next, next_first)``: :data:`PARSE_MORE`, ``_END``, ``_FULL`` or
-    ``_UNSUPPORTED``; the rows filled (``n0 + n`` in all); where (and in which of the two
-    states) to go on, or the closing bracket's position. ``area`` = w * h of each box.
+    Returns ``(status, n, next, next_first)``: :data:`PARSE_MORE`, ``_END``, ``_FULL``,
+    ``_UNSUPPORTED`` or ``_STOP``; the rows filled (``n0 + n`` in all); where (and in which
+    of the two states) to go on: for ``_STOP`` just after that separator, for ``_END`` the
+    closing bracket. ``area`` = w * h of each box. Boxes with a negative width or height
+    are left to the typed decoder (which words the error).
     """
     cdef const uint8_t* b = &data[0] if data.shape[0] else NULL
     cdef int64_t n = data.shape[0], cap = img.shape[0], row = n0, p = pos, resume = pos, q
@@ -1078,6 +1281,11 @@ def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eo
                     break
                 if b[p] != 44:  # ,
                     result = PARSE_UNSUPPORTED
+                    break
+                if stop >= 0 and p + 1 >= stop:  # the range of this call ends here
+                    result = PARSE_STOP
+                    resume = p + 1
+                    resume_first = True
                     break
                 p = _skip_ws(b, p + 1, n)
                 if p >= n:
@@ -1165,7 +1373,8 @@ def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eo
             if st == 1:  # the data ends inside the item
                 result = PARSE_UNSUPPORTED if eof else PARSE_MORE
                 break
-            if st == 2 or seen != 15:  # not this grammar, or a field missing
+            if st == 2 or seen != 15 or v_box[2] < 0 or v_box[3] < 0:
+                # not this grammar, a field missing, or a negative width or height
                 result = PARSE_UNSUPPORTED
                 break
             img[row] = v_img
@@ -1177,3 +1386,24 @@ def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eo
             row += 1
             expect_sep = True
     return result, row - n0, resume, resume_first
+
+
+def next_item(const uint8_t[::1] data, int64_t pos):
+    """The first position at or after ``pos`` just after ``}`` json-whitespace ``,``: where
+    an item starts in a file of :func:`parse_bbox_results`' grammar (whose only ``}`` end
+    items); -1 if there is none. Other files are caught by the parse from there."""
+    cdef int64_t n = data.shape[0], p = pos, q, found = -1
+    with nogil:
+        while p < n:
+            if data[p] == 125:  # }
+                q = p + 1
+                while q < n and (data[q] == 32 or data[q] == 10 or data[q] == 13
+                                 or data[q] == 9):
+                    q += 1
+                if q < n and data[q] == 44:
+                    found = q + 1
+                    break
+                p = q
+            else:
+                p += 1
+    return found

@@ -46,6 +46,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -1097,64 +1098,161 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
                          "damaged.") from exc
 
 
+# statuses of calibkit.detection._ckernels.parse_bbox_results
+_PARSE_MORE, _PARSE_END, _PARSE_FULL, _PARSE_UNSUPPORTED, _PARSE_STOP = range(5)
+#: the shortest item of the plain form, ``{"image_id":0,"category_id":0,"bbox":[0,0,0,0],
+#: "score":0}`` is 56 bytes: a range of b bytes holds at most b // 50 + 1 items
+_MIN_ITEM_BYTES = 50
+#: data a block must hold to be parsed by several threads
+_PARALLEL_BYTES = 1 << 20
+
+
 def _read_bbox_results(path) -> Detections | None:
     """A box results file in the plain form (a json list of ``{"image_id", "category_id",
-    "bbox", "score"}``) by the compiled reader, block by block into the columns; None
-    when the file is in another form (or not valid), which msgspec then reads (and
-    words)."""
-    from calibkit.detection import _ckernels
-
+    "bbox", "score"}``) by the compiled reader, block by block into the columns (each large
+    block split between threads at item boundaries); None when the file is in another form
+    (or not valid), which msgspec then reads (and words)."""
     path, f = open_user_file(path, "dets")
-    size = path.stat().st_size
-    cols = _Columns()
     with f:
-        pending = bytearray()
+        return _BboxReader(f, path.stat().st_size).read()
+
+
+class _BboxReader:
+    """The block loop of :func:`_read_bbox_results`: ``buf[:filled]`` holds the data read
+    and not yet parsed from ``pos`` on (``first``: an item starts at ``pos``)."""
+
+    def __init__(self, f, size: int):
+        from calibkit._chunks import kernel_threads
+
+        self.f = f
+        self.size = size
+        self.buf = bytearray(_BLOCK)
+        self.filled = 0
+        self.eof = False
+        self.cols = _Columns()
+        self.threads = kernel_threads()
+        self.spare = []  # the columns of the threads after the first, reused block to block
+
+    def fill(self) -> None:
+        """Move the unparsed tail to the front and read up to a full buffer (doubled when
+        one item fills it)."""
+        if self.filled == len(self.buf):
+            self.buf.extend(bytes(len(self.buf)))
+        with memoryview(self.buf) as mv:
+            k = self.f.readinto(mv[self.filled:])
+        self.filled += k
+        self.eof = k == 0
+
+    def read(self) -> Detections | None:
+        self.fill()
         while True:  # up to the list's opening bracket
-            block = f.read(_BLOCK)
-            pending += block
-            stripped = pending.lstrip(_JSON_WS)
-            if stripped or not block:
+            head = self.buf[: self.filled].lstrip(_JSON_WS)
+            if head or self.eof:
                 break
-        if stripped[:1] != b"[":
+            self.filled = 0
+            self.fill()
+        if head[:1] != b"[":
             return None
-        del pending[: len(pending) - len(stripped) + 1]
-        eof = False
-        pos = 0
-        first = True
-        cols.reserve(min(size // 40 + 1024, 1 << 16))
+        pos, first = self.filled - len(head) + 1, True
+        cols = self.cols
+        cols.reserve(min(self.size // 40 + 1024, 1 << 16))
         sized = False
         while True:
-            img, cat, score, box, area = cols.arrays
-            status, k, end, first = _ckernels.parse_bbox_results(
-                pending, pos, first, eof, img, cat, score, box, area, cols.n)
-            cols.n += k
-            if not sized and k:  # the first items give the size of one: reserve the file
-                cols.reserve(max(int(size / max((end - pos) / k, 16.0) * 1.05) + 1024,
-                                 cols.n + 1))
+            n_before = cols.n
+            status, pos, first = self.parse(pos, first)
+            if not sized and cols.n > n_before:  # the first items give the size of one
+                per_item = max(pos / (cols.n - n_before), 16.0)
+                cols.reserve(max(int(self.size / per_item * 1.05) + 1024, cols.n + 1))
                 sized = True
-            pos = end
-            if status == 2:  # PARSE_FULL
+            if status == _PARSE_FULL:
                 cols.reserve(int(cols.capacity * 1.25) + 1024)
-            elif status == 3:  # PARSE_UNSUPPORTED (msgspec reads it, or words the error)
+            elif status == _PARSE_UNSUPPORTED:  # msgspec reads it, or words the error
                 return None
-            elif status == 1:  # PARSE_END: only whitespace may follow
-                if (pending[pos + 1:].strip(_JSON_WS)
-                        or (not eof and f.read().strip(_JSON_WS))):
+            elif status == _PARSE_END:  # only whitespace may follow
+                if (self.buf[pos + 1: self.filled].strip(_JSON_WS)
+                        or (not self.eof and self.f.read().strip(_JSON_WS))):
                     return None
                 break
-            else:  # PARSE_MORE
-                del pending[:pos]
-                pos = 0
-                block = f.read(_BLOCK)
-                eof = not block
-                pending += block
-    n = cols.n
-    if n == 0:
-        return _empty_dets()
-    img, cat, score, box, area = (a[:n].copy() if n < 0.9 * cols.capacity else a[:n]
-                                  for a in cols.arrays)
-    _check_boxes(box, f"dets {path} bbox", 0)
-    return Detections(img, cat, score, box, None, area)
+            else:  # _PARSE_MORE: keep the unparsed tail, read on
+                tail = self.filled - pos
+                self.buf[:tail] = self.buf[pos: self.filled]
+                self.filled, pos = tail, 0
+                self.fill()
+        n = cols.n
+        if n == 0:
+            return _empty_dets()
+        img, cat, score, box, area = (a[:n].copy() if n < 0.9 * cols.capacity else a[:n]
+                                      for a in cols.arrays)
+        # every number is finite and every width and height >= 0 (the parser leaves other
+        # files to the typed decoder)
+        return Detections(img, cat, score, box, None, area)
+
+    def parse(self, pos: int, first: bool):
+        """Parse ``buf[pos:filled]`` into the columns: on several threads when it is large
+        (each from an item boundary found by ``next_item``; the ranges must meet exactly,
+        else the block is parsed again on one thread), else on this one."""
+        from calibkit.detection import _ckernels
+
+        cols = self.cols
+        with memoryview(self.buf) as mv, mv[: self.filled] as data:
+            length = self.filled - pos
+            if self.threads > 1 and length >= _PARALLEL_BYTES:
+                done = self._parse_parallel(data, pos, first, length)
+                if done is not None:
+                    return done
+            img, cat, score, box, area = cols.arrays
+            status, k, nxt, nxt_first = _ckernels.parse_bbox_results(
+                data, pos, first, self.eof, img, cat, score, box, area, cols.n)
+        cols.n += k
+        return status, nxt, nxt_first
+
+    def _parse_parallel(self, data, pos: int, first: bool, length: int):
+        from calibkit._chunks import run_tasks
+        from calibkit.detection import _ckernels
+
+        starts = [pos]
+        for i in range(1, self.threads):
+            b = _ckernels.next_item(data, pos + i * length // self.threads)
+            if b < 0 or b <= starts[-1]:
+                break
+            starts.append(b)
+        if len(starts) == 1:
+            return None
+        ends = starts[1:] + [self.filled]
+        cols = self.cols
+        need = cols.n + (ends[0] - pos) // _MIN_ITEM_BYTES + 2
+        if need > cols.capacity:
+            cols.reserve(max(need, int(cols.capacity * 1.25)))
+        while len(self.spare) < len(starts) - 1:
+            self.spare.append(_Columns())
+        calls = [partial(_ckernels.parse_bbox_results, data, pos, first, False, *cols.arrays,
+                         cols.n, starts[1])]
+        for i in range(1, len(starts)):
+            spare = self.spare[i - 1]
+            rows = (ends[i] - starts[i]) // _MIN_ITEM_BYTES + 2
+            if spare.capacity < rows:
+                spare.reserve(rows)
+            last = i == len(starts) - 1
+            calls.append(partial(_ckernels.parse_bbox_results, data, starts[i], True,
+                                 self.eof and last, *spare.arrays, 0,
+                                 -1 if last else starts[i + 1]))
+        out = run_tasks(calls)
+        # every range but the last must stop exactly where the next one started
+        for (status, _, nxt, _), start in zip(out[:-1], starts[1:], strict=True):
+            if status != _PARSE_STOP or nxt != start:
+                return None
+        if out[-1][0] not in (_PARSE_MORE, _PARSE_END):
+            return None
+        total = cols.n + sum(r[1] for r in out)
+        if total > cols.capacity:
+            cols.reserve(max(total, int(cols.capacity * 1.25)))
+        cols.n += out[0][1]
+        for spare, (_, k, _, _) in zip(self.spare, out[1:], strict=False):
+            for dst, src in zip(cols.arrays, spare.arrays, strict=True):
+                dst[cols.n: cols.n + k] = src[:k]
+            cols.n += k
+        status, _, nxt, nxt_first = out[-1]
+        return status, nxt, nxt_first
 
 
 def _read_results_blocks(path, iou_type: str, sizes) -> Detections:

@@ -8,11 +8,14 @@ netcal's matching.
   operation (``w = min(dx+dw, gx+gw) - max(dx, gx)``, 0 if ``w <= 0``, the same for ``h``,
   ``inter = w*h``, union ``da + ga - inter``, or ``da`` (the detection's area) for a crowd
   region). The compiled kernels compute it inline per (image, class) group.
-* ``iou_type="segm"``: ``pycocotools.mask.iou`` of the RLE masks with the ``iscrowd`` flags
+* ``iou_type="segm"``: pycocotools' ``rleIou`` of the RLE masks with the ``iscrowd`` flags
   (intersection over the detection's mask area for a crowd region), computed for the
   candidate pairs only: per (image, class) group for matching, per image for OCE and
   netcal's matching. Masks stay compressed (:class:`~calibkit.detection.masks.Masks`); the
-  RLE dicts pycocotools reads are built group by group.
+  compiled kernel (``calibkit.detection._ckernels.mask_iou_groups``, pycocotools' C code
+  operation by operation: ``rleFrString``, ``rleToBbox``, ``bbIou``, ``rleIou``) decodes
+  each group's strings and runs the groups on every core. It equals
+  ``pycocotools.mask.iou`` to the last bit (tested).
 
 Mask IoU needs every mask of an image to have that image's size (pycocotools gives -1 for
 masks of different sizes, which would silently never match): :meth:`IoUSource.of` checks
@@ -66,7 +69,7 @@ class IoUSource:
     ----------
     iou_type : {"bbox", "segm"}
         Box IoU (pycocotools' ``bbIou`` of the ``[x, y, w, h]`` boxes) or mask IoU
-        (``pycocotools.mask.iou`` of the RLE masks).
+        (pycocotools' ``rleIou`` of the RLE masks).
     gt : GroundTruth
         The annotations (rows of ``gt.ann_box`` and ``gt.ann_segm``).
     dets : Detections
@@ -142,15 +145,10 @@ class IoUSource:
         if self.iou_type == "bbox":
             return box_iou_pycocotools(self.dets.box[det_rows][:, None, :],
                                        self.gt.ann_box[ann_rows][None, :, :], crowd[None, :])
-        if len(det_rows) == 0 or len(ann_rows) == 0:
-            return np.zeros((len(det_rows), len(ann_rows)))
-        from calibkit.detection.masks import pycocotools_mask
-
-        mask_utils = pycocotools_mask()
-
-        out = mask_utils.iou(self.dets.mask.rles(det_rows), self.gt.ann_segm.rles(ann_rows),
-                             crowd.astype(np.uint8))
-        return np.asarray(out, np.float64).reshape(len(det_rows), len(ann_rows))
+        n, m = len(det_rows), len(ann_rows)
+        pre_iou, _ = self._mask_blocks(det_rows, np.zeros(1, np.int64), np.array([n]),
+                                       ann_rows, np.zeros(1, np.int64), np.array([m]), crowd)
+        return pre_iou.reshape(n, m)
 
     def pairs(self, det_rows, ann_rows, crowd) -> np.ndarray:
         """IoU of each pair ``(det_rows[i], ann_rows[i])``.
@@ -224,30 +222,35 @@ class IoUSource:
         """
         if self.inline:
             return np.zeros(0), np.zeros(0, np.int64)
-        from calibkit.detection.masks import pycocotools_mask
+        return self._mask_blocks(det, d_lo, d_hi, ann_rows, g_lo, g_hi, crowd)
 
-        mask_utils = pycocotools_mask()
+    def _mask_blocks(self, det, d_lo, d_hi, ann_rows, g_lo, g_hi, crowd):
+        """Mask IoU blocks of the groups (see :meth:`group_blocks`), computed by the
+        compiled ``rleIou`` (``calibkit.detection._ckernels.mask_iou_groups``: pycocotools'
+        C code operation by operation, on every core)."""
+        from functools import partial
 
+        from calibkit._chunks import run_ranges
+        from calibkit.detection import _ckernels
+
+        d_lo, d_hi = np.asarray(d_lo, np.int64), np.asarray(d_hi, np.int64)
+        g_lo, g_hi = np.asarray(g_lo, np.int64), np.asarray(g_hi, np.int64)
+        det = np.ascontiguousarray(det, np.int64)
+        ann_rows = np.ascontiguousarray(ann_rows, np.int64)
         sizes = (d_hi - d_lo) * (g_hi - g_lo)
         pre_off = np.zeros(len(d_lo) + 1, np.int64)
         np.cumsum(sizes, out=pre_off[1:])
         pre_iou = np.zeros(int(pre_off[-1]))
-        # the RLE dicts of the detections and annotations of about ``chunk`` detections'
-        # groups at a time (groups are in (image, class) order, so both are ranges)
-        flags = np.asarray(crowd, np.uint8)
-        iou = mask_utils.iou
-        todo = np.flatnonzero(sizes)
-        chunk = 1 << 15
-        while len(todo):
-            stop = int(np.searchsorted(d_lo[todo], d_lo[todo[0]] + chunk, "right"))
-            ks, todo = todo[:max(stop, 1)], todo[max(stop, 1):]
-            d0, g0 = d_lo[ks[0]], g_lo[ks[0]]
-            det_rles = self.dets.mask.rles(det[d0:d_hi[ks[-1]]])
-            ann_rles = self.gt.ann_segm.rles(ann_rows[g0:g_hi[ks[-1]]])
-            for k in ks.tolist():
-                a, b, ga, gb = d_lo[k] - d0, d_hi[k] - d0, g_lo[k] - g0, g_hi[k] - g0
-                blk = iou(det_rles[a:b], ann_rles[ga:gb], flags[g_lo[k]:g_hi[k]])
-                pre_iou[pre_off[k]:pre_off[k + 1]] = np.asarray(blk).ravel()
+        dm, gm = self.dets.mask, self.gt.ann_segm
+        kernel = partial(
+            _ckernels.mask_iou_groups, np.ascontiguousarray(dm.counts, np.uint8),
+            np.ascontiguousarray(dm.offsets, np.int64), np.ascontiguousarray(dm.size, np.int64),
+            det, d_lo, d_hi, np.ascontiguousarray(gm.counts, np.uint8),
+            np.ascontiguousarray(gm.offsets, np.int64), np.ascontiguousarray(gm.size, np.int64),
+            ann_rows, g_lo, g_hi, np.ascontiguousarray(crowd, bool).view(np.uint8), pre_off,
+            pre_iou)
+        # the work of a group: decoding its masks and its pairs
+        run_ranges(kernel, (d_hi - d_lo + g_hi - g_lo) * 64 + sizes * 16 + 1)
         return pre_iou, pre_off
 
 

@@ -34,7 +34,7 @@ package's ``LVISResults`` and ``LVISEval`` apply them:
   ``neg_category_ids`` it is an FP.
 
 The greedy loop is sequential within an (image, class) group only; the compiled kernels of
-:mod:`calibkit.detection._kernels` run the groups in parallel on all cores (numba threads).
+:mod:`calibkit.detection._kernels` run the groups in parallel on all cores (C, on a thread pool).
 Preparation (:func:`_prepare`) sorts the detections by (image, class, descending score,
 file order) and the ground truth by (image, class, file order) once; matching at several
 thresholds (:func:`match_many`) shares it and the IoU blocks.

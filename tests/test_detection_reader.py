@@ -60,6 +60,18 @@ def _parse(text: str):
     return status, k, cols
 
 
+@pytest.fixture(params=["one thread", "threads"])
+def threads(request, monkeypatch):
+    """The reader on one thread, and on three threads from the smallest blocks on (each
+    block split at item boundaries that the parse must confirm)."""
+    if request.param == "threads":
+        monkeypatch.setattr(dio, "_PARALLEL_BYTES", 1)
+        monkeypatch.setenv("CALIBKIT_NUM_THREADS", "3")
+    else:
+        monkeypatch.setenv("CALIBKIT_NUM_THREADS", "1")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def results():
     _, dets = make_coco_like(30, seed=3)
@@ -68,7 +80,8 @@ def results():
 
 @pytest.mark.parametrize("form", ["default", "indent", "compact", "crlf", "shuffled", "gzip"])
 @pytest.mark.parametrize("block", [1, 2, 7, 97, 1 << 23])
-def test_plain_files_equal_the_typed_decoder(tmp_path, monkeypatch, results, form, block):
+def test_plain_files_equal_the_typed_decoder(tmp_path, monkeypatch, results, form, block,
+                                             threads):
     rng = random.Random(0)
     items = results
     if form == "shuffled":  # keys in any order
@@ -126,7 +139,7 @@ def test_plain_files_equal_the_typed_decoder(tmp_path, monkeypatch, results, for
     '{"annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], '
     '"score": 0.5}]}',
 ])
-def test_other_forms_go_to_the_typed_decoder(tmp_path, text):
+def test_other_forms_go_to_the_typed_decoder(tmp_path, text, threads):
     path = tmp_path / "r.json"
     path.write_text(text)
     ref = _typed_decoder_only(path)
@@ -139,7 +152,7 @@ def test_other_forms_go_to_the_typed_decoder(tmp_path, text):
         assert dio._read_bbox_results(path) is None or isinstance(ref, dio.Detections)
 
 
-def test_mutated_files_equal_the_typed_decoder(tmp_path, results):
+def test_mutated_files_equal_the_typed_decoder(tmp_path, results, threads):
     """Random one-byte edits of a valid file: the answer (columns or error) is the typed
     decoder's every time: the compiled reader never accepts what it refuses."""
     base = json.dumps(results[:6]).encode()
@@ -179,8 +192,8 @@ def test_numbers_are_correctly_rounded(tokens):
     text = ('[{"image_id": 1, "category_id": 2, "bbox": [' + ", ".join(tokens)
             + '], "score": 0.25}]')
     status, k, cols = _parse(text)
-    if any(abs(v) == float("inf") for v in expect):
-        assert status == 3  # out of range: the typed decoder decides
+    if any(abs(v) == float("inf") for v in expect) or expect[2] < 0 or expect[3] < 0:
+        assert status == 3  # out of range, or a negative size: the typed decoder decides
         return
     assert (status, k) == (1, 1)
     assert np.array_equal(cols[3][0].view(np.uint64), np.array(expect).view(np.uint64))
@@ -192,6 +205,9 @@ def test_numbers_are_correctly_rounded(tokens):
 def test_every_double_reads_back(box, score):
     text = json.dumps([{"image_id": 1, "category_id": 2, "bbox": box, "score": score}])
     status, k, cols = _parse(text)
+    if box[2] < 0 or box[3] < 0:
+        assert status == 3  # a negative size: the typed decoder words the error
+        return
     assert (status, k) == (1, 1)
     assert np.array_equal(cols[3][0].view(np.uint64), np.array(box).view(np.uint64))
     assert cols[2][0] == score

@@ -21,7 +21,7 @@ PAGES = sorted(DOCS.rglob("*.md"))
 BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 #: top-level modules whose absence skips a page instead of failing it
 OPTIONAL = {"torch", "torchvision", "dask", "distributed", "torchmetrics", "mapie",
-            "venn_abers", "netcal", "matplotlib", "pycocotools", "faster_coco_eval", "numba"}
+            "venn_abers", "netcal", "matplotlib", "pycocotools", "faster_coco_eval"}
 
 
 def python_blocks(page: Path) -> list[str]:

@@ -306,7 +306,7 @@ _WARM: set = set()
 
 def _warm_up(est, method, s, y, cal, kind, config) -> None:
     """Fit ``method`` once per process on a small slice before timing it, so that one-off
-    costs (imports, numba compilation) do not land in the first timed fit."""
+    costs (imports, first-call caches) do not land in the first timed fit."""
     key = (method, kind, np.ndim(s))
     if est is None or key in _WARM:
         return
