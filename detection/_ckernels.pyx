@@ -733,7 +733,7 @@ def json_split(const uint8_t[::1] buf, int64_t start, int64_t depth, bint in_str
 
 # ---- compressed RLE strings (calibkit.detection.masks) ----------------------------------------
 
-cdef int64_t _check_one(const uint8_t[::1] buf, int64_t p, int64_t end,
+cdef int64_t _check_one(const uint8_t* buf, int64_t p, int64_t end,
                         int64_t pixels) noexcept nogil:
     """0 if ``buf[p:end]`` decodes (as pycocotools' ``rleFrString`` does) into runs adding
     up to ``pixels``, else the reason (1 to 5)."""
@@ -776,7 +776,8 @@ def check_counts(const uint8_t[::1] buf, const int64_t[::1] offsets,
     cdef int64_t i
     with nogil:
         for i in range(i0, i1):
-            why[i] = _check_one(buf, offsets[i], offsets[i + 1], pixels[i])
+            why[i] = _check_one(&buf[0] if buf.shape[0] else NULL, offsets[i],
+                                offsets[i + 1], pixels[i])
 
 
 # ---- mask IoU of compressed RLEs (pycocotools' maskApi.c, operation by operation) ----------
@@ -807,9 +808,11 @@ cdef int64_t _rle_decode(const uint8_t* s, int64_t n, uint32_t* out) noexcept no
 
 cdef void _rle_bbox(const uint32_t* cnts, int64_t m, uint32_t h, uint32_t w,
                     double* bb) noexcept nogil:
-    """``rleToBbox`` of one mask (unsigned 32-bit arithmetic as in C; an empty or
-    zero-sized mask has the box 0, 0, 0, 0)."""
-    cdef uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0, t, x, y, xp = 0
+    """``rleToBbox`` of one mask as pycocotools 2.0.x computes it (the runs of ones only,
+    zero-length runs skipped; unsigned 32-bit arithmetic as in C; an empty or zero-height
+    mask has the box 0, 0, 0, 0)."""
+    cdef uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0, start, y_start, x_start, y_end
+    cdef uint32_t x_end
     cdef int64_t j
     m = (m // 2) * 2
     if m == 0 or h == 0:
@@ -819,27 +822,30 @@ cdef void _rle_bbox(const uint32_t* cnts, int64_t m, uint32_t h, uint32_t w,
         bb[3] = 0.0
         return
     for j in range(m):
-        cc += cnts[j]
-        t = cc - <uint32_t>(j % 2)
-        y = t % h
-        x = (t - y) // h
-        if j % 2 == 0:
-            xp = x
-        elif xp < x:
+        start = cc  # where this run starts
+        cc += cnts[j]  # where the next one starts
+        if j % 2 == 0 or cnts[j] == 0:  # a run of zeros, or an empty run of ones
+            continue
+        y_start = start % h
+        x_start = (start - y_start) // h
+        y_end = (cc - 1) % h
+        x_end = (cc - 1 - y_end) // h
+        if x_start < xs:
+            xs = x_start
+        if x_end > xe:
+            xe = x_end
+        if x_start < x_end:  # the run crosses columns
             ys = 0
             ye = h - 1
-        if x < xs:
-            xs = x
-        if x > xe:
-            xe = x
-        if y < ys:
-            ys = y
-        if y > ye:
-            ye = y
+        else:
+            if y_start < ys:
+                ys = y_start
+            if y_end > ye:
+                ye = y_end
     bb[0] = xs
-    bb[2] = xe - xs + 1
+    bb[2] = <uint32_t>(xe - xs + 1)
     bb[1] = ys
-    bb[3] = ye - ys + 1
+    bb[3] = <uint32_t>(ye - ys + 1)
 
 
 cdef double _rle_iou(const uint32_t* dc, int64_t ka, const uint32_t* gc, int64_t kb,
@@ -879,6 +885,37 @@ cdef double _rle_iou(const uint32_t* dc, int64_t ka, const uint32_t* gc, int64_t
             u += dc[j]
             j += 2
     return <double>i / <double>u
+
+
+def rle_box_area(const uint8_t[::1] buf, const int64_t[::1] off,
+                 const int64_t[:, ::1] size, const int64_t[::1] rows, double[:, ::1] box,
+                 double[::1] area, int64_t i0, int64_t i1):
+    """Masks ``rows[i0:i1]``: ``box[r]`` = pycocotools' ``toBbox`` (``rleToBbox``) and
+    ``area[r]`` = its ``area`` (``rleArea``: the sum of the runs of ones) of mask ``r``."""
+    cdef int64_t i, r, m, j, most = 1
+    cdef uint32_t a
+    for i in range(i0, i1):
+        if off[rows[i] + 1] - off[rows[i]] > most:
+            most = off[rows[i] + 1] - off[rows[i]]
+    cdef uint32_t* cnts = <uint32_t*>malloc(most * sizeof(uint32_t))
+    if cnts == NULL:
+        raise MemoryError()
+    cdef double bb[4]
+    with nogil:
+        for i in range(i0, i1):
+            r = rows[i]
+            m = _rle_decode(&buf[off[r]] if off[r + 1] > off[r] else NULL,
+                            off[r + 1] - off[r], cnts)
+            _rle_bbox(cnts, m, <uint32_t>size[r, 0], <uint32_t>size[r, 1], bb)
+            for j in range(4):
+                box[r, j] = bb[j]
+            a = 0
+            j = 1
+            while j < m:
+                a += cnts[j]
+                j += 2
+            area[r] = a
+    free(cnts)
 
 
 def mask_iou_groups(const uint8_t[::1] d_buf, const int64_t[::1] d_off,
@@ -1227,7 +1264,7 @@ cdef int64_t _number(const uint8_t* b, int64_t p, int64_t n, bint integer, doubl
 
 cdef inline int _key(const uint8_t* b, int64_t p, int64_t q) noexcept nogil:
     """Which field ``b[p:q]`` (the key without its quotes) names: 0 image_id,
-    1 category_id, 2 bbox, 3 score, -1 another."""
+    1 category_id, 2 bbox, 3 score, 4 segmentation, 5 size, 6 counts, -1 another."""
     cdef int64_t n = q - p
     if n == 8 and memcmp(b + p, b"image_id", 8) == 0:
         return 0
@@ -1237,36 +1274,193 @@ cdef inline int _key(const uint8_t* b, int64_t p, int64_t q) noexcept nogil:
         return 2
     if n == 5 and memcmp(b + p, b"score", 5) == 0:
         return 3
+    if n == 12 and memcmp(b + p, b"segmentation", 12) == 0:
+        return 4
+    if n == 4 and memcmp(b + p, b"size", 4) == 0:
+        return 5
+    if n == 6 and memcmp(b + p, b"counts", 6) == 0:
+        return 6
     return -1
 
 
 
-def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
-                       int64_t[::1] img, int64_t[::1] cat, double[::1] score,
-                       double[:, ::1] box, double[::1] area, int64_t n0, int64_t stop=-1):
-    """Results ``{"image_id", "category_id", "bbox", "score"}`` from ``data[pos:]`` into
-    the columns from row ``n0`` on, until the columns are full, the data ends, the list
-    closes or (``stop >= 0``) an item separator ``,`` ends at or after ``stop``.
-    ``first``: ``pos`` is where an item starts (just after the list's ``[`` or a ``,``);
-    else ``pos`` is just after an item, where a ``,`` or the closing ``]`` follows.
+cdef int64_t _key_at(const uint8_t* b, int64_t p, int64_t n, int* key,
+                     int* st) noexcept nogil:
+    """The key at ``b[p]`` (a quoted name without escapes) and its colon; returns the
+    position of the value. ``st``: 0 ok, 1 the data ends, 2 not this grammar."""
+    cdef int64_t q
+    if b[p] != 34:  # a key's quote
+        st[0] = 2
+        return p
+    q = p + 1
+    while q < n and b[q] != 34 and b[q] != 92:
+        q += 1
+    if q >= n:
+        st[0] = 1
+        return p
+    if b[q] == 92:  # an escape in a key: msgspec
+        st[0] = 2
+        return p
+    key[0] = _key(b, p + 1, q)
+    p = _skip_ws(b, q + 1, n)
+    if p >= n:
+        st[0] = 1
+        return p
+    if b[p] != 58:  # :
+        st[0] = 2
+        return p
+    return _skip_ws(b, p + 1, n)
 
-    Returns ``(status, n, next, next_first)``: :data:`PARSE_MORE`, ``_END``, ``_FULL``,
+
+cdef int64_t _rle_value(const uint8_t* b, int64_t p, int64_t n, int64_t* h, int64_t* w,
+                        uint8_t* counts, int64_t* c, int* st) noexcept nogil:
+    """A compressed RLE (size and counts, keys in any order) at ``b[p]``; the string's
+    bytes are appended at ``counts[c[0]]`` (the only escape read here is an escaped
+    backslash; the characters are checked with the whole string: pycocotools' alphabet is
+    ``0`` to ``o``); sizes must be at least 1 and ``h * w <= 2**29``."""
+    cdef int key = -1, seen = 0
+    cdef int64_t q
+    cdef double f
+    if p >= n:
+        st[0] = 1
+        return p
+    if b[p] != 123:
+        st[0] = 2
+        return p
+    p += 1
+    while True:
+        p = _skip_ws(b, p, n)
+        if p >= n:
+            st[0] = 1
+            return p
+        p = _key_at(b, p, n, &key, st)
+        if st[0]:
+            return p
+        if (key != 5 and key != 6) or (seen >> key) & 1:
+            st[0] = 2
+            return p
+        seen |= 1 << key
+        if key == 5:  # size: [h, w]
+            if p >= n:
+                st[0] = 1
+                return p
+            if b[p] != 91:
+                st[0] = 2
+                return p
+            p = _skip_ws(b, p + 1, n)
+            p = _number(b, p, n, True, &f, h, st)
+            if st[0]:
+                return p
+            p = _skip_ws(b, p, n)
+            if p >= n:
+                st[0] = 1
+                return p
+            if b[p] != 44:
+                st[0] = 2
+                return p
+            p = _skip_ws(b, p + 1, n)
+            p = _number(b, p, n, True, &f, w, st)
+            if st[0]:
+                return p
+            p = _skip_ws(b, p, n)
+            if p >= n:
+                st[0] = 1
+                return p
+            if b[p] != 93:
+                st[0] = 2
+                return p
+            p += 1
+            if h[0] < 1 or w[0] < 1 or h[0] > (1 << 29) or w[0] > (1 << 29) or (
+                    h[0] * w[0] > (1 << 29)):
+                st[0] = 2
+                return p
+        else:  # counts: a string
+            if p >= n:
+                st[0] = 1
+                return p
+            if b[p] != 34:
+                st[0] = 2
+                return p
+            p += 1
+            while True:  # runs without a quote or backslash, copied at once
+                q = p
+                while q < n and b[q] != 34 and b[q] != 92:
+                    q += 1
+                memcpy(counts + c[0], b + p, q - p)
+                c[0] += q - p
+                p = q
+                if p >= n:
+                    st[0] = 1
+                    return p
+                if b[p] == 34:
+                    p += 1
+                    break
+                # a backslash: only an escaped backslash (the other characters a json
+                # string may hold are checked with the whole string, as pycocotools reads it)
+                if p + 1 >= n:
+                    st[0] = 1
+                    return p
+                if b[p + 1] != 92:
+                    st[0] = 2
+                    return p
+                counts[c[0]] = 92
+                c[0] += 1
+                p += 2
+        p = _skip_ws(b, p, n)
+        if p >= n:
+            st[0] = 1
+            return p
+        if b[p] == 44:
+            p += 1
+            continue
+        if b[p] == 125:
+            p += 1
+            break
+        st[0] = 2
+        return p
+    if seen != 96:  # both size and counts
+        st[0] = 2
+    return p
+
+
+def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
+                  int64_t[::1] img, int64_t[::1] cat, double[::1] score, double[:, ::1] box,
+                  double[::1] area, int64_t n0, int64_t stop, bint segm,
+                  uint8_t[::1] has_box, int64_t[:, ::1] msize, int64_t[::1] mend,
+                  uint8_t[::1] counts, int64_t c0):
+    """Results from ``data[pos:]`` into the columns from row ``n0`` on, until the columns
+    are full, the data ends, the list closes or (``stop >= 0``) an item separator ``,``
+    ends at or after ``stop``. ``first``: ``pos`` is where an item starts (just after the
+    list's ``[`` or a ``,``); else ``pos`` is just after an item, where a ``,`` or the
+    closing ``]`` follows.
+
+    Items: ``{"image_id", "category_id", "bbox", "score"}``; with ``segm``,
+    ``{"image_id", "category_id", "score", "segmentation": {"size": [h, w], "counts":
+    "..."}}`` and an optional ``bbox`` (``has_box``), the masks' sizes in ``msize``, their
+    strings (checked as :func:`check_counts` does) appended to ``counts`` from ``c0`` on (the caller leaves room for as many bytes
+    as the data has), each row's end offset in ``mend``. ``area`` = w * h of each box (-1
+    for a mask result without one: :func:`rle_box_area` gives its box and area). Boxes with a negative width or height are left to the
+    typed decoder (which words the error).
+
+    Returns ``(status, n, next, next_first, c)``: :data:`PARSE_MORE`, ``_END``, ``_FULL``,
     ``_UNSUPPORTED`` or ``_STOP``; the rows filled (``n0 + n`` in all); where (and in which
     of the two states) to go on: for ``_STOP`` just after that separator, for ``_END`` the
-    closing bracket. ``area`` = w * h of each box. Boxes with a negative width or height
-    are left to the typed decoder (which words the error).
+    closing bracket; the end of the strings written.
     """
     cdef const uint8_t* b = &data[0] if data.shape[0] else NULL
-    cdef int64_t n = data.shape[0], cap = img.shape[0], row = n0, p = pos, resume = pos, q
-    cdef int64_t v_img = 0, v_cat = 0, j, dummy = 0
+    cdef int64_t n = data.shape[0], cap = img.shape[0], row = n0, p = pos, resume = pos
+    cdef int64_t v_img = 0, v_cat = 0, j, dummy = 0, mh = 0, mw = 0, c = c0, c_item = c0
     cdef double v_score = 0.0, v_box[4]
     cdef double f
     cdef int key, seen, st, result = PARSE_MORE
+    cdef int need = 27 if segm else 15  # the fields every item has
     cdef bint expect_sep = not first, resume_first = first
+    cdef uint8_t* cbuf = &counts[0] if counts.shape[0] else NULL
     with nogil:
         while True:
             resume = p
             resume_first = not expect_sep
+            c = c_item  # the strings of an unfinished item are dropped
             if row >= cap:
                 result = PARSE_FULL
                 break
@@ -1302,31 +1496,13 @@ def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eo
                 if p >= n:
                     st = 1
                     break
-                if b[p] != 34:  # a key's quote (an empty object is unsupported)
-                    st = 2
+                p = _key_at(b, p, n, &key, &st)
+                if st:
                     break
-                q = p + 1
-                while q < n and b[q] != 34 and b[q] != 92:
-                    q += 1
-                if q >= n:
-                    st = 1
-                    break
-                if b[q] == 92:  # an escape in a key: msgspec
-                    st = 2
-                    break
-                key = _key(b, p + 1, q)
-                if key < 0 or (seen >> key) & 1:
+                if key < 0 or key > 4 or (key == 4 and not segm) or (seen >> key) & 1:
                     st = 2
                     break
                 seen |= 1 << key
-                p = _skip_ws(b, q + 1, n)
-                if p >= n:
-                    st = 1
-                    break
-                if b[p] != 58:  # :
-                    st = 2
-                    break
-                p = _skip_ws(b, p + 1, n)
                 if key == 0:
                     p = _number(b, p, n, True, &f, &v_img, &st)
                 elif key == 1:
@@ -1335,6 +1511,8 @@ def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eo
                     p = _number(b, p, n, False, &v_score, &dummy, &st)
                     if st == 0 and not (v_score >= 0.0 and v_score <= 1.0):
                         st = 2
+                elif key == 4:
+                    p = _rle_value(b, p, n, &mh, &mw, cbuf, &c, &st)
                 else:  # bbox: [x, y, w, h]
                     if p >= n:
                         st = 1
@@ -1373,19 +1551,36 @@ def parse_bbox_results(const uint8_t[::1] data, int64_t pos, bint first, bint eo
             if st == 1:  # the data ends inside the item
                 result = PARSE_UNSUPPORTED if eof else PARSE_MORE
                 break
-            if st == 2 or seen != 15 or v_box[2] < 0 or v_box[3] < 0:
-                # not this grammar, a field missing, or a negative width or height
+            if st == 2 or (seen & need) != need:  # not this grammar, or a field missing
+                result = PARSE_UNSUPPORTED
+                break
+            if (seen & 4) and (v_box[2] < 0 or v_box[3] < 0):  # a negative size: msgspec
                 result = PARSE_UNSUPPORTED
                 break
             img[row] = v_img
             cat[row] = v_cat
             score[row] = v_score
-            for j in range(4):
-                box[row, j] = v_box[j]
-            area[row] = v_box[2] * v_box[3]
+            if seen & 4:
+                for j in range(4):
+                    box[row, j] = v_box[j]
+                area[row] = v_box[2] * v_box[3]
+            else:
+                for j in range(4):
+                    box[row, j] = 0.0
+                area[row] = -1.0  # the mask's area, filled in by rle_box_area
+            if segm:
+                # a string pycocotools would misread: the typed path words the error
+                if _check_one(cbuf, c_item, c, mh * mw) != 0:
+                    result = PARSE_UNSUPPORTED
+                    break
+                has_box[row] = (seen & 4) != 0
+                msize[row, 0] = mh
+                msize[row, 1] = mw
+                mend[row] = c
+            c_item = c
             row += 1
             expect_sep = True
-    return result, row - n0, resume, resume_first
+    return result, row - n0, resume, resume_first, c_item
 
 
 def next_item(const uint8_t[::1] data, int64_t pos):

@@ -23,10 +23,12 @@ Json files (``.json`` or gzip-compressed ``.json.gz``) are decoded straight into
 block by block (a few MiB at a time), so no list of Python dicts is ever built and the
 memory in use is the columns plus one block. A box results file in the plain form every
 detector writes (a list of ``{"image_id", "category_id", "bbox", "score"}`` and nothing
-else) is parsed by a compiled reader (``calibkit.detection._ckernels.parse_bbox_results``:
-the json grammar of exactly those items, numbers correctly rounded) straight into the
-columns; any other file (other keys, masks, an object with ``annotations``, or anything the
-reader does not accept) is decoded with msgspec's typed decoder, each block's complete
+else; with masks, ``{"image_id", "category_id", "score", "segmentation": {"size": [h, w],
+"counts": str}}`` with an optional ``bbox``) is parsed by a compiled reader
+(``calibkit.detection._ckernels.parse_results``: the json grammar of exactly those items,
+numbers correctly rounded) straight into the columns; any other file (other keys, polygons
+or uncompressed RLEs, an object with ``annotations``, or anything the reader does not
+accept) is decoded with msgspec's typed decoder, each block's complete
 top-level items into typed records appended to the columns, which also words every error.
 Both give the same columns to the last bit. The typed schema is the validation, for files
 and in-memory dicts alike:
@@ -1098,44 +1100,138 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
                          "damaged.") from exc
 
 
-# statuses of calibkit.detection._ckernels.parse_bbox_results
+# statuses of calibkit.detection._ckernels.parse_results
 _PARSE_MORE, _PARSE_END, _PARSE_FULL, _PARSE_UNSUPPORTED, _PARSE_STOP = range(5)
-#: the shortest item of the plain form, ``{"image_id":0,"category_id":0,"bbox":[0,0,0,0],
-#: "score":0}`` is 56 bytes: a range of b bytes holds at most b // 50 + 1 items
+#: the shortest item of the plain forms, ``{"image_id":0,"category_id":0,"bbox":[0,0,0,0],
+#: "score":0}`` is 56 bytes (a mask result is longer): a range of b bytes holds at most
+#: b // 50 + 1 items
 _MIN_ITEM_BYTES = 50
 #: data a block must hold to be parsed by several threads
 _PARALLEL_BYTES = 1 << 20
 
 
-def _read_bbox_results(path) -> Detections | None:
-    """A box results file in the plain form (a json list of ``{"image_id", "category_id",
-    "bbox", "score"}``) by the compiled reader, block by block into the columns (each large
-    block split between threads at item boundaries); None when the file is in another form
-    (or not valid), which msgspec then reads (and words)."""
+def _read_plain_results(path, iou_type: str = "bbox", sizes=None) -> Detections | None:
+    """A results file in the plain form by the compiled reader, block by block into the
+    columns (each large block split between threads at item boundaries): a json list of
+    ``{"image_id", "category_id", "bbox", "score"}``, or with ``iou_type="segm"`` of
+    ``{"image_id", "category_id", "score", "segmentation": {"size": [h, w], "counts":
+    str}}`` with an optional ``bbox``. None when the file is in another form (or not valid,
+    or a mask is not a well-formed compressed RLE of its image's size), which msgspec then
+    reads (and words)."""
     path, f = open_user_file(path, "dets")
     with f:
-        return _BboxReader(f, path.stat().st_size).read()
+        dets = _PlainReader(f, path.stat().st_size, iou_type == "segm").read()
+    if dets is None or dets.mask is None:
+        return dets
+    return _finish_masks(dets, f"dets {path}", sizes)
 
 
-class _BboxReader:
-    """The block loop of :func:`_read_bbox_results`: ``buf[:filled]`` holds the data read
+def _finish_masks(dets: Detections, label: str, sizes) -> Detections | None:
+    """The check of the typed path on mask results read by the compiled reader that the
+    parser leaves (masks of their images' sizes), and the box and area of the masks of
+    results without a box (pycocotools' ``toBbox`` and ``area``)."""
+    from calibkit.detection import _ckernels
+
+    masks = dets.mask  # its strings were checked by the parser (as _check_counts does)
+    hts, wds = _image_sizes(dets.image_id, sizes)
+    try:
+        _check_mask_sizes(masks, hts, wds, label)
+    except ValueError:
+        return None
+    no_box = np.flatnonzero(dets.area < 0)
+    if len(no_box):
+        from calibkit._chunks import run_ranges
+
+        run_ranges(partial(_ckernels.rle_box_area, masks.counts, masks.offsets, masks.size,
+                           no_box, dets.box, dets.area), np.ones(len(no_box)))
+    return dets
+
+
+def _image_sizes(img: np.ndarray, sizes):
+    """Height and width of each detection's image (``sizes``: the ground truth's image ids,
+    heights and widths, or None), NaN where unknown."""
+    n = len(img)
+    if sizes is None:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    ids, hts, wds = sizes
+    if not len(ids):
+        return np.full(n, np.nan), np.full(n, np.nan)
+    pos = np.clip(np.searchsorted(ids, img), 0, len(ids) - 1)
+    known = ids[pos] == img
+    return np.where(known, hts[pos], np.nan), np.where(known, wds[pos], np.nan)
+
+
+class _PlainColumns:
+    """Columns of the compiled reader: image_id, category_id, score, box, area and, for
+    masks, has_box, mask size, each mask's end offset in ``counts`` (the strings, ``c``
+    bytes used)."""
+
+    _NONE = (np.zeros(0, np.uint8), np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+
+    def __init__(self, segm: bool):
+        self.segm = segm
+        self.n = 0
+        self.capacity = 0
+        self.arrays = None
+        self.counts = np.zeros(0, np.uint8)
+        self.c = 0
+
+    def reserve(self, capacity: int) -> None:
+        old = self.arrays
+        new = [np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity),
+               np.empty((capacity, 4)), np.empty(capacity)]
+        new += ([np.empty(capacity, np.uint8), np.empty((capacity, 2), np.int64),
+                 np.empty(capacity, np.int64)] if self.segm else list(self._NONE))
+        if old is not None:
+            for dst, src in zip(new, old, strict=True):
+                if len(src):
+                    dst[: self.n] = src[: self.n]
+        self.arrays = new
+        self.capacity = capacity
+
+    def room(self, nbytes: int) -> None:
+        """Room for ``nbytes`` more bytes of mask strings."""
+        if self.segm and len(self.counts) < self.c + nbytes:
+            new = np.empty(max(self.c + nbytes, int(len(self.counts) * 1.25)), np.uint8)
+            new[: self.c] = self.counts[: self.c]
+            self.counts = new
+
+    def call(self, data, pos, first, eof, stop=-1):
+        """Arguments of ``parse_results`` that write from row ``n`` and string byte ``c``."""
+        return (data, pos, first, eof, *self.arrays[:5], self.n, stop, self.segm,
+                *self.arrays[5:], self.counts, self.c)
+
+    def detections(self) -> Detections:
+        n = self.n
+        cols = [a[:n].copy() if n < 0.9 * self.capacity else a[:n] for a in self.arrays[:5]]
+        mask = None
+        if self.segm:
+            offsets = np.zeros(n + 1, np.int64)
+            offsets[1:] = self.arrays[7][:n]
+            mask = Masks(self.counts[: self.c], offsets, self.arrays[6][:n].copy())
+        img, cat, score, box, area = cols
+        return Detections(img, cat, score, box, mask, area)
+
+
+class _PlainReader:
+    """The block loop of :func:`_read_plain_results`: ``buf[:filled]`` holds the data read
     and not yet parsed from ``pos`` on (``first``: an item starts at ``pos``)."""
 
-    def __init__(self, f, size: int):
+    def __init__(self, f, size: int, segm: bool):
         from calibkit._chunks import kernel_threads
 
         self.f = f
         self.size = size
+        self.segm = segm
         self.buf = bytearray(_BLOCK)
         self.filled = 0
         self.eof = False
-        self.cols = _Columns()
+        self.cols = _PlainColumns(segm)
         self.threads = kernel_threads()
         self.spare = []  # the columns of the threads after the first, reused block to block
 
     def fill(self) -> None:
-        """Move the unparsed tail to the front and read up to a full buffer (doubled when
-        one item fills it)."""
+        """Read up to a full buffer (doubled when one item fills it)."""
         if self.filled == len(self.buf):
             self.buf.extend(bytes(len(self.buf)))
         with memoryview(self.buf) as mv:
@@ -1156,6 +1252,9 @@ class _BboxReader:
         pos, first = self.filled - len(head) + 1, True
         cols = self.cols
         cols.reserve(min(self.size // 40 + 1024, 1 << 16))
+        if self.segm:  # the strings are part of the file: its size bounds them (unless
+            # gzip); pages never written are never resident
+            cols.counts = np.empty(self.size + 1024, np.uint8)
         sized = False
         while True:
             n_before = cols.n
@@ -1178,14 +1277,11 @@ class _BboxReader:
                 self.buf[:tail] = self.buf[pos: self.filled]
                 self.filled, pos = tail, 0
                 self.fill()
-        n = cols.n
-        if n == 0:
-            return _empty_dets()
-        img, cat, score, box, area = (a[:n].copy() if n < 0.9 * cols.capacity else a[:n]
-                                      for a in cols.arrays)
+        if cols.n == 0:
+            return _empty_dets(self.segm)
         # every number is finite and every width and height >= 0 (the parser leaves other
         # files to the typed decoder)
-        return Detections(img, cat, score, box, None, area)
+        return cols.detections()
 
     def parse(self, pos: int, first: bool):
         """Parse ``buf[pos:filled]`` into the columns: on several threads when it is large
@@ -1200,10 +1296,11 @@ class _BboxReader:
                 done = self._parse_parallel(data, pos, first, length)
                 if done is not None:
                     return done
-            img, cat, score, box, area = cols.arrays
-            status, k, nxt, nxt_first = _ckernels.parse_bbox_results(
-                data, pos, first, self.eof, img, cat, score, box, area, cols.n)
+            cols.room(length)
+            status, k, nxt, nxt_first, c = _ckernels.parse_results(
+                *cols.call(data, pos, first, self.eof))
         cols.n += k
+        cols.c = c
         return status, nxt, nxt_first
 
     def _parse_parallel(self, data, pos: int, first: bool, length: int):
@@ -1223,22 +1320,24 @@ class _BboxReader:
         need = cols.n + (ends[0] - pos) // _MIN_ITEM_BYTES + 2
         if need > cols.capacity:
             cols.reserve(max(need, int(cols.capacity * 1.25)))
+        cols.room(ends[0] - pos)
         while len(self.spare) < len(starts) - 1:
-            self.spare.append(_Columns())
-        calls = [partial(_ckernels.parse_bbox_results, data, pos, first, False, *cols.arrays,
-                         cols.n, starts[1])]
+            self.spare.append(_PlainColumns(self.segm))
+        calls = [partial(_ckernels.parse_results, *cols.call(data, pos, first, False,
+                                                             starts[1]))]
         for i in range(1, len(starts)):
             spare = self.spare[i - 1]
+            spare.n = spare.c = 0
             rows = (ends[i] - starts[i]) // _MIN_ITEM_BYTES + 2
             if spare.capacity < rows:
                 spare.reserve(rows)
+            spare.room(ends[i] - starts[i])
             last = i == len(starts) - 1
-            calls.append(partial(_ckernels.parse_bbox_results, data, starts[i], True,
-                                 self.eof and last, *spare.arrays, 0,
-                                 -1 if last else starts[i + 1]))
+            calls.append(partial(_ckernels.parse_results, *spare.call(
+                data, starts[i], True, self.eof and last, -1 if last else starts[i + 1])))
         out = run_tasks(calls)
         # every range but the last must stop exactly where the next one started
-        for (status, _, nxt, _), start in zip(out[:-1], starts[1:], strict=True):
+        for (status, _, nxt, _, _), start in zip(out[:-1], starts[1:], strict=True):
             if status != _PARSE_STOP or nxt != start:
                 return None
         if out[-1][0] not in (_PARSE_MORE, _PARSE_END):
@@ -1247,20 +1346,27 @@ class _BboxReader:
         if total > cols.capacity:
             cols.reserve(max(total, int(cols.capacity * 1.25)))
         cols.n += out[0][1]
-        for spare, (_, k, _, _) in zip(self.spare, out[1:], strict=False):
-            for dst, src in zip(cols.arrays, spare.arrays, strict=True):
+        cols.c = out[0][4]
+        for spare, (_, k, _, _, c) in zip(self.spare, out[1:], strict=False):
+            for dst, src in zip(cols.arrays[:5], spare.arrays[:5], strict=True):
                 dst[cols.n: cols.n + k] = src[:k]
+            if self.segm:
+                cols.room(c)
+                cols.counts[cols.c: cols.c + c] = spare.counts[:c]
+                cols.arrays[5][cols.n: cols.n + k] = spare.arrays[5][:k]
+                cols.arrays[6][cols.n: cols.n + k] = spare.arrays[6][:k]
+                cols.arrays[7][cols.n: cols.n + k] = spare.arrays[7][:k] + cols.c
+                cols.c += c
             cols.n += k
-        status, _, nxt, nxt_first = out[-1]
+        status, _, nxt, nxt_first, _ = out[-1]
         return status, nxt, nxt_first
 
 
 def _read_results_blocks(path, iou_type: str, sizes) -> Detections:
     name = "dets"
-    if iou_type == "bbox":
-        fast = _read_bbox_results(path)
-        if fast is not None:
-            return fast
+    fast = _read_plain_results(path, iou_type, sizes)
+    if fast is not None:
+        return fast
     segm = iou_type == "segm"
     path, f = open_user_file(path, name)
     label = f"{name} {path}"
@@ -1449,14 +1555,7 @@ def _result_columns(items, label: str, offset: int = 0, sizes=None):
     no_box = None
     if n and isinstance(items[0], (_ResultSegm, _ResultSegmAny)):
         segs = list(map(attrgetter("segmentation"), items))
-        if sizes is not None:
-            ids, hts, wds = sizes
-            pos = np.clip(np.searchsorted(ids, img), 0, max(len(ids) - 1, 0))
-            known = ids[pos] == img if len(ids) else np.zeros(n, bool)
-            hts = np.where(known, hts[pos], np.nan) if len(ids) else np.full(n, np.nan)
-            wds = np.where(known, wds[pos], np.nan) if len(ids) else np.full(n, np.nan)
-        else:
-            hts = wds = np.full(n, np.nan)
+        hts, wds = _image_sizes(img, sizes)
         labels = range(offset, offset + n)
         mask = segmentations_to_masks(segs, hts, wds, name=label, labels=labels)
         del segs

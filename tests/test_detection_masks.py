@@ -627,3 +627,33 @@ def test_compiled_mask_iou_equals_pycocotools_bit_for_bit():
             0, 1)
         np.testing.assert_array_equal(out.reshape(nd, ng).view(np.uint64),
                                       ref.view(np.uint64))
+
+
+def test_compiled_mask_boxes_and_areas_equal_pycocotools():
+    """``rle_box_area`` (pycocotools 2.0's ``rleToBbox`` and ``rleArea``) on canonical masks
+    and on RLEs with empty runs (uncompressed counts with zeros), against ``toBbox`` and
+    ``area``."""
+    mu = pytest.importorskip("pycocotools.mask")
+    from calibkit.detection import _ckernels
+    from calibkit.detection.masks import Masks
+
+    rng = np.random.default_rng(1)
+    rles = []
+    for _ in range(3000):
+        h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        if rng.random() < 0.5:
+            m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+            rles.append(mu.encode(np.asfortranarray(m)))
+            continue
+        counts, left = [], h * w
+        while left > 0:
+            c = int(rng.integers(0, min(left, 4) + 1))
+            counts.append(c)
+            left -= c
+        rles.append(mu.frPyObjects({"size": [h, w], "counts": counts}, h, w))
+    masks = Masks.from_rles(rles)
+    box, area = np.zeros((len(rles), 4)), np.zeros(len(rles))
+    _ckernels.rle_box_area(masks.counts, masks.offsets, np.ascontiguousarray(masks.size),
+                           np.arange(len(rles)), box, area, 0, len(rles))
+    np.testing.assert_array_equal(box, np.asarray(mu.toBbox(rles), np.float64))
+    np.testing.assert_array_equal(area, masks.area())

@@ -1,6 +1,6 @@
 """The compiled reader of box results files and the compiled kernels' threads.
 
-The compiled reader (``calibkit.detection._ckernels.parse_bbox_results``) must give the
+The compiled reader (``calibkit.detection._ckernels.parse_results``) must give the
 columns of msgspec's typed decoder to the last bit on every file it accepts, and accept
 nothing that the typed decoder refuses: on any other file it steps aside and the typed
 decoder reads it (or words the error). The references are Python's ``float`` (correctly
@@ -27,16 +27,16 @@ from calibkit.detection.synthetic import make_coco_like
 FIELDS = ("image_id", "category_id", "score", "box", "area")
 
 
-def _typed_decoder_only(path):
+def _typed_decoder_only(path, **kw):
     """The columns (or the error) of the msgspec path alone."""
-    saved = dio._read_bbox_results
-    dio._read_bbox_results = lambda p: None
+    saved = dio._read_plain_results
+    dio._read_plain_results = lambda *a, **k: None
     try:
-        return detection.load_dets(path)
+        return detection.load_dets(path, **kw)
     except ValueError as exc:
         return exc
     finally:
-        dio._read_bbox_results = saved
+        dio._read_plain_results = saved
 
 
 def _same(a, b):
@@ -47,6 +47,11 @@ def _same(a, b):
         x, y = getattr(a, f), getattr(b, f)
         assert x.dtype == y.dtype and x.shape == y.shape, f
         assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), f  # bits, -0.0 too
+    assert (a.mask is None) == (b.mask is None)
+    if a.mask is not None:
+        assert bytes(a.mask.counts) == bytes(b.mask.counts)
+        np.testing.assert_array_equal(a.mask.offsets, b.mask.offsets)
+        np.testing.assert_array_equal(a.mask.size, b.mask.size)
 
 
 def _parse(text: str):
@@ -55,8 +60,10 @@ def _parse(text: str):
     n = text.count("{") + 1
     cols = [np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros((n, 4)),
             np.zeros(n)]
-    status, k, _, _ = _ckernels.parse_bbox_results(data, data.index(b"[") + 1, True, True,
-                                                   *cols, 0)
+    none = (np.zeros(0, np.uint8), np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+    status, k, _, _, _ = _ckernels.parse_results(data, data.index(b"[") + 1, True, True,
+                                                 *cols, 0, -1, False, *none,
+                                                 np.zeros(0, np.uint8), 0)
     return status, k, cols
 
 
@@ -99,7 +106,7 @@ def test_plain_files_equal_the_typed_decoder(tmp_path, monkeypatch, results, for
     else:
         path.write_text(text)
     monkeypatch.setattr(dio, "_BLOCK", block)  # items (and numbers) cut everywhere
-    fast = dio._read_bbox_results(path)
+    fast = dio._read_plain_results(path)
     assert fast is not None  # the compiled reader read it
     assert len(fast) == len(results)
     _same(fast, _typed_decoder_only(path))
@@ -149,7 +156,7 @@ def test_other_forms_go_to_the_typed_decoder(tmp_path, text, threads):
         got = exc
     _same(got, ref)
     if not text.startswith("[{\"image_id\": 1, \"category_id\": 1, \"bbox\": [0, 0, -5"):
-        assert dio._read_bbox_results(path) is None or isinstance(ref, dio.Detections)
+        assert dio._read_plain_results(path) is None or isinstance(ref, dio.Detections)
 
 
 def test_mutated_files_equal_the_typed_decoder(tmp_path, results, threads):
@@ -178,7 +185,7 @@ def test_mutated_files_equal_the_typed_decoder(tmp_path, results, threads):
         except ValueError as exc:
             got = exc
         _same(got, ref)
-        n_fast += dio._read_bbox_results(path) is not None
+        n_fast += dio._read_plain_results(path) is not None
     assert n_fast > 50  # many edits (whitespace, digits) keep the plain form
 
 
@@ -278,3 +285,57 @@ def test_bad_thread_count_is_named(monkeypatch, value):
     monkeypatch.setenv("CALIBKIT_NUM_THREADS", value)
     with pytest.raises(ValueError, match="CALIBKIT_NUM_THREADS"):
         kernel_threads()
+
+
+@pytest.fixture(scope="module")
+def mask_data():
+    gt, dets = make_coco_like(12, seed=5, masks=True)
+    assert any("\\" in r["segmentation"]["counts"] for r in dets)  # escapes are read
+    return gt, dets
+
+
+@pytest.mark.parametrize("boxes", ["with boxes", "masks only", "some boxes"])
+@pytest.mark.parametrize("block", [1, 97, 1 << 23])
+def test_mask_results_equal_the_typed_decoder(tmp_path, monkeypatch, mask_data, boxes, block,
+                                              threads):
+    gt, dets = mask_data
+    items = [dict(r) for r in dets]
+    if boxes != "with boxes":  # pycocotools' loadRes takes the box and area of the mask
+        for k, r in enumerate(items):
+            if boxes == "masks only" or k % 3:
+                del r["bbox"]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(items, indent=1))
+    monkeypatch.setattr(dio, "_BLOCK", block)
+    g = detection.load_gt(gt, iou_type="segm")
+    fast = dio._read_plain_results(path, "segm", (g.image_ids, g.image_height, g.image_width))
+    assert fast is not None and len(fast) == len(items)
+    _same(fast, _typed_decoder_only(path, iou_type="segm", gt=g))
+    _same(detection.load_dets(path, iou_type="segm", gt=g),
+          _typed_decoder_only(path, iou_type="segm", gt=g))
+
+
+def test_mutated_mask_files_equal_the_typed_decoder(tmp_path, mask_data, threads):
+    gt, dets = mask_data
+    g = detection.load_gt(gt, iou_type="segm")
+    base = json.dumps(dets[:5]).encode()
+    rng = random.Random(2)
+    alphabet = b' ,:[]{}"-.e0123456789;<=>?@ABCOZ^_`ahio\\\x7f\x01'
+    path = tmp_path / "m.json"
+    for _ in range(300):
+        data = bytearray(base)
+        k = rng.randrange(len(data))
+        op = rng.random()
+        if op < 0.4:
+            data[k] = rng.choice(alphabet)
+        elif op < 0.7:
+            del data[k]
+        else:
+            data.insert(k, rng.choice(alphabet))
+        path.write_bytes(bytes(data))
+        ref = _typed_decoder_only(path, iou_type="segm", gt=g)
+        try:
+            got = detection.load_dets(path, iou_type="segm", gt=g)
+        except ValueError as exc:
+            got = exc
+        _same(got, ref)
