@@ -10,7 +10,8 @@ floating-point contraction so that no fused multiply-add changes a rounding.
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, strtod
+from libc.math cimport ceil, floor
+from libc.stdlib cimport free, malloc, qsort, realloc, strtod
 from libc.string cimport memcmp, memcpy, memset
 
 ctypedef fused code_t:
@@ -916,6 +917,216 @@ def rle_box_area(const uint8_t[::1] buf, const int64_t[::1] off,
                 j += 2
             area[r] = a
     free(cnts)
+
+
+cdef int _uint_cmp(const void* a, const void* b) noexcept nogil:
+    cdef uint32_t c = (<const uint32_t*>a)[0], d = (<const uint32_t*>b)[0]
+    return 1 if c > d else (-1 if c < d else 0)
+
+
+cdef inline int _iabs(int v) noexcept nogil:
+    return -v if v < 0 else v
+
+
+cdef int64_t _rle_fr_poly(const double* xy, int64_t k, size_t h, size_t w,
+                          uint32_t** out) noexcept nogil:
+    """pycocotools' ``rleFrPoly`` (the polygon of ``k`` points ``xy``, upsampled 5x along
+    its boundary, rasterised column by column), line by line with its C types; the runs in
+    ``out[0]`` (malloc'ed, freed by the caller). Returns their number, or -1 when out of
+    memory."""
+    cdef int64_t j, m = 0, kk
+    cdef double scale = 5.0, s, xd, yd
+    cdef int xs, xe, ys, ye, dx, dy, t, d, flip
+    cdef uint32_t p, tt
+    cdef int* x = <int*>malloc((k + 1) * sizeof(int))
+    cdef int* y = <int*>malloc((k + 1) * sizeof(int))
+    cdef int* u = NULL
+    cdef int* v = NULL
+    cdef uint32_t* a = NULL
+    cdef uint32_t* b = NULL
+    if x == NULL or y == NULL:
+        free(x); free(y)
+        return -1
+    for j in range(k):
+        x[j] = <int>(scale * xy[j * 2 + 0] + .5)
+    x[k] = x[0]
+    for j in range(k):
+        y[j] = <int>(scale * xy[j * 2 + 1] + .5)
+    y[k] = y[0]
+    for j in range(k):
+        dx = _iabs(x[j] - x[j + 1])
+        dy = _iabs(y[j] - y[j + 1])
+        m += <uint32_t>(dx if <uint32_t>dx > <uint32_t>dy else dy) + 1
+    u = <int*>malloc(max(m, 1) * sizeof(int))
+    v = <int*>malloc(max(m, 1) * sizeof(int))
+    if u == NULL or v == NULL:
+        free(x); free(y); free(u); free(v)
+        return -1
+    m = 0
+    for j in range(k):
+        xs = x[j]
+        xe = x[j + 1]
+        ys = y[j]
+        ye = y[j + 1]
+        dx = _iabs(xe - xs)
+        dy = _iabs(ys - ye)
+        flip = (dx >= dy and xs > xe) or (dx < dy and ys > ye)
+        if flip:
+            t = xs
+            xs = xe
+            xe = t
+            t = ys
+            ys = ye
+            ye = t
+        # 0 / 0 for a repeated point, as in C (the loop below then runs once)
+        s = (<double>(ye - ys)) / dx if dx >= dy else (<double>(xe - xs)) / dy
+        if dx >= dy:
+            for d in range(dx + 1):
+                t = dx - d if flip else d
+                u[m] = t + xs
+                v[m] = <int>(ys + s * t + .5)
+                m += 1
+        else:
+            for d in range(dy + 1):
+                t = dy - d if flip else d
+                v[m] = t + ys
+                u[m] = <int>(xs + s * t + .5)
+                m += 1
+    # points along the y-boundary, downsampled
+    free(x)
+    free(y)
+    kk = m
+    m = 0
+    x = <int*>malloc(max(kk, 1) * sizeof(int))
+    y = <int*>malloc(max(kk, 1) * sizeof(int))
+    if x == NULL or y == NULL:
+        free(x); free(y); free(u); free(v)
+        return -1
+    for j in range(1, kk):
+        if u[j] != u[j - 1]:
+            xd = <double>(u[j] if u[j] < u[j - 1] else u[j] - 1)
+            xd = (xd + .5) / scale - .5
+            if floor(xd) != xd or xd < 0 or xd > <double>(w - 1):
+                continue
+            yd = <double>(v[j] if v[j] < v[j - 1] else v[j - 1])
+            yd = (yd + .5) / scale - .5
+            if yd < 0:
+                yd = 0
+            elif yd > <double>h:
+                yd = <double>h
+            yd = ceil(yd)
+            x[m] = <int>xd
+            y[m] = <int>yd
+            m += 1
+    # the runs from the boundary points
+    kk = m
+    a = <uint32_t*>malloc((kk + 1) * sizeof(uint32_t))
+    if a == NULL:
+        free(x); free(y); free(u); free(v)
+        return -1
+    for j in range(kk):
+        a[j] = <uint32_t>(x[j] * <int>h + y[j])
+    a[kk] = <uint32_t>(h * w)
+    kk += 1
+    free(u); free(v); free(x); free(y)
+    qsort(a, kk, sizeof(uint32_t), _uint_cmp)
+    p = 0
+    for j in range(kk):
+        tt = a[j]
+        a[j] -= p
+        p = tt
+    b = <uint32_t*>malloc(kk * sizeof(uint32_t))
+    if b == NULL:
+        free(a)
+        return -1
+    j = 0
+    m = 0
+    b[m] = a[j]
+    m += 1
+    j += 1
+    while j < kk:
+        if a[j] > 0:
+            b[m] = a[j]
+            m += 1
+            j += 1
+        else:
+            j += 1
+            if j < kk:
+                b[m - 1] += a[j]
+                j += 1
+    free(a)
+    out[0] = b
+    return m
+
+
+cdef int64_t _rle_to_string(const uint32_t* cnts, int64_t m, uint8_t* s) noexcept nogil:
+    """pycocotools' ``rleToString`` into ``s`` (room for 7 bytes per run); returns the
+    length."""
+    cdef int64_t i, p = 0
+    cdef long x
+    cdef bint more
+    cdef char c
+    for i in range(m):
+        x = <long>cnts[i]
+        if i > 2:
+            x -= <long>cnts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1f
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            c += 48
+            s[p] = c
+            p += 1
+    return p
+
+
+def polygon_strings(const double[::1] flat, const int64_t[::1] start,
+                    const int64_t[::1] end, const int64_t[:, ::1] hw, int64_t i0, int64_t i1):
+    """Polygons ``i0:i1`` (polygon ``i`` = the coordinates ``flat[start[i]:end[i]]``, x
+    and y in turn, on an image of ``hw[i]`` = height, width) as the compressed RLE strings of
+    pycocotools' ``frPyObjects`` (``rleFrPoly`` then ``rleToString``): their bytes joined
+    and their lengths."""
+    import numpy as np
+
+    lengths = np.zeros(max(i1 - i0, 0), np.int64)
+    cdef int64_t[::1] ln = lengths
+    cdef int64_t cap = 1 << 16, used = 0, i, m, n
+    cdef uint8_t* buf = <uint8_t*>malloc(cap)
+    cdef uint8_t* grown
+    cdef uint32_t* cnts = NULL
+    cdef bint failed = False
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(i0, i1):
+            m = _rle_fr_poly(&flat[start[i]], (end[i] - start[i]) // 2, <size_t>hw[i, 0],
+                             <size_t>hw[i, 1], &cnts)
+            if m < 0:
+                failed = True
+                break
+            if used + 7 * m + 1 > cap:  # 7 characters hold any run of 2**29 pixels
+                while used + 7 * m + 1 > cap:
+                    cap *= 2
+                grown = <uint8_t*>realloc(buf, cap)
+                if grown == NULL:
+                    free(cnts)
+                    failed = True
+                    break
+                buf = grown
+            n = _rle_to_string(cnts, m, buf + used)
+            free(cnts)
+            cnts = NULL
+            ln[i - i0] = n
+            used += n
+    if failed:
+        free(buf)
+        raise MemoryError()
+    out = (<char*>buf)[:used] if used else b""
+    free(buf)
+    return out, lengths
 
 
 def mask_iou_groups(const uint8_t[::1] d_buf, const int64_t[::1] d_off,

@@ -296,10 +296,11 @@ def _polygons_bulk(segmentations, heights, widths, strings, sizes) -> None:
     :func:`_polygons` (done on all coordinates at once), writing ``strings`` and ``sizes``;
     otherwise leave them to the item by item path, which names the offending item.
 
-    Annotations of one polygon with more than 4 coordinates on images of one size go to
-    pycocotools in one ``frPyObjects`` call (one RLE per polygon: the same as merging a
-    single part); the others (several parts, or pycocotools' 4-number box quirk) one by
-    one, as ``annToRLE`` converts them.
+    Annotations of one polygon with more than 4 coordinates are rasterised by pycocotools'
+    ``rleFrPoly`` compiled (:func:`_polygon_strings`: the strings of ``frPyObjects``, bit for
+    bit, on every core; one RLE per polygon is the same as merging a single part); the
+    others (several parts, or pycocotools' 4-number box quirk) go to pycocotools one by one,
+    as ``annToRLE`` converts them.
     """
     mask_utils = pycocotools_mask()
 
@@ -346,15 +347,36 @@ def _polygons_bulk(segmentations, heights, widths, strings, sizes) -> None:
         strings[idx[k]] = rle["counts"]
         sizes[idx[k]] = hi[k], wi[k]
     sel = np.flatnonzero(batch)
-    key = hi[sel] * (MAX_PIXELS + 1) + wi[sel]
-    for size_key in np.unique(key).tolist():
-        group = sel[key == size_key]
-        hh, ww = int(hi[group[0]]), int(wi[group[0]])
-        polys = [flat[offsets[first_part[k]]:offsets[first_part[k] + 1]]
-                 for k in group.tolist()]
-        for k, rle in zip(group.tolist(), mask_utils.frPyObjects(polys, hh, ww), strict=True):
-            strings[idx[k]] = rle["counts"]
-            sizes[idx[k]] = hh, ww
+    if not len(sel):
+        return
+    start = offsets[first_part[sel]]
+    end = offsets[first_part[sel] + 1]
+    hw = np.ascontiguousarray(np.c_[hi[sel], wi[sel]])
+    data, lengths = _polygon_strings(flat, start, end, hw)
+    pos = np.zeros(len(sel) + 1, np.int64)
+    np.cumsum(lengths, out=pos[1:])
+    for j, k in enumerate(sel.tolist()):
+        strings[idx[k]] = data[pos[j]:pos[j + 1]]
+        sizes[idx[k]] = hi[k], wi[k]
+
+
+def _polygon_strings(flat, start, end, hw):
+    """The compressed RLE strings of single polygons, as ``frPyObjects`` makes them
+    (pycocotools' ``rleFrPoly`` and ``rleToString`` compiled:
+    ``calibkit.detection._ckernels.polygon_strings``), on every core: the bytes joined
+    and the length of each."""
+    from calibkit._chunks import kernel_threads, run_tasks
+    from calibkit.detection import _ckernels
+
+    n = len(start)
+    work = np.cumsum(end - start + 8, dtype=np.float64)
+    n_ranges = min(n, 4 * kernel_threads()) if work[-1] > 1 << 14 else 1
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, n_ranges) / n_ranges) + 1
+    bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))
+    parts = run_tasks([partial(_ckernels.polygon_strings, flat, start, end, hw, int(lo),
+                               int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
+                                                          strict=True)])
+    return b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts])
 
 
 def _compressed_fast(segmentations):
