@@ -1226,11 +1226,13 @@ def mask_iou_groups(const uint8_t[::1] d_buf, const int64_t[::1] d_off,
     free(cnts); free(start); free(bb)
 
 
-# ---- COCO results json (boxes) straight into columns -------------------------------------------
+# ---- COCO results json straight into columns ---------------------------------------------------
 #
 # A results file is a json list of ``{"image_id": int, "category_id": int, "bbox": [x, y, w,
-# h], "score": number}``. :func:`parse_bbox_results` reads exactly that grammar (keys in any
-# order, json whitespace anywhere) into columns; anything else (another key, a duplicate or
+# h], "score": number}`` (with masks, a compressed RLE ``segmentation`` and an optional
+# ``bbox``). :func:`parse_results` reads exactly that grammar (keys in any order, json
+# whitespace anywhere, other fields holding a number, true, false or null skipped) into
+# columns; anything else (another field holding a string, list or object, a duplicate or
 # missing key, a string escape, a number outside the json grammar or the types' ranges, a
 # score outside [0, 1], an infinite number) is reported as unsupported and the caller reads
 # the file with msgspec's typed decoder instead, which accepts or words the error. Numbers
@@ -1495,6 +1497,34 @@ cdef inline int _key(const uint8_t* b, int64_t p, int64_t q) noexcept nogil:
 
 
 
+cdef int64_t _skip_scalar(const uint8_t* b, int64_t p, int64_t n, int* st) noexcept nogil:
+    """Skip the json number, ``true``, ``false`` or ``null`` at ``b[p]`` (the value of a
+    field the results do not use, e.g. ``id`` or ``area``); other values (strings, lists,
+    objects) are not skipped here: ``st`` 2, and the typed decoder reads the file."""
+    cdef double f
+    cdef int64_t i = 0, k
+    if p >= n:
+        st[0] = 1
+        return p
+    if b[p] == 116 or b[p] == 102 or b[p] == 110:  # t f n
+        k = 4 if b[p] != 102 else 5
+        if p + k > n:
+            st[0] = 1
+            return p
+        if not (memcmp(b + p, b"true", 4) == 0 or memcmp(b + p, b"null", 4) == 0
+                or (k == 5 and memcmp(b + p, b"false", 5) == 0)):
+            st[0] = 2
+            return p
+        if p + k >= n:  # the literal may go on in the next block
+            st[0] = 1
+            return p
+        if (48 <= b[p + k] <= 57) or (97 <= b[p + k] <= 122) or (65 <= b[p + k] <= 90):
+            st[0] = 2  # e.g. "nullx": not json
+            return p
+        return p + k
+    return _number(b, p, n, False, &f, &i, st)
+
+
 cdef int64_t _key_at(const uint8_t* b, int64_t p, int64_t n, int* key,
                      int* st) noexcept nogil:
     """The key at ``b[p]`` (a quoted name without escapes) and its colon; returns the
@@ -1710,11 +1740,20 @@ def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
                 p = _key_at(b, p, n, &key, &st)
                 if st:
                     break
-                if key < 0 or key > 4 or (key == 4 and not segm) or (seen >> key) & 1:
+                if key > 4:  # "size" and "counts" name no field of a result
+                    key = -1
+                if key < 0:  # another field: a number, true, false or null is skipped
+                    p = _skip_scalar(b, p, n, &st)
+                    if st:
+                        break
+                elif (key == 4 and not segm) or (seen >> key) & 1:
                     st = 2
                     break
-                seen |= 1 << key
-                if key == 0:
+                else:
+                    seen |= 1 << key
+                if key < 0:
+                    pass
+                elif key == 0:
                     p = _number(b, p, n, True, &f, &v_img, &st)
                 elif key == 1:
                     p = _number(b, p, n, True, &f, &v_cat, &st)
@@ -1795,10 +1834,11 @@ def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
 
 
 def next_item(const uint8_t[::1] data, int64_t pos):
-    """The first position at or after ``pos`` just after ``}`` json-whitespace ``,``: where
-    an item starts in a file of :func:`parse_bbox_results`' grammar (whose only ``}`` end
-    items); -1 if there is none. Other files are caught by the parse from there."""
-    cdef int64_t n = data.shape[0], p = pos, q, found = -1
+    """The first position at or after ``pos`` just after ``}`` json-whitespace ``,`` followed
+    by json-whitespace and ``{``: where an item starts in a file of :func:`parse_results`'
+    grammar (inside an item, a ``},`` ends a mask's ``segmentation`` and a key follows);
+    -1 if there is none. Other files are caught by the parse from there."""
+    cdef int64_t n = data.shape[0], p = pos, q, r, found = -1
     with nogil:
         while p < n:
             if data[p] == 125:  # }
@@ -1807,8 +1847,13 @@ def next_item(const uint8_t[::1] data, int64_t pos):
                                  or data[q] == 9):
                     q += 1
                 if q < n and data[q] == 44:
-                    found = q + 1
-                    break
+                    r = q + 1
+                    while r < n and (data[r] == 32 or data[r] == 10 or data[r] == 13
+                                     or data[r] == 9):
+                        r += 1
+                    if r < n and data[r] == 123:
+                        found = q + 1
+                        break
                 p = q
             else:
                 p += 1

@@ -22,14 +22,16 @@ pycocotools objects are accepted but not needed.
 Json files (``.json`` or gzip-compressed ``.json.gz``) are decoded straight into columns,
 block by block (a few MiB at a time), so no list of Python dicts is ever built and the
 memory in use is the columns plus one block. A box results file in the plain form every
-detector writes (a list of ``{"image_id", "category_id", "bbox", "score"}`` and nothing
-else; with masks, ``{"image_id", "category_id", "score", "segmentation": {"size": [h, w],
-"counts": str}}`` with an optional ``bbox``) is parsed by a compiled reader
+detector writes (a list of ``{"image_id", "category_id", "bbox", "score"}``; with masks,
+``{"image_id", "category_id", "score", "segmentation": {"size": [h, w], "counts": str}}``
+with an optional ``bbox``; other fields holding a number, true, false or null, such as
+``id`` or ``area``, are skipped) is parsed by a compiled reader
 (``calibkit.detection._ckernels.parse_results``: the json grammar of exactly those items,
-numbers correctly rounded) straight into the columns; any other file (other keys, polygons
-or uncompressed RLEs, an object with ``annotations``, or anything the reader does not
-accept) is decoded with msgspec's typed decoder, each block's complete
-top-level items into typed records appended to the columns, which also words every error.
+numbers correctly rounded) straight into the columns; any other file (other fields holding
+strings, lists or objects, polygons or uncompressed RLEs, an object with ``annotations``,
+or anything the reader does not accept) is decoded with msgspec's typed decoder, each
+block's complete top-level items into typed records appended to the columns, which also
+words every error.
 Both give the same columns to the last bit. The typed schema is the validation, for files
 and in-memory dicts alike:
 

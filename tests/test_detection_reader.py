@@ -254,6 +254,14 @@ def test_stable_argsort_equals_numpy():
                                       np.argsort(key, kind="stable"))
 
 
+def test_item_boundaries():
+    data = bytearray(b'[{"a": {"b": 1}, "c": 2} ,\n {"d": 3},{"e": 4}]')
+    first = _ckernels.next_item(data, 0)
+    assert data[first:].lstrip().startswith(b'{"d"')  # not the "}," inside the first item
+    assert data[_ckernels.next_item(data, first):].startswith(b'{"e"')
+    assert _ckernels.next_item(data, len(data) - 5) == -1
+
+
 def test_run_ranges_covers_each_item_once():
     for n in (1, 2, 3, 10, 1000):
         for weights in (np.ones(n), np.r_[1e9, np.ones(n - 1)], np.arange(n) ** 3 + 1e5):
@@ -294,13 +302,15 @@ def mask_data():
     return gt, dets
 
 
-@pytest.mark.parametrize("boxes", ["with boxes", "masks only", "some boxes"])
+@pytest.mark.parametrize("boxes", ["with boxes", "masks only", "some boxes", "mask first"])
 @pytest.mark.parametrize("block", [1, 97, 1 << 23])
 def test_mask_results_equal_the_typed_decoder(tmp_path, monkeypatch, mask_data, boxes, block,
                                               threads):
     gt, dets = mask_data
     items = [dict(r) for r in dets]
-    if boxes != "with boxes":  # pycocotools' loadRes takes the box and area of the mask
+    if boxes == "mask first":  # a "}," inside the items: not an item boundary
+        items = [{"segmentation": r["segmentation"], **r} for r in items]
+    elif boxes != "with boxes":  # pycocotools' loadRes takes the box and area of the mask
         for k, r in enumerate(items):
             if boxes == "masks only" or k % 3:
                 del r["bbox"]
@@ -339,3 +349,21 @@ def test_mutated_mask_files_equal_the_typed_decoder(tmp_path, mask_data, threads
         except ValueError as exc:
             got = exc
         _same(got, ref)
+
+
+def test_unused_scalar_fields_are_skipped(tmp_path, threads):
+    """Fields the results do not use (``id``, ``area``, ``iscrowd``: numbers, true, false,
+    null) are skipped by the compiled reader as the typed decoder skips them."""
+    _, dets = make_coco_like(5, seed=2)
+    extra = [{**r, "id": k, "area": 1.5e3, "iscrowd": False, "note": None}
+             for k, r in enumerate(dets)]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(extra))
+    fast = dio._read_plain_results(path)
+    assert fast is not None
+    _same(fast, _typed_decoder_only(path))
+    for bad in ('"id": nul', '"id": 1.', '"id": tru', '"id": 01'):  # not json: msgspec words it
+        path.write_text(json.dumps(dets[:2]).replace('"image_id"', bad + ', "image_id"', 1))
+        assert dio._read_plain_results(path) is None
+        with pytest.raises(ValueError, match="not valid json|json"):
+            detection.load_dets(path)
