@@ -21,13 +21,14 @@ ctypedef fused code_t:
 
 # ---- stable merge sort of positions by a key (numpy's argsort(kind="mergesort")) ----------
 
-cdef inline bint _less_d(const double* key, int64_t a, int64_t b) noexcept nogil:
-    return key[a] < key[b]
+ctypedef fused key_t:
+    double
+    int64_t
 
 
-cdef void _argsort_d(const double* key, int64_t* idx, int64_t* tmp, int64_t n) noexcept nogil:
+cdef void _argsort(const key_t* key, int64_t* idx, int64_t* tmp, int64_t n) noexcept nogil:
     """``idx[:n] = argsort(key[:n], kind="stable")`` (bottom-up merge sort, insertion sort
-    on runs of 16; ``tmp`` holds n entries)."""
+    on runs of 16; ``tmp`` holds n entries), for float or integer keys."""
     cdef int64_t i, j, lo, mid, hi, w, p, q, r, v
     for i in range(n):
         idx[i] = i
@@ -79,61 +80,8 @@ cdef void _argsort_d(const double* key, int64_t* idx, int64_t* tmp, int64_t n) n
         memcpy(idx, src, n * sizeof(int64_t))
 
 
-cdef void _argsort_i(const int64_t* key, int64_t* idx, int64_t* tmp, int64_t n) noexcept nogil:
-    """:func:`_argsort_d` for integer keys."""
-    cdef int64_t i, j, lo, mid, hi, w, p, q, r, v
-    for i in range(n):
-        idx[i] = i
-    lo = 0
-    while lo < n:
-        hi = lo + 16 if lo + 16 < n else n
-        for i in range(lo + 1, hi):
-            v = idx[i]
-            j = i - 1
-            while j >= lo and key[v] < key[idx[j]]:
-                idx[j + 1] = idx[j]
-                j -= 1
-            idx[j + 1] = v
-        lo = hi
-    w = 16
-    cdef int64_t* src = idx
-    cdef int64_t* dst = tmp
-    cdef int64_t* swap
-    while w < n:
-        lo = 0
-        while lo < n:
-            mid = lo + w if lo + w < n else n
-            hi = lo + 2 * w if lo + 2 * w < n else n
-            p = lo
-            q = mid
-            r = lo
-            while p < mid and q < hi:
-                if key[src[q]] < key[src[p]]:
-                    dst[r] = src[q]
-                    q += 1
-                else:
-                    dst[r] = src[p]
-                    p += 1
-                r += 1
-            while p < mid:
-                dst[r] = src[p]
-                p += 1
-                r += 1
-            while q < hi:
-                dst[r] = src[q]
-                q += 1
-                r += 1
-            lo = hi
-        swap = src
-        src = dst
-        dst = swap
-        w *= 2
-    if src != idx:
-        memcpy(idx, src, n * sizeof(int64_t))
-
-
 def argsort_stable(const double[::1] key):
-    """``argsort(key, kind="stable")`` by :func:`_argsort_d` (tested against numpy)."""
+    """``argsort(key, kind="stable")`` by :func:`_argsort` (tested against numpy)."""
     import numpy as np
 
     cdef int64_t n = key.shape[0]
@@ -143,7 +91,7 @@ def argsort_stable(const double[::1] key):
     if tmp == NULL:
         raise MemoryError()
     with nogil:
-        _argsort_d(&key[0] if n else NULL, &o[0] if n else NULL, tmp, n)
+        _argsort(&key[0] if n else NULL, &o[0] if n else NULL, tmp, n)
     free(tmp)
     return out
 
@@ -342,10 +290,10 @@ def sort_images(const int64_t[::1] cls, const double[::1] score, const int64_t[:
                 for j in range(n):
                     seg[j] = order[a + j]
                     neg[j] = -score[seg[j]]
-                _argsort_d(neg, o1, tmp, n)  # by descending score, file order on ties
+                _argsort(neg, o1, tmp, n)  # by descending score, file order on ties
                 for j in range(n):
                     ckey[j] = cls[seg[o1[j]]]
-                _argsort_i(ckey, o2, tmp, n)  # then by class, stable
+                _argsort(ckey, o2, tmp, n)  # then by class, stable
                 for j in range(n):
                     order[a + j] = seg[o1[o2[j]]]
                     irank[a + j] = o2[j]
@@ -448,7 +396,7 @@ def class_order(const double[::1] score, const int64_t[::1] pos,
                 continue
             for j in range(n):
                 neg[j] = -score[pos[a + j]]
-            _argsort_d(neg, o, tmp, n)
+            _argsort(neg, o, tmp, n)
             for j in range(n):
                 out[a + j] = pos[a + o[j]]
     free(neg); free(o); free(tmp)
@@ -639,7 +587,7 @@ def accumulate_classes(const code_t[:, ::1] codes, const double[::1] score,
                 continue
             for j in range(n_c):
                 neg[j] = -score[pos[s0 + j]]
-            _argsort_d(neg, order, tmp, n_c)
+            _argsort(neg, order, tmp, n_c)
             for j in range(n_c):
                 p = pos[s0 + order[j]]
                 srank[j] = rank[p]

@@ -54,6 +54,34 @@ def _same(a, b):
         np.testing.assert_array_equal(a.mask.size, b.mask.size)
 
 
+def _load_or_error(path, **kw):
+    try:
+        return detection.load_dets(path, **kw)
+    except ValueError as exc:
+        return exc
+
+
+def _edited_files(tmp_path, base: bytes, n: int, *, seed: int, alphabet: bytes,
+                  edits: int = 1):
+    """``n`` copies of ``base`` with 1 to ``edits`` random one-byte edits each (replace,
+    delete or insert a byte of ``alphabet``), written in turn to one file."""
+    rng = random.Random(seed)
+    path = tmp_path / "edited.json"
+    for _ in range(n):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, edits)):
+            k = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.4:
+                data[k] = rng.choice(alphabet)
+            elif op < 0.7:
+                del data[k]
+            else:
+                data.insert(k, rng.choice(alphabet))
+        path.write_bytes(bytes(data))
+        yield path
+
+
 def _parse(text: str):
     """Boxes of a results list parsed by the compiled reader in one call."""
     data = bytearray(text.encode())
@@ -162,29 +190,11 @@ def test_other_forms_go_to_the_typed_decoder(tmp_path, text, threads):
 def test_mutated_files_equal_the_typed_decoder(tmp_path, results, threads):
     """Random one-byte edits of a valid file: the answer (columns or error) is the typed
     decoder's every time: the compiled reader never accepts what it refuses."""
-    base = json.dumps(results[:6]).encode()
-    rng = random.Random(1)
-    alphabet = b' \t\n\r,:[]{}"-+.eE0123456789abcdefghijklmnopqrstuvwxyz_\\\x0b'
-    path = tmp_path / "m.json"
     n_fast = 0
-    for _ in range(400):
-        data = bytearray(base)
-        for _ in range(rng.randint(1, 2)):
-            k = rng.randrange(len(data))
-            op = rng.random()
-            if op < 0.4:
-                data[k] = rng.choice(alphabet)
-            elif op < 0.7:
-                del data[k]
-            else:
-                data.insert(k, rng.choice(alphabet))
-        path.write_bytes(bytes(data))
-        ref = _typed_decoder_only(path)
-        try:
-            got = detection.load_dets(path)
-        except ValueError as exc:
-            got = exc
-        _same(got, ref)
+    for path in _edited_files(tmp_path, json.dumps(results[:6]).encode(), 400, seed=1,
+                              alphabet=b' \t\n\r,:[]{}"-+.eE0123456789abcdefghijklmnopqrst'
+                                       b'uvwxyz_\\\x0b', edits=2):
+        _same(_load_or_error(path), _typed_decoder_only(path))
         n_fast += dio._read_plain_results(path) is not None
     assert n_fast > 50  # many edits (whitespace, digits) keep the plain form
 
@@ -328,27 +338,10 @@ def test_mask_results_equal_the_typed_decoder(tmp_path, monkeypatch, mask_data, 
 def test_mutated_mask_files_equal_the_typed_decoder(tmp_path, mask_data, threads):
     gt, dets = mask_data
     g = detection.load_gt(gt, iou_type="segm")
-    base = json.dumps(dets[:5]).encode()
-    rng = random.Random(2)
-    alphabet = b' ,:[]{}"-.e0123456789;<=>?@ABCOZ^_`ahio\\\x7f\x01'
-    path = tmp_path / "m.json"
-    for _ in range(300):
-        data = bytearray(base)
-        k = rng.randrange(len(data))
-        op = rng.random()
-        if op < 0.4:
-            data[k] = rng.choice(alphabet)
-        elif op < 0.7:
-            del data[k]
-        else:
-            data.insert(k, rng.choice(alphabet))
-        path.write_bytes(bytes(data))
-        ref = _typed_decoder_only(path, iou_type="segm", gt=g)
-        try:
-            got = detection.load_dets(path, iou_type="segm", gt=g)
-        except ValueError as exc:
-            got = exc
-        _same(got, ref)
+    for path in _edited_files(tmp_path, json.dumps(dets[:5]).encode(), 300, seed=2,
+                              alphabet=b' ,:[]{}"-.e0123456789;<=>?@ABCOZ^_`ahio\\\x7f\x01'):
+        _same(_load_or_error(path, iou_type="segm", gt=g),
+              _typed_decoder_only(path, iou_type="segm", gt=g))
 
 
 def test_unused_scalar_fields_are_skipped(tmp_path, threads):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +32,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from _detection_worker import peak_mb  # noqa: E402 (the one reading of peak memory)
 
 
 def write_data(folder: Path, n_images: int, n_classes: int, n_shards: int):
@@ -108,6 +110,10 @@ def run_dask(gt_path, shard_paths):
         t = time.perf_counter()
         cal = ckdask.fit(DetectionCalibrator(method="isotonic"), gt, shard_paths)
         times["fit"] = time.perf_counter() - t
+        import cloudpickle
+
+        # the workers cannot import the benchmark's folder: send the function itself
+        cloudpickle.register_pickle_by_value(sys.modules[peak_mb.__module__])
         rss = client.run(peak_mb)
     t = time.perf_counter()
     dets = load_dets(shard_paths[0])
@@ -116,18 +122,6 @@ def run_dask(gt_path, shard_paths):
     return times, {"laece": metrics["laece"], "lrp": metrics["lrp"],
                    "AP": metrics["coco_summary"]["AP"],
                    "worker_peak_mb": sorted(rss.values())}
-
-
-def peak_mb() -> float:
-    """Peak resident memory of this process in MB (``VmHWM`` starts afresh at ``exec``;
-    ``ru_maxrss`` may carry the forking parent's)."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(argv):
