@@ -155,78 +155,44 @@ cdef inline void _fill_block(int64_t k, const double[:, ::1] dbox, const int64_t
         _bbox_iou_block(dbox, det, a, nd, gbox, gcrowd, ga, ng, out)
 
 
-cdef inline int64_t _pick(const double* row, const uint8_t* gig, const uint8_t* gcrowd,
-                          int64_t ng, const uint8_t* matched, double thr,
-                          bint strict) noexcept nogil:
+cdef inline bint _takes(double v, int64_t m, double best, double thr,
+                        bint strict) noexcept nogil:
+    """Whether IoU ``v`` takes over the best box so far (``m``, ``best``): ``v >= best``
+    (on equal IoU the later box wins); ``strict``: also ``v > thr``."""
+    if strict:
+        return not (v <= thr or (m >= 0 and v < best))
+    return not v < best
+
+
+cdef inline int64_t _pick(const double* row, const int64_t* cand, int64_t nc,
+                          const uint8_t* gig, const uint8_t* gcrowd, const uint8_t* matched,
+                          double thr, bint strict) noexcept nogil:
     """Index (in the group) of the box a detection takes, or -1; ``row``, ``gig``,
     ``gcrowd`` and ``matched`` are the group's (IoU row, ignore and crowd flags, taken).
+    The boxes tried are ``cand[:nc]`` (in file order: those whose IoU can reach the lowest
+    threshold; the others can never be taken), or all ``nc`` when ``cand`` is NULL.
 
     Regular boxes are tried first, then ignored ones (pycocotools' stable sort on the
     ignore flag and its ``break`` when a regular match meets an ignored box); a matched box
     is skipped unless it is a crowd region; ``iou >= best`` takes the box, so on equal IoU
     the later box wins. ``strict``: a pair is eligible only if ``iou > thr``.
     """
-    cdef int64_t m = -1, j
-    cdef double best = thr, v
-    for j in range(ng):  # regular boxes
-        if gig[j] or matched[j]:
-            continue
-        v = row[j]
-        if strict:
-            if v <= thr or (m >= 0 and v < best):
-                continue
-        elif v < best:
-            continue
-        best = v
-        m = j
-    if m >= 0:
-        return m
-    for j in range(ng):  # ignored boxes (a crowd region can be taken again)
-        if not gig[j] or (matched[j] and not gcrowd[j]):
-            continue
-        v = row[j]
-        if strict:
-            if v <= thr or (m >= 0 and v < best):
-                continue
-        elif v < best:
-            continue
-        best = v
-        m = j
-    return m
-
-
-cdef inline int64_t _pick_cand(const double* row, const int64_t* cand, int64_t nc,
-                               const uint8_t* gig, const uint8_t* gcrowd,
-                               const uint8_t* matched, double thr, bint strict) noexcept nogil:
-    """:func:`_pick` over the candidate boxes ``cand[:nc]`` only (in file order): the boxes
-    whose IoU can reach the lowest threshold; the others can never be taken."""
     cdef int64_t m = -1, j, q
-    cdef double best = thr, v
+    cdef double best = thr
     for q in range(nc):  # regular boxes
-        j = cand[q]
-        if gig[j] or matched[j]:
+        j = cand[q] if cand != NULL else q
+        if gig[j] or matched[j] or not _takes(row[j], m, best, thr, strict):
             continue
-        v = row[j]
-        if strict:
-            if v <= thr or (m >= 0 and v < best):
-                continue
-        elif v < best:
-            continue
-        best = v
+        best = row[j]
         m = j
     if m >= 0:
         return m
     for q in range(nc):  # ignored boxes (a crowd region can be taken again)
-        j = cand[q]
-        if not gig[j] or (matched[j] and not gcrowd[j]):
+        j = cand[q] if cand != NULL else q
+        if (not gig[j] or (matched[j] and not gcrowd[j])
+                or not _takes(row[j], m, best, thr, strict)):
             continue
-        v = row[j]
-        if strict:
-            if v <= thr or (m >= 0 and v < best):
-                continue
-        elif v < best:
-            continue
-        best = v
+        best = row[j]
         m = j
     return m
 
@@ -359,8 +325,8 @@ def match_groups(const double[:, ::1] dbox, const int64_t[::1] det, const int64_
             for t in range(n_t):
                 memset(matched, 0, ng)
                 for i in range(nd):
-                    m = _pick(block + i * ng, &gig[ga], &gcrowd[ga], ng, matched, thrs[t],
-                              strict)
+                    m = _pick(block + i * ng, NULL, ng, &gig[ga], &gcrowd[ga], matched,
+                              thrs[t], strict)
                     if m < 0:
                         continue
                     matched[m] = 1
@@ -520,8 +486,8 @@ def group_codes(const double[:, ::1] dbox, const double[::1] darea, const int64_
                         # no box reaches the threshold: unmatched whatever is taken
                         if row_max[i] < thr or (strict and row_max[i] <= thr):
                             continue
-                        m = _pick_cand(block + i * ng, cand + i * ng, n_cand[i], gig + a * mg,
-                                       &gcrowd[ga], matched, thr, strict)
+                        m = _pick(block + i * ng, cand + i * ng, n_cand[i], gig + a * mg,
+                                  &gcrowd[ga], matched, thr, strict)
                         if m < 0:
                             continue
                         matched[m] = 1
@@ -1445,6 +1411,41 @@ cdef inline int _key(const uint8_t* b, int64_t p, int64_t q) noexcept nogil:
 
 
 
+cdef inline int64_t _expect(const uint8_t* b, int64_t p, int64_t n, uint8_t ch,
+                            int* st) noexcept nogil:
+    """The position after the byte ``ch`` at ``b[p]`` (json whitespace before it skipped);
+    ``st`` 1 if the data ends first, 2 if another byte is there."""
+    p = _skip_ws(b, p, n)
+    if p >= n:
+        st[0] = 1
+    elif b[p] != ch:
+        st[0] = 2
+    else:
+        p += 1
+    return p
+
+
+cdef int64_t _numbers(const uint8_t* b, int64_t p, int64_t n, bint integer, int64_t k,
+                      double* fval, int64_t* ival, int* st) noexcept nogil:
+    """The json list of ``k`` numbers at ``b[p]`` (integers in int64 with ``integer``, into
+    ``ival``; else doubles into ``fval``); returns the position after it."""
+    cdef int64_t j, dummy = 0
+    cdef double f
+    p = _expect(b, p, n, 91, st)  # [
+    for j in range(k):
+        if st[0]:
+            return p
+        p = _skip_ws(b, p, n)
+        if integer:
+            p = _number(b, p, n, True, &f, &ival[j], st)
+        else:
+            p = _number(b, p, n, False, &fval[j], &dummy, st)
+        if st[0]:
+            return p
+        p = _expect(b, p, n, 93 if j == k - 1 else 44, st)  # "]" after the last, "," before
+    return p
+
+
 cdef int64_t _skip_scalar(const uint8_t* b, int64_t p, int64_t n, int* st) noexcept nogil:
     """Skip the json number, ``true``, ``false`` or ``null`` at ``b[p]`` (the value of a
     field the results do not use, e.g. ``id`` or ``area``); other values (strings, lists,
@@ -1508,7 +1509,7 @@ cdef int64_t _rle_value(const uint8_t* b, int64_t p, int64_t n, int64_t* h, int6
     backslash; the characters are checked with the whole string: pycocotools' alphabet is
     ``0`` to ``o``); sizes must be at least 1 and ``h * w <= 2**29``."""
     cdef int key = -1, seen = 0
-    cdef int64_t q
+    cdef int64_t q, hw[2]
     cdef double f
     if p >= n:
         st[0] = 1
@@ -1530,35 +1531,11 @@ cdef int64_t _rle_value(const uint8_t* b, int64_t p, int64_t n, int64_t* h, int6
             return p
         seen |= 1 << key
         if key == 5:  # size: [h, w]
-            if p >= n:
-                st[0] = 1
-                return p
-            if b[p] != 91:
-                st[0] = 2
-                return p
-            p = _skip_ws(b, p + 1, n)
-            p = _number(b, p, n, True, &f, h, st)
+            p = _numbers(b, p, n, True, 2, &f, hw, st)
             if st[0]:
                 return p
-            p = _skip_ws(b, p, n)
-            if p >= n:
-                st[0] = 1
-                return p
-            if b[p] != 44:
-                st[0] = 2
-                return p
-            p = _skip_ws(b, p + 1, n)
-            p = _number(b, p, n, True, &f, w, st)
-            if st[0]:
-                return p
-            p = _skip_ws(b, p, n)
-            if p >= n:
-                st[0] = 1
-                return p
-            if b[p] != 93:
-                st[0] = 2
-                return p
-            p += 1
+            h[0] = hw[0]
+            w[0] = hw[1]
             if h[0] < 1 or w[0] < 1 or h[0] > (1 << 29) or w[0] > (1 << 29) or (
                     h[0] * w[0] > (1 << 29)):
                 st[0] = 2
@@ -1712,26 +1689,7 @@ def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
                 elif key == 4:
                     p = _rle_value(b, p, n, &mh, &mw, cbuf, &c, &st)
                 else:  # bbox: [x, y, w, h]
-                    if p >= n:
-                        st = 1
-                        break
-                    if b[p] != 91:
-                        st = 2
-                        break
-                    p += 1
-                    for j in range(4):
-                        p = _skip_ws(b, p, n)
-                        p = _number(b, p, n, False, &v_box[j], &dummy, &st)
-                        if st:
-                            break
-                        p = _skip_ws(b, p, n)
-                        if p >= n:
-                            st = 1
-                            break
-                        if b[p] != (93 if j == 3 else 44):  # "]" after the 4th, "," before
-                            st = 2
-                            break
-                        p += 1
+                    p = _numbers(b, p, n, False, 4, v_box, &dummy, &st)
                 if st:
                     break
                 p = _skip_ws(b, p, n)
