@@ -93,7 +93,7 @@ def main():
     cy = np.r_[0.0, np.cumsum(np.sort(y))]
     rows.append((f"hull pass, {args.n_peer:.0e} (compiled)",
                  best_of(lambda: _hull_kernel()(c, cy), args.repeat),
-                 "pure-Python fallback (same pass)",
+                 "pure-Python reference (same pass)",
                  best_of(lambda: _upper_slopes_py(c, cy), 1)))
 
     for kind in ("uniform", "separable", "skewed"):
