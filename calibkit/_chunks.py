@@ -97,9 +97,9 @@ def _pool(n_threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def run_ranges(fn, weights) -> None:
+def run_ranges(fn, weights) -> list:
     """Call ``fn(lo, hi)`` on contiguous ranges that cover ``[0, len(weights))``, on
-    :func:`kernel_threads` threads.
+    :func:`kernel_threads` threads; the results of the calls, in the ranges' order.
 
     ``fn`` is a compiled kernel that releases the GIL and writes disjoint outputs for
     disjoint ranges; ``weights`` (one per item, e.g. the work of a group) balance the
@@ -108,18 +108,17 @@ def run_ranges(fn, weights) -> None:
     """
     n = len(weights)
     if n == 0:
-        return
+        return []
     n_threads = min(kernel_threads(), n)
     cum = np.cumsum(weights, dtype=np.float64)
     total = float(cum[-1])
     if n_threads == 1 or total < PARALLEL_MIN_WEIGHT:
-        fn(0, n)
-        return
+        return [fn(0, n)]
     n_ranges = min(n, 4 * n_threads)
     cuts = np.searchsorted(cum, total * np.arange(1, n_ranges) / n_ranges, side="left") + 1
     bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))
-    run_tasks([partial(fn, int(lo), int(hi))
-               for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
+    return run_tasks([partial(fn, int(lo), int(hi))
+                      for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
 
 
 def run_tasks(calls) -> list:

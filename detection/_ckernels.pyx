@@ -1592,7 +1592,7 @@ cdef int64_t _rle_value(const uint8_t* b, int64_t p, int64_t n, int64_t* h, int6
 def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
                   int64_t[::1] img, int64_t[::1] cat, double[::1] score, double[:, ::1] box,
                   double[::1] area, int64_t n0, int64_t stop, bint segm,
-                  uint8_t[::1] has_box, int64_t[:, ::1] msize, int64_t[::1] mend,
+                  int64_t[:, ::1] msize, int64_t[::1] mend,
                   uint8_t[::1] counts, int64_t c0):
     """Results from ``data[pos:]`` into the columns from row ``n0`` on, until the columns
     are full, the data ends, the list closes or (``stop >= 0``) an item separator ``,``
@@ -1602,10 +1602,11 @@ def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
 
     Items: ``{"image_id", "category_id", "bbox", "score"}``; with ``segm``,
     ``{"image_id", "category_id", "score", "segmentation": {"size": [h, w], "counts":
-    "..."}}`` and an optional ``bbox`` (``has_box``), the masks' sizes in ``msize``, their
-    strings (checked as :func:`check_counts` does) appended to ``counts`` from ``c0`` on (the caller leaves room for as many bytes
-    as the data has), each row's end offset in ``mend``. ``area`` = w * h of each box (-1
-    for a mask result without one: :func:`rle_box_area` gives its box and area). Boxes with a negative width or height are left to the
+    "..."}}`` and an optional ``bbox``, the masks' sizes in ``msize``, their strings
+    (checked as :func:`check_counts` does) appended to ``counts`` from ``c0`` on (the caller
+    leaves room for as many bytes as the data has), each row's end offset in ``mend``.
+    ``area`` = w * h of each box, -1 for a mask result without one (:func:`rle_box_area`
+    then gives its box and area). Boxes with a negative width or height are left to the
     typed decoder (which words the error).
 
     Returns ``(status, n, next, next_first, c)``: :data:`PARSE_MORE`, ``_END``, ``_FULL``,
@@ -1729,7 +1730,6 @@ def parse_results(const uint8_t[::1] data, int64_t pos, bint first, bint eof,
                 if _check_one(cbuf, c_item, c, mh * mw) != 0:
                     result = PARSE_UNSUPPORTED
                     break
-                has_box[row] = (seen & 4) != 0
                 msize[row, 0] = mh
                 msize[row, 1] = mw
                 mend[row] = c

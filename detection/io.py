@@ -1102,6 +1102,53 @@ def _read_results_file(path, iou_type: str = "bbox", sizes=None) -> Detections:
                          "damaged.") from exc
 
 
+class _Columns:
+    """Growing result columns (image_id, category_id, score, box, area), filled in place so
+    that reading never holds two copies of them, and the masks block by block."""
+
+    def __init__(self):
+        self.capacity = 0
+        self.n = 0
+        self.arrays = None
+        self.masks = []
+
+    def _new_arrays(self, capacity: int) -> list:
+        return [np.empty(capacity, np.int64), np.empty(capacity, np.int64),
+                np.empty(capacity), np.empty((capacity, 4)), np.empty(capacity)]
+
+    def reserve(self, capacity: int) -> None:
+        old = self.arrays
+        self.arrays = self._new_arrays(capacity)
+        if old is not None:
+            for new, a in zip(self.arrays, old, strict=True):
+                new[: self.n] = a[: self.n]
+        self.capacity = capacity
+
+    def columns(self) -> list:
+        """image_id, category_id, score, box, area of the rows filled."""
+        n = self.n
+        if n < 0.9 * self.capacity:  # much too large (a gzip file): give the memory back
+            return [a[:n].copy() for a in self.arrays[:5]]
+        return [a[:n] for a in self.arrays[:5]]
+
+    def append(self, parts) -> None:
+        img, cat, score, box, mask, area = parts
+        cols = (img, cat, score, box, area)
+        k = len(cols[0])
+        if self.n + k > self.capacity:
+            self.reserve(max(int(self.capacity * 1.25), self.n + k))
+        for arr, part in zip(self.arrays, cols, strict=True):
+            arr[self.n: self.n + k] = part
+        if mask is not None:
+            self.masks.append(mask)
+        self.n += k
+
+    def result(self):
+        cols = self.columns()
+        mask = Masks.concatenate(self.masks) if self.masks else None
+        return cols[:4] + [mask, cols[4]]
+
+
 # statuses of calibkit.detection._ckernels.parse_results
 _PARSE_MORE, _PARSE_END, _PARSE_FULL, _PARSE_UNSUPPORTED, _PARSE_STOP = range(5)
 #: the shortest item of the plain forms, ``{"image_id":0,"category_id":0,"bbox":[0,0,0,0],
@@ -1163,33 +1210,21 @@ def _image_sizes(img: np.ndarray, sizes):
     return np.where(known, hts[pos], np.nan), np.where(known, wds[pos], np.nan)
 
 
-class _PlainColumns:
-    """Columns of the compiled reader: image_id, category_id, score, box, area and, for
-    masks, has_box, mask size, each mask's end offset in ``counts`` (the strings, ``c``
-    bytes used)."""
-
-    _NONE = (np.zeros(0, np.uint8), np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+class _PlainColumns(_Columns):
+    """Columns of the compiled reader: :class:`_Columns`' five and, for masks, each mask's
+    size and end offset in ``counts`` (the strings, ``c`` bytes used); without masks those
+    two are empty."""
 
     def __init__(self, segm: bool):
+        super().__init__()
         self.segm = segm
-        self.n = 0
-        self.capacity = 0
-        self.arrays = None
         self.counts = np.zeros(0, np.uint8)
         self.c = 0
 
-    def reserve(self, capacity: int) -> None:
-        old = self.arrays
-        new = [np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity),
-               np.empty((capacity, 4)), np.empty(capacity)]
-        new += ([np.empty(capacity, np.uint8), np.empty((capacity, 2), np.int64),
-                 np.empty(capacity, np.int64)] if self.segm else list(self._NONE))
-        if old is not None:
-            for dst, src in zip(new, old, strict=True):
-                if len(src):
-                    dst[: self.n] = src[: self.n]
-        self.arrays = new
-        self.capacity = capacity
+    def _new_arrays(self, capacity: int) -> list:
+        rows = capacity if self.segm else 0
+        return super()._new_arrays(capacity) + [np.empty((rows, 2), np.int64),
+                                                 np.empty(rows, np.int64)]
 
     def room(self, nbytes: int) -> None:
         """Room for ``nbytes`` more bytes of mask strings."""
@@ -1205,13 +1240,12 @@ class _PlainColumns:
 
     def detections(self) -> Detections:
         n = self.n
-        cols = [a[:n].copy() if n < 0.9 * self.capacity else a[:n] for a in self.arrays[:5]]
         mask = None
         if self.segm:
             offsets = np.zeros(n + 1, np.int64)
-            offsets[1:] = self.arrays[7][:n]
-            mask = Masks(self.counts[: self.c], offsets, self.arrays[6][:n].copy())
-        img, cat, score, box, area = cols
+            offsets[1:] = self.arrays[6][:n]
+            mask = Masks(self.counts[: self.c], offsets, self.arrays[5][:n].copy())
+        img, cat, score, box, area = self.columns()
         return Detections(img, cat, score, box, mask, area)
 
 
@@ -1356,8 +1390,7 @@ class _PlainReader:
                 cols.room(c)
                 cols.counts[cols.c: cols.c + c] = spare.counts[:c]
                 cols.arrays[5][cols.n: cols.n + k] = spare.arrays[5][:k]
-                cols.arrays[6][cols.n: cols.n + k] = spare.arrays[6][:k]
-                cols.arrays[7][cols.n: cols.n + k] = spare.arrays[7][:k] + cols.c
+                cols.arrays[6][cols.n: cols.n + k] = spare.arrays[6][:k] + cols.c
                 cols.c += c
             cols.n += k
         status, _, nxt, nxt_first, _ = out[-1]
@@ -1442,47 +1475,6 @@ def _read_results_blocks(path, iou_type: str, sizes) -> Detections:
     if offset == 0:
         return _empty_dets(segm)
     return Detections(*cols.result())
-
-
-class _Columns:
-    """Growing result columns (image_id, category_id, score, box, area), filled in place so
-    that reading never holds two copies of them, and the masks block by block."""
-
-    def __init__(self):
-        self.capacity = 0
-        self.n = 0
-        self.arrays = None
-        self.masks = []
-
-    def reserve(self, capacity: int) -> None:
-        old = self.arrays
-        self.arrays = [np.empty(capacity, np.int64), np.empty(capacity, np.int64),
-                       np.empty(capacity), np.empty((capacity, 4)), np.empty(capacity)]
-        if old is not None:
-            for new, a in zip(self.arrays, old, strict=True):
-                new[: self.n] = a[: self.n]
-        self.capacity = capacity
-
-    def append(self, parts) -> None:
-        img, cat, score, box, mask, area = parts
-        cols = (img, cat, score, box, area)
-        k = len(cols[0])
-        if self.n + k > self.capacity:
-            self.reserve(max(int(self.capacity * 1.25), self.n + k))
-        for arr, part in zip(self.arrays, cols, strict=True):
-            arr[self.n: self.n + k] = part
-        if mask is not None:
-            self.masks.append(mask)
-        self.n += k
-
-    def result(self):
-        n = self.n
-        if n < 0.9 * self.capacity:  # much too large (a gzip file): give the memory back
-            cols = [a[:n].copy() for a in self.arrays]
-        else:
-            cols = [a[:n] for a in self.arrays]
-        mask = Masks.concatenate(self.masks) if self.masks else None
-        return cols[:4] + [mask, cols[4]]
 
 
 def _find_cut(pending: bytearray, eof: bool):

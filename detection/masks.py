@@ -365,17 +365,13 @@ def _polygon_strings(flat, start, end, hw):
     (pycocotools' ``rleFrPoly`` and ``rleToString`` compiled:
     ``calibkit.detection._ckernels.polygon_strings``), on every core: the bytes joined
     and the length of each."""
-    from calibkit._chunks import kernel_threads, run_tasks
+    from calibkit._chunks import run_ranges
     from calibkit.detection import _ckernels
 
-    n = len(start)
-    work = np.cumsum(end - start + 8, dtype=np.float64)
-    n_ranges = min(n, 4 * kernel_threads()) if work[-1] > 1 << 14 else 1
-    cuts = np.searchsorted(work, work[-1] * np.arange(1, n_ranges) / n_ranges) + 1
-    bounds = np.unique(np.concatenate(([0], np.clip(cuts, 1, n), [n])))
-    parts = run_tasks([partial(_ckernels.polygon_strings, flat, start, end, hw, int(lo),
-                               int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
-                                                          strict=True)])
+    if not len(start):
+        return b"", np.zeros(0, np.int64)
+    parts = run_ranges(partial(_ckernels.polygon_strings, flat, start, end, hw),
+                       end - start + 8)  # the work of a polygon: about its points
     return b"".join(p[0] for p in parts), np.concatenate([p[1] for p in parts])
 
 

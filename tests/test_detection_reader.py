@@ -88,7 +88,7 @@ def _parse(text: str):
     n = text.count("{") + 1
     cols = [np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros((n, 4)),
             np.zeros(n)]
-    none = (np.zeros(0, np.uint8), np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
+    none = (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
     status, k, _, _, _ = _ckernels.parse_results(data, data.index(b"[") + 1, True, True,
                                                  *cols, 0, -1, False, *none,
                                                  np.zeros(0, np.uint8), 0)
